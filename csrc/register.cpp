@@ -1,0 +1,39 @@
+// The one schema registry of orthocore's compiled kernels.
+//
+// Each kernel is declared here once and implemented per device in csrc/cpu/*.cpp
+// (TORCH_LIBRARY_IMPL(orthocore, CPU, m)) and csrc/cuda/*.cu (... CUDA ...). Python
+// reaches them through torch.ops.orthocore.<name>; orthocore.ops wraps them in the
+// public custom ops (autograd, fake tensors, backend choice). Importing the module
+// `orthocore._C` runs these registrations; it exposes no Python functions itself.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(orthocore, m) {
+  // Per-row statistics and cosine of two (B, D) contiguous tensors of one dtype.
+  // Returns delta (B,) in the input dtype and stats (B, 3) = [a.b, |a|^2, |b|^2] in the
+  // accumulation dtype (float32, or float64 for float64 inputs).
+  m.def("normalized_dot_fwd(Tensor a, Tensor b) -> (Tensor delta, Tensor stats)");
+  // Gradients of sum(grad_delta * delta) with respect to a and b from the saved stats.
+  // A gradient that is not asked for comes back as an empty tensor.
+  m.def(
+      "normalized_dot_bwd(Tensor grad_delta, Tensor a, Tensor b, Tensor stats, bool need_a, "
+      "bool need_b) -> (Tensor grad_a, Tensor grad_b)");
+}
+
+// Tells Python whether this build carries the CUDA kernels.
+TORCH_LIBRARY_FRAGMENT(orthocore, m) {
+  m.def("_built_with_cuda() -> bool", []() -> bool {
+#ifdef ORTHOCORE_WITH_CUDA
+    return true;
+#else
+    return false;
+#endif
+  });
+}

@@ -1,0 +1,5 @@
+import sys
+
+from orthocore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""Shared fixtures. Triton kernels run on the CPU through Triton's interpreter when no
+GPU is visible: the switch must be set before anything imports triton."""
+
+import os
+
+if "TRITON_INTERPRET" not in os.environ and not os.path.exists("/dev/nvidia0"):
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import orthocore  # noqa: E402
+from orthocore import dispatch  # noqa: E402
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Every test that takes it runs on the CPU, and on CUDA where a GPU exists."""
+    return torch.device(request.param)
+
+
+def backends_for(device: torch.device, op_backends: dispatch.OpBackends) -> list[str]:
+    """The compiled backends of an op that can run on ``device`` here (not the reference)."""
+    status = orthocore.backends()
+    return [
+        name
+        for name in op_backends.impls
+        if name != "reference" and status[name].available and dispatch.runs_on(name, device)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
