@@ -16,7 +16,7 @@ if "CUDA_HOME" not in os.environ and os.path.isfile("/usr/local/cuda/include/cud
     os.environ["CUDA_HOME"] = "/usr/local/cuda"
 
 import torch  # noqa: E402
-from setuptools import setup  # noqa: E402
+from setuptools import find_packages, setup  # noqa: E402
 from torch.utils import cpp_extension  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def _extension():
 
 
 setup(
-    packages=["orthocore", "orthocore.ops", "orthocore.kernels"],
+    packages=find_packages(include=["orthocore", "orthocore.*"]) + ["orthocore.kernels"],
     package_dir={"orthocore": "orthocore", "orthocore.kernels": "kernels"},
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
