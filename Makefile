@@ -28,7 +28,7 @@ $(VENV)/build.stamp: $(VENV)/deps.stamp $(SOURCES) pyproject.toml
 setup: $(VENV)/build.stamp
 
 test: setup
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests orthocore --doctest-modules -q
 
 demo: setup
 	$(VENV)/bin/orthocore demo

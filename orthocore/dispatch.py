@@ -124,8 +124,9 @@ def use_backend(name: str) -> Iterator[None]:
     Examples:
         >>> import torch, orthocore
         >>> with orthocore.use_backend("reference"):
-        ...     orthocore.ops.normalized_dot(torch.ones(2, 3), torch.ones(2, 3))
-        tensor([1., 1.])
+        ...     delta = orthocore.ops.normalized_dot(torch.ones(2, 3), -torch.ones(2, 3))
+        >>> [round(value, 4) for value in delta.tolist()]
+        [-1.0, -1.0]
     """
     token = _forced.set(_check_name(name, "use_backend(name)"))
     try:

@@ -262,8 +262,9 @@ def normalized_dot(a: Tensor, b: Tensor) -> Tensor:
     Examples:
         >>> import torch
         >>> from orthocore.ops import normalized_dot
-        >>> normalized_dot(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 2.0], [3.0, 3.0]]))
-        tensor([0., 1.])
+        >>> delta = normalized_dot(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 2.0], [3.0, 3.0]]))
+        >>> [round(value, 4) for value in delta.tolist()]
+        [0.0, 1.0]
     """
     _check_inputs(a, b)
     return _NormalizedDot.apply(a, b)[0]
