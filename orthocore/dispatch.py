@@ -58,6 +58,10 @@ def _compiled_extension() -> tuple[bool, bool, str]:
     return True, bool(torch.ops.orthocore._built_with_cuda()), ""
 
 
+# Loaded at import, so that torch.ops.orthocore.* exist as soon as orthocore does.
+_compiled_extension()
+
+
 def triton_interpreting() -> bool:
     """True when Triton kernels run on the CPU through Triton's interpreter."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"

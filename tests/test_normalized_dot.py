@@ -162,13 +162,14 @@ def test_torch_func_grad_composes(device):
 
 
 
-def test_torch_compile_fullgraph(device):
+@pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph(device, compiler):
     a, b = _pair((8, 3, 4, 4), torch.float32, device)
 
     def fn(x, y):
         return (normalized_dot(x * 2, y) ** 2).mean()
 
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(fn, fullgraph=True, backend=compiler)
     got = compiled(a, b)
     grads = torch.autograd.grad(got, (a, b))
     want = fn(a, b)

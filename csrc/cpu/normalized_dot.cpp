@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../normalized_dot.h"
+#include "simd.h"
 
 namespace orthocore {
 namespace {
@@ -36,7 +37,7 @@ RowSplit split_rows(int64_t rows, int64_t cols) {
 }
 
 template <typename scalar_t, typename acc_t>
-inline void accumulate_stats(const scalar_t* a, const scalar_t* b, int64_t n, acc_t* out) {
+ORTHOCORE_SIMD_CLONES void accumulate_stats(const scalar_t* a, const scalar_t* b, int64_t n, acc_t* out) {
   acc_t ab = 0, aa = 0, bb = 0;
 #pragma omp simd reduction(+ : ab, aa, bb)
   for (int64_t i = 0; i < n; ++i) {
@@ -53,7 +54,7 @@ inline void accumulate_stats(const scalar_t* a, const scalar_t* b, int64_t n, ac
 
 // out[i] = cx * x[i] + cy * y[i]
 template <typename scalar_t, typename acc_t>
-inline void linear_combination(const scalar_t* x, const scalar_t* y, acc_t cx, acc_t cy, int64_t n,
+ORTHOCORE_SIMD_CLONES void linear_combination(const scalar_t* x, const scalar_t* y, acc_t cx, acc_t cy, int64_t n,
                                scalar_t* out) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

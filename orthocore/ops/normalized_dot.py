@@ -12,7 +12,6 @@ usually a constant). Sums accumulate in float32 (float64 for float64 inputs).
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
@@ -24,7 +23,7 @@ _OP = "normalized_dot"
 
 
 def _flat(x: Tensor) -> Tensor:
-    return x.reshape(x.shape[0], math.prod(x.shape[1:])).contiguous()  # (B, D)
+    return (x.flatten(1) if x.dim() > 1 else x.unsqueeze(1)).contiguous()  # (B, D)
 
 
 # --------------------------------------------------------------------------- reference
@@ -235,7 +234,9 @@ class _NormalizedDot(torch.autograd.Function):
     def backward(ctx, grad_delta, _grad_stats):
         a, b, stats = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        return _NormalizedDotBackward.apply(grad_delta, a, b, stats, need_a, need_b)
+        if torch.is_grad_enabled():  # a graph of the backward is wanted: keep it differentiable
+            return _NormalizedDotBackward.apply(grad_delta, a, b, stats, need_a, need_b)
+        return _NormalizedDotBackward.forward(grad_delta, a, b, stats, need_a, need_b)
 
 
 # Direct callers of torch.ops.orthocore.normalized_dot get the same autograd.
