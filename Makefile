@@ -13,7 +13,7 @@ export MAX_JOBS ?= 2
 
 SOURCES := setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu csrc/cuda/*.cuh)
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean system-deps
 
 $(VENV)/deps.stamp: requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,7 +25,15 @@ $(VENV)/build.stamp: $(VENV)/deps.stamp $(SOURCES) pyproject.toml
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $@
 
-setup: $(VENV)/build.stamp
+# Debian's Chromium renders the HTML report in the tests. Installed when missing and
+# this user may use apt-get (root, as on CI); otherwise that one test is skipped.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium missing and apt-get unavailable; the report-rendering test will be skipped"; fi; }
+
+setup: system-deps $(VENV)/build.stamp
 
 test: setup
 	$(PY) -m pytest tests orthocore --doctest-modules -q

@@ -1,0 +1,294 @@
+"""The study report: figures (PNG), ``report.html`` (self-contained), ``report.md``.
+
+A finished run directory holds ``results.json`` (written by the study) and, for the
+image panels, ``panels.npz``. :func:`write_report` turns them into
+
+* ``figures/fooling_<source>.png`` — Figs. 5/6, ``figures/gradcam.png`` — Fig. 3,
+  ``figures/perturbations.png`` — Fig. 4;
+* ``report.md`` (links the PNGs) and ``report.html`` (PNGs embedded as data URIs, so the
+  one file can be mailed or archived).
+
+``results.json`` schema (all fooling ratios and accuracies in %, ε as fractions):
+
+.. code-block:: text
+
+    title, seed, config{}, versions{}, timings{stage: seconds}, notes[str]
+    models[]:   name, role (reference|ordinary|surrogate|orthogonal), lambda,
+                val_accuracy, train_seconds,
+                delta{signed_mean, signed_std, abs_mean, abs_std}   (against the reference)
+    transfer[]: source, target, attack, eps, fooling_ratio, n
+    defenses[]: target, defense, setting, clean_fooling_ratio, attack, eps, fooling_ratio
+    panels{}:   gradcam_models[str], perturbation_attacks[str], perturbation_eps[float]
+
+The report states plainly which of the paper's claims the measured numbers reproduce
+(:func:`reproduction_checks`): verdicts come from the numbers, never from expectations.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from orthocore import plots
+
+
+def _fmt(value, digits=1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def similarity_table(models: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
+    """Tables I/II: δ against the reference, accuracy and training time per model."""
+    header = ["model", "role", "λ", "val. accuracy (%)", "δ (mean ± std)", "|δ| (mean ± std)", "training time (s)"]
+    rows = []
+    for m in models:
+        d = m.get("delta") or {}
+        rows.append(
+            [
+                m["name"],
+                m["role"],
+                _fmt(m.get("lambda"), 2),
+                _fmt(m.get("val_accuracy"), 2),
+                f"{_fmt(d.get('signed_mean'), 3)} ± {_fmt(d.get('signed_std'), 3)}" if d else "(reference)",
+                f"{_fmt(d.get('abs_mean'), 3)} ± {_fmt(d.get('abs_std'), 3)}" if d else "(reference)",
+                _fmt(m.get("train_seconds"), 1),
+            ]
+        )
+    return header, rows
+
+
+def defense_table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
+    """Table III: clean fooling ratio and fooling under each attack at ε₁/ε₂ per row."""
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    eps = sorted({r["eps"] for r in rows})
+    header = ["target", "defense", "setting", "clean (%)"] + [
+        f"{a.upper()} ε={'/'.join(f'{e:g}' for e in eps)} (%)" for a in attacks
+    ]
+    variants = list(dict.fromkeys((r["target"], r["defense"], r["setting"]) for r in rows))
+    table = []
+    for target, defense, setting in variants:
+        mine = [r for r in rows if (r["target"], r["defense"], r["setting"]) == (target, defense, setting)]
+        cells = [target, defense, setting, _fmt(mine[0]["clean_fooling_ratio"])]
+        for attack in attacks:
+            by_eps = {r["eps"]: r["fooling_ratio"] for r in mine if r["attack"] == attack}
+            cells.append(" / ".join(_fmt(by_eps.get(e)) for e in eps))
+        table.append(cells)
+    return header, table
+
+
+def _fooling(transfer, source, target, attack, eps):
+    for r in transfer:
+        if (r["source"], r["target"], r["attack"]) == (source, target, attack) and abs(r["eps"] - eps) < 1e-9:
+            return r["fooling_ratio"]
+    return None
+
+
+def reproduction_checks(results: Mapping) -> list[tuple[str, str, str]]:
+    """The paper's claims, each with what this run measured and a verdict.
+
+    Returns:
+        ``(claim, measured, verdict)`` triples; verdict is ``"reproduced"``,
+        ``"not reproduced"`` or ``"not measured"``.
+    """
+    models = results.get("models", [])
+    by_role: dict[str, list[Mapping]] = {}
+    for m in models:
+        by_role.setdefault(m["role"], []).append(m)
+    reference = (by_role.get("reference") or [None])[0]
+    ordinary = (by_role.get("ordinary") or [None])[0]
+    orthogonal = by_role.get("orthogonal", [])
+    checks = []
+
+    claim = "Orthogonal training drives δ to the reference towards 0; an ordinary retrain stays correlated (Tables I/II)"
+    if ordinary and orthogonal and ordinary.get("delta"):
+        base = ordinary["delta"]["abs_mean"]
+        measured = f"|δ| ordinary {base:.3f}; " + ", ".join(
+            f"λ={m['lambda']:g}: {m['delta']['abs_mean']:.3f}" for m in orthogonal
+        )
+        ok = all(m["delta"]["abs_mean"] < 0.5 * base for m in orthogonal)
+        checks.append((claim, measured, "reproduced" if ok else "not reproduced"))
+    else:
+        checks.append((claim, "–", "not measured"))
+
+    claim = "Orthogonal models keep their accuracy: within 5 points of the reference (Table I)"
+    if reference and orthogonal:
+        drops = [(m["lambda"], reference["val_accuracy"] - m["val_accuracy"]) for m in orthogonal]
+        measured = ", ".join(f"λ={lam:g}: {drop:+.2f} pts" for lam, drop in drops)
+        verdict = "reproduced" if all(drop <= 5 for _, drop in drops) else "not reproduced"
+        checks.append((claim, measured, verdict))
+    else:
+        checks.append((claim, "–", "not measured"))
+
+    transfer = results.get("transfer", [])
+    claim = "Transferred attacks fool the orthogonal target less than the ordinary retrained target (Figs. 5/6)"
+    if transfer and ordinary and orthogonal:
+        eps_values = sorted({r["eps"] for r in transfer})
+        eps = min(eps_values, key=lambda e: abs(e - 0.05))
+        parts, wins, total = [], 0, 0
+        for source in dict.fromkeys(r["source"] for r in transfer):
+            for attack in dict.fromkeys(r["attack"] for r in transfer):
+                base = _fooling(transfer, source, ordinary["name"], attack, eps)
+                best = min(
+                    (f for m in orthogonal if (f := _fooling(transfer, source, m["name"], attack, eps)) is not None),
+                    default=None,
+                )
+                if base is None or best is None:
+                    continue
+                total += 1
+                wins += best < base
+                parts.append(f"{source}/{attack}: {base:.1f}% → {best:.1f}%")
+        measured = f"at ε = {eps * 100:g}%, ordinary → best orthogonal: " + "; ".join(parts)
+        verdict = "reproduced" if total and wins == total else ("not reproduced" if total else "not measured")
+        checks.append((claim, measured + f" ({wins}/{total} lower)", verdict))
+    else:
+        checks.append((claim, "–", "not measured"))
+
+    defenses = results.get("defenses", [])
+    claim = "Input-transformation defenses change clean predictions; the orthogonal model does not need to (Table III)"
+    if defenses:
+        clean = {}
+        for r in defenses:
+            clean[(r["target"], r["defense"], r["setting"])] = r["clean_fooling_ratio"]
+        defended = [v for (t, d, s), v in clean.items() if d != "none"]
+        undefended = [v for (t, d, s), v in clean.items() if d == "none"]
+        measured = f"clean fooling: defenses {min(defended):.1f}–{max(defended):.1f}%, undefended models {max(undefended):.1f}%"
+        verdict = "reproduced" if max(defended) > 0 and max(undefended) == 0 else "not reproduced"
+        checks.append((claim, measured, verdict))
+    else:
+        checks.append((claim, "–", "not measured"))
+    return checks
+
+
+def _figures(run_dir: Path, results: Mapping) -> list[tuple[str, Path]]:
+    """Draws every figure the run's data allows; returns (caption, path) pairs."""
+    figure_dir = run_dir / "figures"
+    figure_dir.mkdir(exist_ok=True)
+    figures = []
+    roles = {m["name"]: m["role"] for m in results.get("models", [])}
+    transfer = results.get("transfer", [])
+    for source in dict.fromkeys(r["source"] for r in transfer):
+        source_roles = {**roles, source: "source"}
+        path = plots.plot_fooling_curves(transfer, source, source_roles, figure_dir / f"fooling_{source}.png")
+        figures.append((f"Fooling ratio vs ε, perturbations crafted on '{source}' (Figs. 5/6)", path))
+    panels_file = run_dir / "panels.npz"
+    panels = results.get("panels", {})
+    if panels_file.exists() and panels:
+        with np.load(panels_file) as data:
+            if panels.get("gradcam_models"):
+                maps = {name: data[f"gradcam_{i}"] for i, name in enumerate(panels["gradcam_models"])}
+                path = plots.plot_gradcam_grid(data["gradcam_images"], maps, figure_dir / "gradcam.png")
+                figures.append(("Grad-CAM of the reference and orthogonal models (Fig. 3)", path))
+            if panels.get("perturbation_attacks"):
+                adversarial = {a: data[f"perturbation_{a}"] for a in panels["perturbation_attacks"]}
+                path = plots.plot_perturbation_panel(
+                    data["perturbation_clean"], adversarial, panels["perturbation_eps"], figure_dir / "perturbations.png"
+                )
+                figures.append(("Clean and adversarial images over the ε grid (Fig. 4)", path))
+    return figures
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _html_table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #bbb;padding:3px 8px;text-align:left}
+th{background:#eee}img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}
+.reproduced{color:#17702a}.not-reproduced{color:#b01c1c}.not-measured{color:#777}pre{background:#f6f6f6;padding:0.8em;overflow:auto}
+"""
+
+# Marks, once the page has loaded, how many figures actually decoded: the report's
+# test reads these attributes from the rendered DOM.
+_IMAGE_CHECK = """
+window.addEventListener('load', function () {
+  var images = Array.prototype.slice.call(document.images);
+  document.body.dataset.imagesTotal = images.length;
+  document.body.dataset.imagesLoaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+});
+"""
+
+
+def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
+    """Builds the figures, ``report.md`` and ``report.html`` of a finished run.
+
+    Args:
+        run_dir: a directory with ``results.json`` (and optionally ``panels.npz``).
+
+    Returns:
+        Mapping with the paths of ``html``, ``markdown`` and each figure.
+
+    Raises:
+        FileNotFoundError: if ``run_dir/results.json`` does not exist.
+    """
+    run_dir = Path(run_dir)
+    results_file = run_dir / "results.json"
+    if not results_file.is_file():
+        raise FileNotFoundError(f"write_report: {results_file} not found: run the study first (orthocore demo / run)")
+    results = json.loads(results_file.read_text())
+    figures = _figures(run_dir, results)
+    checks = reproduction_checks(results)
+    tables = [("Tables I/II — similarity to the reference, accuracy, cost", similarity_table(results.get("models", [])))]
+    if results.get("defenses"):
+        tables.append(("Table III — defenses vs the orthogonal model", defense_table(results["defenses"])))
+    title = results.get("title", "orthocore study")
+    config_text = json.dumps(
+        {k: results.get(k) for k in ("seed", "config", "versions", "timings")}, indent=2, sort_keys=True
+    )
+
+    md = [f"# {title}", "", "## What was reproduced", ""]
+    md += [markdown_table(["claim (paper)", "measured here", "verdict"], checks), ""]
+    md += [f"- {note}" for note in results.get("notes", [])] + [""]
+    for caption, (header, rows) in tables:
+        md += [f"## {caption}", "", markdown_table(header, rows), ""]
+    md += ["## Figures", ""] + [f"![{caption}](figures/{path.name})\n\n*{caption}*\n" for caption, path in figures]
+    md += ["## Configuration, versions, seed, timings", "", "```json", config_text, "```", ""]
+    markdown_path = run_dir / "report.md"
+    _write_atomic(markdown_path, "\n".join(md))
+
+    parts = [f"<h1>{html.escape(title)}</h1>", "<h2>What was reproduced</h2>"]
+    check_rows = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{html.escape(m)}</td>"
+        f"<td class='{v.replace(' ', '-')}'>{html.escape(v)}</td></tr>"
+        for c, m, v in checks
+    )
+    parts.append(f"<table><thead><tr><th>claim (paper)</th><th>measured here</th><th>verdict</th></tr></thead>"
+                 f"<tbody>{check_rows}</tbody></table>")
+    parts += ["<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in results.get("notes", [])) + "</ul>"]
+    for caption, (header, rows) in tables:
+        parts += [f"<h2>{html.escape(caption)}</h2>", _html_table(header, rows)]
+    parts.append("<h2>Figures</h2>")
+    for caption, path in figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(
+            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    parts += ["<h2>Configuration, versions, seed, timings</h2>", f"<pre>{html.escape(config_text)}</pre>"]
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style><script>{_IMAGE_CHECK}</script></head><body>{''.join(parts)}</body></html>"
+    )
+    html_path = run_dir / "report.html"
+    _write_atomic(html_path, page)
+    return {"html": html_path, "markdown": markdown_path, **{path.stem: path for _, path in figures}}

@@ -1,0 +1,111 @@
+"""The report builder on a small finished run, and the page rendered by Chromium."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from orthocore.report import defense_table, reproduction_checks, write_report
+
+EPS = [0.01, 0.03, 0.05]
+ATTACKS = ["fgsm", "pgd"]
+
+
+def _results():
+    models = [
+        {"name": "reference", "role": "reference", "lambda": 0.0, "val_accuracy": 97.0, "train_seconds": 3.0},
+        {"name": "ordinary", "role": "ordinary", "lambda": 0.0, "val_accuracy": 96.5, "train_seconds": 3.1,
+         "delta": {"signed_mean": 0.6, "signed_std": 0.1, "abs_mean": 0.6, "abs_std": 0.1}},
+        {"name": "orthogonal-λ3", "role": "orthogonal", "lambda": 3.0, "val_accuracy": 96.0, "train_seconds": 7.0,
+         "delta": {"signed_mean": 0.01, "signed_std": 0.03, "abs_mean": 0.02, "abs_std": 0.02}},
+    ]
+    transfer = []
+    for target, scale in [("reference", 1.0), ("ordinary", 0.7), ("orthogonal-λ3", 0.3)]:
+        for attack in ATTACKS:
+            for eps in EPS:
+                transfer.append({"source": "reference", "target": target, "attack": attack, "eps": eps,
+                                 "fooling_ratio": 100 * scale * eps / 0.05, "n": 200})
+    defenses = []
+    for target, defense, setting, clean in [("ordinary", "none", "–", 0.0), ("ordinary", "jpeg", "quality=80", 4.0),
+                                            ("orthogonal-λ3", "none", "–", 0.0)]:
+        for attack in ATTACKS:
+            for eps in (0.03, 0.05):
+                defenses.append({"target": target, "defense": defense, "setting": setting, "clean_fooling_ratio": clean,
+                                 "attack": attack, "eps": eps, "fooling_ratio": 10.0 + eps * 100})
+    return {
+        "title": "test study", "seed": 0, "config": {"data": "digits"}, "versions": {"torch": "x"},
+        "timings": {"train": 1.0}, "notes": ["a note"], "models": models, "transfer": transfer,
+        "defenses": defenses,
+        "panels": {"gradcam_models": ["reference", "orthogonal-λ3"], "perturbation_attacks": ATTACKS,
+                   "perturbation_eps": EPS},
+    }
+
+
+@pytest.fixture
+def finished_run(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "results.json").write_text(json.dumps(_results()))
+    np.savez(
+        tmp_path / "panels.npz",
+        gradcam_images=rng.random((3, 1, 8, 8)), gradcam_0=rng.random((3, 8, 8)), gradcam_1=rng.random((3, 8, 8)),
+        perturbation_clean=rng.random((1, 8, 8)),
+        **{f"perturbation_{a}": rng.random((len(EPS), 1, 8, 8)) for a in ATTACKS},
+    )
+    return tmp_path
+
+
+def test_report_files_and_contents(finished_run):
+    paths = write_report(finished_run)
+    assert {"html", "markdown", "fooling_reference", "gradcam", "perturbations"} <= set(paths)
+    for name in ("fooling_reference", "gradcam", "perturbations"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = paths["markdown"].read_text()
+    assert "Tables I/II" in markdown and "Table III" in markdown and "figures/gradcam.png" in markdown
+    assert "0.020 ± 0.020" in markdown  # the orthogonal model's |δ|
+    page = paths["html"].read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert not list(finished_run.glob("*.tmp")), "no temporary files left behind"
+
+
+def test_reproduction_verdicts_follow_the_numbers():
+    results = _results()
+    verdicts = [v for _, _, v in reproduction_checks(results)]
+    assert verdicts == ["reproduced"] * 4
+    results["models"][2]["delta"]["abs_mean"] = 0.5  # orthogonal no longer decorrelated
+    results["models"][2]["val_accuracy"] = 80.0  # and 17 points worse
+    verdicts = [v for _, _, v in reproduction_checks(results)]
+    assert verdicts[:2] == ["not reproduced", "not reproduced"]
+    assert [v for _, _, v in reproduction_checks({"models": []})] == ["not measured"] * 4
+
+
+def test_defense_table_layout():
+    header, rows = defense_table(_results()["defenses"])
+    assert header[:4] == ["target", "defense", "setting", "clean (%)"]
+    assert header[4] == "FGSM ε=0.03/0.05 (%)"
+    assert rows[1][:4] == ["ordinary", "jpeg", "quality=80", "4.0"]
+    assert rows[1][4] == "13.0 / 15.0"
+
+
+def test_missing_results_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        write_report(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_html_renders_in_headless_chromium(finished_run, tmp_path_factory):
+    paths = write_report(finished_run)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    command = [
+        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", paths["html"].as_uri(),
+    ]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    total = re.search(r'data-images-total="(\d+)"', dom)
+    loaded = re.search(r'data-images-loaded="(\d+)"', dom)
+    assert total and loaded, "the page's load handler did not run"
+    assert int(total.group(1)) == 3 and int(loaded.group(1)) == 3
+    assert dom.count("<table>") == 3  # reproduction checks, Tables I/II, Table III
