@@ -37,3 +37,14 @@ def backends_for(device: torch.device, op_backends: dispatch.OpBackends) -> list
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, two OpenMP threads can run small
+    models many times slower, and a fixed thread count keeps CPU results reproducible
+    between a test and the subprocesses it starts (which get OMP_NUM_THREADS=1)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -1,0 +1,96 @@
+"""An ImageNet-style class-folder dataset: ``root/<class name>/<image file>``.
+
+Classes are the sub-folders of ``root`` in sorted order. The paper evaluates on the
+ImageNet validation set split 80/20 into training and testing images (Section IV-B):
+``split="train"`` / ``"val"`` gives that split, drawn per class with a fixed seed, so
+the two parts never overlap and every class keeps its proportion.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+def _scan(root: Path) -> tuple[list[str], list[list[Path]]]:
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {str(root)!r} does not exist (expected root/<class>/<image>)")
+    classes = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise ValueError(f"image folder {str(root)!r} has no class sub-folders (expected root/<class>/<image>)")
+    files = []
+    for name in classes:
+        images = sorted(p for p in (root / name).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise ValueError(
+                f"image folder {str(root / name)!r} holds no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+            )
+        files.append(images)
+    return classes, files
+
+
+class ImageFolderDataset(Dataset):
+    """Images of ``root/<class>/*`` as :math:`(3, S, S)` floats in [0, 1], resized and
+    centre-cropped (the shorter side to ``resize``, then an ``image_size`` square).
+
+    Args:
+        root: the folder of class folders.
+        split: ``"all"``, or ``"train"`` / ``"val"`` for the seeded per-class split.
+        val_fraction: share of each class in ``"val"`` (the paper: 0.2).
+        seed: seed of the split.
+        image_size: side of the square crop.
+        resize: shorter side after resizing, before the crop.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        ValueError: no class folders, or a class folder without images.
+    """
+
+    augmented = False
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "all",
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        image_size: int = 224,
+        resize: int = 256,
+    ) -> None:
+        if split not in ("train", "val", "all"):
+            raise ValueError(f"split: expected 'train', 'val' or 'all', got {split!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+        self.classes, files = _scan(Path(root))
+        self.num_classes = len(self.classes)
+        self.image_size, self.resize = image_size, resize
+        self.samples: list[tuple[Path, int]] = []
+        generator = torch.Generator().manual_seed(seed)
+        for label, images in enumerate(files):
+            order = torch.randperm(len(images), generator=generator).tolist()
+            n_val = round(val_fraction * len(images))
+            chosen = {"all": order, "val": order[:n_val], "train": order[n_val:]}[split]
+            self.samples += [(images[i], label) for i in sorted(chosen)]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.image_size, self.image_size)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        from PIL import Image
+        from torchvision.transforms import functional as TF
+
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image = TF.center_crop(TF.resize(image, self.resize), self.image_size)
+            return TF.to_tensor(image), label

@@ -1,0 +1,213 @@
+"""Input gradients of the cross-entropy loss (``torch.func``) and the similarity δ of Eq. 1.
+
+δ_i is the cosine between the input gradients of two models for sample ``i``; a model
+pair's similarity is the mean ± std of δ over a data set (Tables I and II of the paper).
+
+BatchNorm: :func:`input_gradients` differentiates the *sum* of the per-sample losses of
+the batch with respect to the batch of inputs. In eval mode (running statistics) every
+sample's forward is independent, so row ``i`` is exactly ∇_{x_i} L_i. In train mode the
+batch mean and variance depend on every sample, and row ``i`` is ∇_{x_i} Σ_j L_j: it adds
+the effect of ``x_i`` on the other samples' losses through the batch statistics, a term
+of order 1/B. That is the gradient the trainer's forward really has, and the one it
+makes orthogonal; similarities are always measured in eval mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from orthocore._io import atomic_write, atomic_write_json
+from orthocore.ops import normalized_dot
+
+
+def input_gradients(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """∇_x Σ_i CE(model(x)_i, y_i) and the logits, from one forward pass, via ``torch.func.grad``.
+
+    The model's parameters are closed over, so when they require grad the returned
+    gradient is itself differentiable with respect to them by ordinary autograd (double
+    backprop). The module's buffers are passed through the transform, so a train-mode
+    BatchNorm updates its running statistics once, as an ordinary forward would.
+
+    Args:
+        model: a classifier taking ``x``.
+        x: :math:`(B, C, H, W)` images.
+        y: :math:`(B,)` integer labels.
+
+    Returns:
+        ``(grad, logits)``: :math:`(B, C, H, W)` and :math:`(B, K)`.
+    """
+    buffers = dict(model.named_buffers())
+
+    def summed_loss(inputs: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        logits = torch.func.functional_call(model, state, (inputs,))
+        return F.cross_entropy(logits, y, reduction="sum"), logits
+
+    return torch.func.grad(summed_loss, has_aux=True)(x, buffers)
+
+
+def reference_gradients(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Input gradients of a frozen model, without a graph: :math:`(B, C, H, W)`.
+
+    The model is used as it is (put it in eval mode first for per-sample gradients).
+    """
+    with torch.no_grad():
+        return input_gradients(model, x, y)[0]
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """Statistics of δ over a data set.
+
+    Attributes:
+        mean: mean of δ.
+        std: standard deviation of δ.
+        abs_mean: mean of |δ|.
+        abs_std: standard deviation of |δ|.
+        count: number of samples.
+    """
+
+    mean: float
+    std: float
+    abs_mean: float
+    abs_std: float
+    count: int
+
+    def row(self) -> str:
+        """The Table-I-style cell: ``δ = mean ± std  |δ| = mean ± std  (n)``."""
+        return (
+            f"δ = {self.mean:+.3f} ± {self.std:.3f}   |δ| = {self.abs_mean:.3f} ± {self.abs_std:.3f}   (n = {self.count})"
+        )
+
+
+def _loader(data: Dataset | DataLoader | tuple[Tensor, Tensor], batch_size: int) -> Iterable:
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ValueError("data: expected a Dataset, a DataLoader or an (images, labels) tuple")
+        data = TensorDataset(*data)
+    return DataLoader(data, batch_size=batch_size, shuffle=False)
+
+
+def deltas(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 256, device=None) -> Tensor:
+    """Per-sample δ between two models over ``data``, both in eval mode: :math:`(N,)` float64.
+
+    Args:
+        model_a, model_b: classifiers of the same inputs.
+        data: a Dataset of ``(image, label)``, a DataLoader of batches, or an
+            ``(images (N, C, H, W), labels (N,))`` tuple.
+        batch_size: when ``data`` is not a DataLoader.
+        device: where to compute; default the device of ``model_a``'s parameters.
+    """
+    if device is None:
+        device = next(model_a.parameters()).device
+    modes = (model_a.training, model_b.training)
+    model_a.eval(), model_b.eval()
+    try:
+        values = []
+        for batch in _loader(data, batch_size):
+            x, y = batch[0].to(device), batch[1].to(device)
+            values.append(normalized_dot(reference_gradients(model_a, x, y), reference_gradients(model_b, x, y)))
+    finally:
+        model_a.train(modes[0]), model_b.train(modes[1])
+    if not values:
+        raise ValueError("data: the data set is empty")
+    return torch.cat(values).double().cpu()
+
+
+def _std(values: Tensor) -> float:
+    return float(values.std()) if values.numel() > 1 else 0.0
+
+
+def similarity(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 256, device=None) -> Similarity:
+    """Mean ± std of δ and of |δ| between two models over a data set (Tables I, II).
+
+    Arguments as in :func:`deltas`.
+
+    Examples:
+        >>> import torch
+        >>> from orthocore import gradients, models
+        >>> a, b = models.create("digits_cnn"), models.create("digits_cnn")
+        >>> data = (torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,)))
+        >>> round(gradients.similarity(a, a, data).mean, 4)
+        1.0
+    """
+    values = deltas(model_a, model_b, data, batch_size=batch_size, device=device)
+    return Similarity(
+        mean=float(values.mean()),
+        std=_std(values),
+        abs_mean=float(values.abs().mean()),
+        abs_std=_std(values.abs()),
+        count=values.numel(),
+    )
+
+
+class ReferenceGradientCache:
+    """Input gradients of frozen reference models for every sample of a training set.
+
+    The references never change, so without random augmentation each sample's gradient
+    is computed once (in eval mode, without a graph) and read back every epoch. The
+    cache is a float32 array :math:`(R, N, C, H, W)` in memory, or a ``.npy`` file on
+    disk for large sets (memory-mapped; written to a temporary file and renamed when
+    complete, and reused by a later run when its ``.json`` key matches).
+
+    Args:
+        references: the R frozen models, in eval mode.
+        dataset: the training set, ``dataset[i] = (image, label)``, unaugmented.
+        path: where to keep the cache on disk; None keeps it in memory.
+        key: identifies references and data (e.g. checkpoint paths and sizes); a disk
+            cache with another key is rebuilt.
+        batch_size: batch size of the one pass that fills the cache.
+        device: where the references run.
+    """
+
+    def __init__(self, references, dataset, *, path=None, key=None, batch_size=256, device="cpu") -> None:
+        if getattr(dataset, "augmented", False):
+            raise ValueError("dataset: reference gradients of an augmented data set change every epoch; do not cache them")
+        self.path = None if path is None else os.fspath(path)
+        shape = (len(references), len(dataset), *dataset[0][0].shape)
+        meta = {"key": key, "shape": list(shape)}
+        self._memory: Tensor | None = None
+        self._disk: np.ndarray | None = None
+        if self.path is None:
+            self._memory = self._compute(references, dataset, shape, batch_size, device)
+            return
+        if _read_json(self.path + ".json") != meta or not os.path.isfile(self.path):
+            grads = self._compute(references, dataset, shape, batch_size, device)
+            atomic_write(self.path, lambda file: np.save(file, grads.numpy()))
+            atomic_write_json(self.path + ".json", meta)
+        self._disk = np.load(self.path, mmap_mode="r")
+
+    @staticmethod
+    def _compute(references, dataset, shape, batch_size, device) -> Tensor:
+        grads = torch.empty(shape, dtype=torch.float32)
+        start = 0
+        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            x, y = x.to(device), y.to(device)
+            for r, reference in enumerate(references):
+                grads[r, start : start + len(y)] = reference_gradients(reference, x, y).float().cpu()
+            start += len(y)
+        return grads
+
+    def __getitem__(self, indices: Tensor) -> Tensor:
+        """Gradients of samples ``indices`` :math:`(B,)`: :math:`(R, B, C, H, W)` float32."""
+        if self._memory is not None:
+            return self._memory[:, indices.cpu()]
+        return torch.from_numpy(self._disk[:, indices.cpu().numpy()])  # fancy indexing copies
+
+
+def _read_json(path: str):
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None

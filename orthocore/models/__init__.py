@@ -1,0 +1,26 @@
+"""The model zoo: CIFAR-10 VGG-11/16 (BatchNorm) and ResNet-20/32, a small CNN for the
+8x8 digits, and torchvision's ImageNet VGG-16, ResNet-34, DenseNet-161 and SqueezeNet
+with weights from a local file. Every model takes images in [0, 1]."""
+
+from orthocore.models.normalize import Normalize, NormalizedModel
+from orthocore.models.registry import (
+    MODELS,
+    ModelSpec,
+    available,
+    create,
+    prepare_finetuning,
+    spec,
+    xavier_init,
+)
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "Normalize",
+    "NormalizedModel",
+    "available",
+    "create",
+    "prepare_finetuning",
+    "spec",
+    "xavier_init",
+]

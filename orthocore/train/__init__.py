@@ -1,0 +1,19 @@
+"""Orthogonal training (Algorithm 1 of the paper) and ordinary training through one loop."""
+
+from orthocore.train.config import TrainConfig
+from orthocore.train.objective import PENALTIES, StepLoss, orthogonal_loss
+from orthocore.train.stopping import StoppingRule
+from orthocore.train.trainer import TrainResult, accuracy, epoch_order, resume, train
+
+__all__ = [
+    "PENALTIES",
+    "StepLoss",
+    "StoppingRule",
+    "TrainConfig",
+    "TrainResult",
+    "accuracy",
+    "epoch_order",
+    "orthogonal_loss",
+    "resume",
+    "train",
+]

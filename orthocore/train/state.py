@@ -1,0 +1,66 @@
+"""Training-state files: everything a killed run needs to continue bit for bit.
+
+``state.pt`` holds the model's and optimizer's state, the epoch, the stopping rule's
+history and every random generator's state (Python, NumPy, torch CPU and CUDA). It is a
+plain dict written atomically and read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from orthocore._io import atomic_torch_save
+
+FORMAT = "orthocore.train-state/1"
+
+
+def capture_rng() -> dict[str, Any]:
+    """The state of every random generator training draws from."""
+    version, internal, gauss = random.getstate()
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal.tolist()), gauss))
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(path: str | os.PathLike, *, model, optimizer, epoch: int, history, config: dict) -> None:
+    """Writes the training state after ``epoch`` atomically."""
+    atomic_torch_save(
+        {
+            "format": FORMAT,
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": [list(item) for item in history],
+            "rng": capture_rng(),
+            "config": config,
+        },
+        path,
+    )
+
+
+def load_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads a file written by :func:`save_state` (``weights_only=True``)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"resume: {str(path)!r} is not an orthocore training state ({FORMAT})")
+    return state

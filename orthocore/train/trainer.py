@@ -1,0 +1,272 @@
+"""Algorithm 1: train a model whose input gradients are orthogonal to frozen references.
+
+One loop serves ordinary (λ = 0) and orthogonal training. Each batch's loss is
+CE + λ · mean penalty(δ) (:func:`orthocore.train.objective.orthogonal_loss`); the
+parameter gradient runs through the input gradient (double backprop). Reference
+gradients come from a per-sample cache when the data is not augmented.
+
+BatchNorm: the model trains in train mode, so the forward that the loss sees (and whose
+input gradient is made orthogonal) normalises with the batch's statistics; row i of that
+gradient is ∇_{x_i} of the batch's summed loss (see :mod:`orthocore.gradients`), and the
+running statistics are updated once per step, as in ordinary training. References run
+in eval mode, so their gradients are per-sample and cacheable.
+
+A run folder holds ``run.json`` (config, seed, versions), ``metrics.jsonl`` (one line
+per epoch), ``state.pt`` (resume point, rewritten atomically after every epoch),
+``best.ckpt`` (best validation accuracy) and ``model.ckpt`` (the final model), the last
+two in :mod:`orthocore.checkpoint`'s format.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from orthocore import data as datasets
+from orthocore import models
+from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
+from orthocore.gradients import ReferenceGradientCache, reference_gradients, similarity
+from orthocore.train.config import TrainConfig
+from orthocore.train.objective import orthogonal_loss
+from orthocore.train.records import MetricsLog, versions, write_run_record
+from orthocore.train.state import load_state, restore_rng, save_state
+from orthocore.train.stopping import StoppingRule
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the final model (eval mode).
+        epochs: epochs trained in total.
+        history: ``(epoch, validation accuracy)`` of every evaluation.
+        out: the run folder.
+    """
+
+    model: nn.Module
+    epochs: int
+    history: list[tuple[int, float]]
+    out: Path
+
+
+class IndexedDataset(Dataset):
+    """``(image, label, index)`` so that a batch can look up cached reference gradients."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        return image, label, index
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> list[int]:
+    """The order in which epoch ``epoch`` visits the ``size`` training samples: a
+    permutation drawn from its own generator, so that it does not depend on anything
+    else the run drew (a resumed run replays it)."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def accuracy(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512) -> float:
+    """Top-1 accuracy in percent of ``model`` (in eval mode) over ``dataset``."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in DataLoader(dataset, batch_size=batch_size):
+            correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
+    model.train(was_training)
+    return 100.0 * correct / len(dataset)
+
+
+class _Run:
+    """The objects of one run, set up from a config (and a training state on resume)."""
+
+    def __init__(self, config: TrainConfig, state: dict | None) -> None:
+        self.config = config
+        self.device = _device(config.device)
+        self.out = Path(config.out)
+        self.references = [load_model(path, self.device).requires_grad_(False) for path in config.references]
+        if state is None:
+            reference_config = read_checkpoint(config.references[0])["extra"].get("config") if config.references else None
+            config.resolve_optimizer(reference_config)
+        self.train_set = datasets.open_dataset(config.data, "train", augment=config.augment)
+        self.val_set = datasets.open_dataset(config.data, "val")
+        expected = models.spec(config.arch).input_shape
+        if tuple(self.train_set.input_shape) != expected:
+            raise ValueError(
+                f"data: {config.data!r} has images {tuple(self.train_set.input_shape)}, "
+                f"but arch {config.arch!r} expects {expected}"
+            )
+        torch.manual_seed(config.seed)
+        self.model = models.create(config.arch, self.train_set.num_classes, init=config.init, weights=config.weights)
+        if config.finetune:
+            parameters = models.prepare_finetuning(self.model, config.arch)
+        else:
+            parameters = list(self.model.parameters())
+        self.model.to(self.device)
+        self.optimizer = _make_optimizer(config, parameters)
+        self.rule = StoppingRule(config.eval_every, config.max_epochs)
+        self.cache = self._reference_cache()
+        self.epoch = 0
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.rule.history = [(int(e), float(a)) for e, a in state["history"]]
+            self.epoch = int(state["epoch"])
+            restore_rng(state["rng"])
+
+    def _reference_cache(self) -> ReferenceGradientCache | None:
+        config = self.config
+        if config.lam == 0 or config.cache == "none" or getattr(self.train_set, "augmented", False):
+            return None
+        path = self.out / "reference_grads.npy" if config.cache == "disk" else None
+        key = [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in config.references]
+        return ReferenceGradientCache(
+            self.references, self.train_set, path=path, key={"references": key, "data": config.data}, device=self.device
+        )
+
+    def reference_grads(self, x: Tensor, y: Tensor, index: Tensor) -> Tensor | None:
+        if self.config.lam == 0:
+            return None
+        if self.cache is not None:
+            return self.cache[index].to(self.device, non_blocking=True)
+        return torch.stack([reference_gradients(reference, x, y) for reference in self.references])  # (R, B, C, H, W)
+
+    def train_epoch(self, epoch: int) -> dict:
+        config, model = self.config, self.model
+        model.train()
+        loader = DataLoader(
+            IndexedDataset(self.train_set), batch_size=config.batch_size, sampler=epoch_order(config.seed, epoch, len(self.train_set))
+        )
+        totals = {"ce": 0.0, "abs_delta": 0.0, "samples": 0}
+        start = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not config.progress)
+        for step, (x, y, index) in enumerate(bar):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            result = orthogonal_loss(model, x, y, self.reference_grads(x, y, index), config.lam, config.penalty)
+            self.optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            self.optimizer.step()
+            totals["ce"] += result.ce.item() * len(y)
+            if result.delta is not None:
+                totals["abs_delta"] += result.delta.abs().mean().item() * len(y)
+            totals["samples"] += len(y)
+            if step % 10 == 0 or step == len(loader) - 1:
+                seen = totals["samples"]
+                bar.set_postfix(
+                    ce=f"{totals['ce'] / seen:.3f}",
+                    abs_delta=f"{totals['abs_delta'] / seen:.3f}" if config.lam else "-",
+                    img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                )
+        elapsed = time.perf_counter() - start
+        record = {"epoch": epoch, "train_ce": totals["ce"] / totals["samples"], "images_per_s": totals["samples"] / elapsed}
+        if config.lam:
+            record["train_abs_delta"] = totals["abs_delta"] / totals["samples"]
+        return record
+
+    def evaluate(self, record: dict) -> None:
+        record["val_accuracy"] = accuracy(self.model, self.val_set, self.device)
+        if self.references:
+            stats = [similarity(self.model, reference, self.val_set, device=self.device) for reference in self.references]
+            record["val_delta"] = sum(s.mean for s in stats) / len(stats)
+            record["val_abs_delta"] = sum(s.abs_mean for s in stats) / len(stats)
+        best = self.rule.best
+        self.rule.record(record["epoch"], record["val_accuracy"])
+        if best is None or record["val_accuracy"] > best[1]:
+            self.save_model(self.out / "best.ckpt")
+
+    def save_model(self, path: Path) -> None:
+        extra = {"config": self.config.to_dict(), "history": [list(h) for h in self.rule.history], "versions": versions()}
+        num_classes = self.train_set.num_classes
+        save_checkpoint(path, self.model, arch=self.config.arch, num_classes=num_classes, extra=extra)
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Runs Algorithm 1 (λ > 0) or ordinary training (λ = 0) to its stopping rule.
+
+    Args:
+        config: the run's configuration (not modified; the resolved copy is recorded).
+        resume: continue the run in ``config.out`` from its last ``state.pt``; ``config``
+            must equal the recorded one except for ``progress`` (fields left None take
+            the recorded values). The result equals that
+            of an uninterrupted run, even after ``kill -9``.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ValueError: a bad config field (named), or a resume config that differs.
+        FileExistsError: ``config.out`` already holds a run and ``resume`` is False.
+    """
+    config = copy.deepcopy(config)
+    config.validate()
+    state_path = Path(config.out) / "state.pt"
+    state = None
+    if resume:
+        if not state_path.is_file():
+            raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
+        state = load_state(state_path)
+        recorded = TrainConfig.from_dict(state["config"])
+        differing = [
+            name
+            for name, value in config.to_dict().items()
+            if name != "progress" and value is not None and value != state["config"][name]
+        ]
+        if differing:
+            raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
+        recorded.progress = config.progress
+        config = recorded
+    elif state_path.exists():
+        raise FileExistsError(f"out: {config.out!r} already holds a run; resume it or choose another folder")
+    run = _Run(config, state)
+    log = MetricsLog(run.out / "metrics.jsonl", keep_until_epoch=run.epoch if resume else None)
+    if not resume:
+        write_run_record(run.out / "run.json", config.to_dict(), str(run.device))
+    epoch = run.epoch
+    while not (epoch and run.rule.should_stop(epoch)):
+        epoch += 1
+        record = run.train_epoch(epoch)
+        if run.rule.evaluates_after(epoch):
+            run.evaluate(record)
+        log.append(record)
+        save_state(
+            state_path, model=run.model, optimizer=run.optimizer, epoch=epoch, history=run.rule.history, config=config.to_dict()
+        )
+    run.save_model(run.out / "model.ckpt")
+    return TrainResult(run.model.eval(), epoch, list(run.rule.history), run.out)
+
+
+def resume(out: str, *, progress: bool = True) -> TrainResult:
+    """Continues the run in folder ``out`` with its recorded configuration."""
+    state_path = Path(out) / "state.pt"
+    if not state_path.is_file():
+        raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
+    config = TrainConfig.from_dict(load_state(state_path)["config"])
+    config.progress = progress
+    return train(config, resume=True)

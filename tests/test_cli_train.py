@@ -1,0 +1,56 @@
+"""``orthocore train`` and ``orthocore similarity``."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from orthocore import cli, models
+from orthocore.checkpoint import load_model, save_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_train_then_similarity_on_digits(tmp_path, capsys):
+    out = tmp_path / "ordinary"
+    assert cli.main(["train", "--out", str(out), "--max-epochs", "2", "--eval-every", "1", "--no-progress"]) == 0
+    assert "validation accuracy by epoch: 1:" in capsys.readouterr().out
+    orth = tmp_path / "orthogonal"
+    argv = ["train", "--out", str(orth), "--lambda", "2", "--reference", str(out / "model.ckpt"), "--penalty", "square",
+            "--max-epochs", "1", "--init", "xavier", "--no-progress"]
+    assert cli.main(argv) == 0
+    config = json.loads((orth / "run.json").read_text())["config"]
+    assert (config["lam"], config["penalty"], config["init"]) == (2.0, "square", "xavier")
+    capsys.readouterr()
+    assert cli.main(["similarity", str(out / "model.ckpt"), str(orth / "model.ckpt"), "--data", "digits"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert "|delta|" in header and "± " in row and row.rstrip().endswith("359")
+
+
+def test_train_resnet20_on_a_cifar10_folder(tmp_path, capsys):
+    """BatchNorm model, 3-channel data, orthogonal to a reference, through the CLI."""
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (6, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, 6).tolist()}
+        (tmp_path / name).write_bytes(pickle.dumps(batch, protocol=2))
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ref.ckpt", models.create("resnet20"), arch="resnet20", num_classes=10)
+    out = tmp_path / "run"
+    argv = ["train", "--arch", "resnet20", "--data", f"cifar10:{tmp_path}", "--out", str(out), "--lambda", "1",
+            "--reference", str(tmp_path / "ref.ckpt"), "--max-epochs", "1", "--batch-size", "8", "--augment", "--no-progress"]
+    assert cli.main(argv) == 0
+    model = load_model(out / "model.ckpt")
+    assert model.net.bn1.num_batches_tracked.item() == 4  # 30 images in batches of 8: one update per step
+    line = json.loads((out / "metrics.jsonl").read_text())
+    assert 0 <= line["train_abs_delta"] <= 1
+
+
+def test_train_errors_are_reported(tmp_path, capsys):
+    assert cli.main(["train", "--out", str(tmp_path / "x"), "--lambda", "1", "--no-progress"]) == 2
+    assert "orthocore train: error: references: λ > 0 needs at least one reference" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", "--out", str(tmp_path / "nothing")]) == 2
+    assert "no training state" in capsys.readouterr().err
+    assert cli.main(["similarity", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt")]) == 2
+    assert "checkpoint: no file" in capsys.readouterr().err
