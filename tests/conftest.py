@@ -37,3 +37,13 @@ def backends_for(device: torch.device, op_backends: dispatch.OpBackends) -> list
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for the test: tiny models gain nothing from threads, and on a
+    loaded 2-core machine OpenMP's waiting threads make them many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
