@@ -25,6 +25,13 @@ TORCH_LIBRARY(orthocore, m) {
   m.def(
       "normalized_dot_bwd(Tensor grad_delta, Tensor a, Tensor b, Tensor stats, bool need_a, "
       "bool need_b) -> (Tensor grad_a, Tensor grad_b)");
+  // One step of a gradient attack on (B, D) rows of one dtype: optional momentum
+  // (grad / mean|grad| + decay * momentum), sign (L-inf) or unit-L2 direction, step by the
+  // per-row step, projection onto the per-row eps-ball around clean, clamp to [0, 1].
+  // step and eps are (B,) in the accumulation dtype. Without momentum, new_momentum is empty.
+  m.def(
+      "attack_step_fwd(Tensor adv, Tensor grad, Tensor clean, Tensor? momentum, Tensor step, Tensor eps, "
+      "bool l2, float decay) -> (Tensor out, Tensor new_momentum)");
 }
 
 // Tells Python whether this build carries the CUDA kernels.

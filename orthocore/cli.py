@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import math
+import pathlib
 import sys
 import time
 
@@ -148,6 +150,74 @@ def _add_similarity_parser(commands) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.set_defaults(func=cmd_similarity)
+def parse_eps(text: str) -> tuple[float, ...]:
+    """An ε grid from ``start:stop:count`` (``count`` evenly spaced values, both ends
+    included) or a comma-separated list; values are fractions of the [0, 1] range."""
+    try:
+        if ":" in text:
+            start, stop, count = text.split(":")
+            start, stop, count = float(start), float(stop), int(count)
+            if count < 1 or stop < start:
+                raise ValueError
+            values = torch.linspace(start, stop, count, dtype=torch.float64).tolist()
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--eps expects start:stop:count (start <= stop, count >= 1) or a comma list, got {text!r}"
+        ) from None
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--eps values must be finite and >= 0, got {text!r}")
+    return tuple(values)
+
+
+def parse_attacks(text: str) -> tuple[str, ...]:
+    """Comma-separated attack names, each one of :data:`orthocore.attacks.ATTACKS`."""
+    from orthocore.attacks import ATTACKS
+
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in ATTACKS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"--attacks: unknown {unknown or text!r}; choose from {', '.join(ATTACKS)}")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    """Transfer evaluation: craft on --source, fooling ratios on it and every --target."""
+    from orthocore.evaluate import TransferConfig, transfer_evaluation
+
+    config = TransferConfig(
+        attacks=args.attacks, eps=args.eps, n_images=args.n_images, seed=args.seed, batch_size=args.batch_size
+    )
+    missing = [path for path in [args.source, *args.target] if not pathlib.Path(path).is_file()]
+    if missing:
+        raise SystemExit(f"orthocore attack: checkpoint not found: {', '.join(missing)}")
+    from orthocore import data
+    from orthocore.checkpoint import load_model
+
+    device = torch.device(args.device)
+    source_name, *target_names = model_names([args.source, *args.target])
+    source = load_model(args.source, map_location=device)
+    targets = {name: load_model(path, map_location=device) for name, path in zip(target_names, args.target)}
+    dataset = data.load_dataset(args.dataset, split="test", root=args.data_root)
+    table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device)
+    print(table.format())
+    if args.out:
+        print(f"wrote {table.to_csv(args.out + '.csv')} and {table.to_json(args.out + '.json')}")
+    return 0
+
+
+def model_names(paths: list[str]) -> list[str]:
+    """Table column names for checkpoints: their file stems, numbered where two collide."""
+    stems = [pathlib.Path(path).stem for path in paths]
+    return [stem if stems.count(stem) == 1 else f"{stem}#{i}" for i, stem in enumerate(stems)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(func=cmd_backends, check=True)
     _add_train_parser(commands)
     _add_similarity_parser(commands)
+    attack_parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets")
+    attack_parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
+    attack_parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
+    attack_parser.add_argument("--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
+                               help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm")  # fmt: skip
+    attack_parser.add_argument("--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
+                               help="start:stop:count or a comma list (fractions of [0, 1]); default 0.005:0.08:16")  # fmt: skip
+    attack_parser.add_argument("--n-images", type=_positive_int, default=1000, help="images evaluated (default 1000)")
+    attack_parser.add_argument("--seed", type=int, default=0)
+    attack_parser.add_argument("--batch-size", type=_positive_int, default=128)
+    attack_parser.add_argument("--dataset", default="cifar10", help="dataset of orthocore.data (test split)")
+    attack_parser.add_argument("--data-root", default=None, help="folder of the dataset files")
+    attack_parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    attack_parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
+    attack_parser.set_defaults(func=cmd_attack)
     return parser
 
 

@@ -1,6 +1,7 @@
 """orthocore's fused operators: each a ``torch.library`` custom op in the ``orthocore``
 namespace with a plain-PyTorch reference beside it (see :mod:`orthocore.dispatch`)."""
 
+from orthocore.ops.attack_step import attack_step, attack_step_reference
 from orthocore.ops.normalized_dot import normalized_dot, normalized_dot_reference
 
-__all__ = ["normalized_dot", "normalized_dot_reference"]
+__all__ = ["attack_step", "attack_step_reference", "normalized_dot", "normalized_dot_reference"]

@@ -1,0 +1,199 @@
+"""The one loop every attack runs: many ε in one batched pass over ``E·B`` images.
+
+Rows are laid out ε-major (row ``e·B + b`` is image ``b`` at ``eps[e]``) and cut into
+chunks that fit in memory; each chunk runs all its steps, and every step is one forward
+and backward pass of the model plus one fused :func:`orthocore.ops.attack_step`. All
+random draws (random start, input diversity) are made per image before the loop, shared
+by every ε, so a sweep equals running each ε on its own with the same generator, however
+it is chunked. When the first gradient does not depend on ε (one step from the clean
+image, no input diversity: FGSM), it is computed once on the ``B`` images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orthocore.attacks import _memory, _validate
+from orthocore.attacks.diversity import DiversityPlan, apply_diversity
+from orthocore.ops import attack_step
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """What distinguishes one attack from another; see the attack classes for meanings.
+
+    ``step_size`` is absolute when given; ``None`` means ``step_scale · ε / steps``.
+    ``decay`` is ``None`` for no momentum.
+    """
+
+    norm: str = "inf"
+    steps: int = 10
+    step_size: float | None = None
+    step_scale: float = 1.0
+    decay: float | None = None
+    random_start: bool = False
+    diversity_prob: float = 0.0
+    resize_rate: float = 0.9
+    targeted: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norm", _validate.norm_name(self.norm))
+        _validate.check_number("steps", self.steps, low=1, integer=True)
+        if self.step_size is not None:
+            _validate.check_number("step_size", self.step_size)
+        _validate.check_number("step_scale", self.step_scale)
+        if self.decay is not None:
+            _validate.check_number("decay", self.decay)
+        _validate.check_number("diversity_prob", self.diversity_prob, high=1.0)
+        _validate.check_number("resize_rate", self.resize_rate, low=1e-3, high=1.0)
+
+    def step_for(self, eps: float) -> float:
+        """The step size used at radius ``eps``."""
+        return self.step_size if self.step_size is not None else self.step_scale * eps / self.steps
+
+    @property
+    def gradient_shared_across_eps(self) -> bool:
+        """True when the first gradient is taken at the clean image for every ε."""
+        return self.steps == 1 and not self.random_start and self.diversity_prob == 0
+
+
+@contextlib.contextmanager
+def _attack_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (batch-norm statistics, dropout off) and no parameter gradients while
+    attacking — autograd then keeps only what the input gradient needs; both restored."""
+    if not isinstance(model, nn.Module):
+        yield
+        return
+    training = model.training
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in grads:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        model.train(training)
+
+
+def _random_start(images: Tensor, norm: str, generator: torch.Generator | None) -> Tensor:
+    """Unit-radius random offsets per image :math:`(B, C, H, W)`, to be scaled by ε:
+    uniform in the L∞ cube, or uniform radius times a uniform direction for L2."""
+    shape = images.shape
+    if norm == "inf":
+        offsets = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
+    else:
+        direction = torch.randn(shape, generator=generator, dtype=torch.float64).flatten(1)  # (B, D)
+        radius = torch.rand((shape[0], 1), generator=generator, dtype=torch.float64)
+        offsets = (direction / direction.norm(dim=1, keepdim=True) * radius).view(shape)
+    return offsets.to(device=images.device, dtype=images.dtype)
+
+
+def _input_gradient(model, x: Tensor, labels: Tensor, targeted: bool, plan: DiversityPlan | None, step: int, rows):
+    """Gradient of the summed cross-entropy (negated when targeted) at ``x`` :math:`(n, ...)`."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        inputs = apply_diversity(x, plan.rows(step, rows)) if plan is not None else x
+        loss = F.cross_entropy(model(inputs), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
+    return grad
+
+
+def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows) -> Tensor:
+    """All steps for one chunk of rows: ``clean`` :math:`(n, C, H, W)`, ``eps``/``step``
+    :math:`(n,)`, ``start`` the unit random offsets or ``None``, ``rows`` the image index
+    of every row (CPU int64, for the diversity plan)."""
+    adv = clean
+    if start is not None:
+        adv = (clean + start * eps.to(clean.dtype)[:, None, None, None]).clamp(0, 1)
+    momentum = torch.zeros_like(clean) if settings.decay is not None else None
+    decay = settings.decay if settings.decay is not None else 0.0
+    for t in range(settings.steps):
+        grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows)
+        adv, momentum = attack_step(adv, grad, clean, step, eps, norm=settings.norm, momentum=momentum, decay=decay)
+    return adv
+
+
+def run_attack(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    eps,
+    settings: LoopSettings,
+    *,
+    generator: torch.Generator | None = None,
+    max_batch: int | None = None,
+) -> Tensor:
+    """Runs an attack at one or many ε; every argument is checked before any work.
+
+    Args:
+        model: maps :math:`(n, C, H, W)` images in [0, 1] to :math:`(n, K)` logits.
+        images: :math:`(B, C, H, W)` clean images, range [0, 1].
+        labels: :math:`(B,)` true labels (untargeted) or target labels (targeted).
+        eps: a radius, or a list of ``E`` radii (fractions of the [0, 1] range).
+        settings: the attack's :class:`LoopSettings`.
+        generator: CPU generator for the random start and input diversity (default: torch's).
+        max_batch: most images per forward pass; default: what fits in free memory.
+
+    Returns:
+        :math:`(B, C, H, W)` for a single ε, :math:`(E, B, C, H, W)` for a list.
+    """
+    values, is_list = _validate.eps_values(eps)
+    _validate.check_images(images)
+    _validate.check_labels(labels, images.shape[0])
+    _validate.check_model(model, images)
+    if max_batch is not None:
+        _validate.check_number("max_batch", max_batch, low=1, integer=True)
+    labels = labels.to(images.device, torch.int64)
+    with _attack_mode(model):
+        logits, saved_per_row = _memory.probe(model, images)
+        _validate.check_logits(logits, labels)
+        adv = _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row)
+    return adv if is_list else adv[0]
+
+
+def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
+    batch, count = images.shape[0], len(values)
+    acc = torch.float64 if images.dtype == torch.float64 else torch.float32
+    eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)  # (E·B,)
+    step_rows = torch.tensor([settings.step_for(e) for e in values], dtype=acc, device=images.device)
+    step_rows = step_rows.repeat_interleave(batch)  # (E·B,)
+    image_of_row = torch.arange(batch).repeat(count)  # (E·B,) CPU
+    if settings.gradient_shared_across_eps:
+        grad = torch.cat([_input_gradient(model, images[i], labels[i], settings.targeted, None, 0, None)
+                          for i in _chunks(batch, max_batch or batch)])  # fmt: skip
+        clean = images.repeat(count, 1, 1, 1)  # (E·B, C, H, W)
+        decay = settings.decay if settings.decay is not None else 0.0
+        momentum = torch.zeros_like(clean) if settings.decay is not None else None
+        adv, _ = attack_step(clean, grad.repeat(count, 1, 1, 1), clean, step_rows, eps_rows,
+                             norm=settings.norm, momentum=momentum, decay=decay)  # fmt: skip
+        return adv.view(count, *images.shape)
+    start = _random_start(images, settings.norm, generator) if settings.random_start else None
+    plan = None
+    if settings.diversity_prob > 0:
+        size = tuple(images.shape[-2:])
+        plan = DiversityPlan.draw(settings.steps, batch, size, settings.diversity_prob, settings.resize_rate, generator)
+    total = count * batch
+    image_bytes = images[0].numel() * images.element_size()
+    chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, total, images.device)
+    out = torch.empty((total, *images.shape[1:]), dtype=images.dtype, device=images.device)
+    for rows in _chunks(total, chunk):
+        index = image_of_row[rows]
+        device_index = index.to(images.device)
+        out[rows] = _run_chunk(
+            model, images[device_index], labels[device_index], eps_rows[rows], step_rows[rows], settings,
+            None if start is None else start[device_index], plan, index,
+        )  # fmt: skip
+    return out.view(count, *images.shape)
+
+
+def _chunks(total: int, size: int) -> Iterator[slice]:
+    for begin in range(0, total, size):
+        yield slice(begin, min(total, begin + size))

@@ -1,0 +1,58 @@
+"""How many images an attack can push through the model at once.
+
+A probe forward pass on a few rows counts the bytes autograd saves for the backward
+pass (``saved_tensors_hooks``, on any device); with the memory free on the device that
+gives the rows per chunk. The probe's logits also serve the label check.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor, nn
+
+MEMORY_ENV = "ORTHOCORE_ATTACK_MEMORY"
+# Share of the free memory a chunk may use, and bytes per saved byte (the backward pass
+# holds gradients of about the saved activations' size next to them).
+_FREE_SHARE = 0.5
+_OVERHEAD = 3
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory an attack may use on ``device``: ``ORTHOCORE_ATTACK_MEMORY`` (bytes) if set,
+    else a share of the free GPU memory or of the available RAM."""
+    if os.environ.get(MEMORY_ENV):
+        return int(float(os.environ[MEMORY_ENV]))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return int(free * _FREE_SHARE)
+
+
+def probe(model: nn.Module, images: Tensor, rows: int = 4) -> tuple[Tensor, int]:
+    """One forward pass on the first ``rows`` images with input gradients on.
+
+    Returns:
+        ``(logits, saved_bytes_per_row)``: the probe's logits :math:`(n, K)` and the
+        activation bytes autograd keeps per image.
+    """
+    x = images[:rows].detach().requires_grad_(True)
+    saved = 0
+
+    def pack(tensor: Tensor) -> Tensor:
+        nonlocal saved
+        saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        logits = model(x)
+    return logits.detach(), max(1, saved // x.shape[0])
+
+
+def rows_per_chunk(saved_per_row: int, image_bytes: int, total_rows: int, device: torch.device) -> int:
+    """Rows per chunk so that activations, gradients and the attack's own buffers (about
+    six images per row: clean, adversarial, gradient, momentum, outputs) fit."""
+    per_row = _OVERHEAD * saved_per_row + 6 * image_bytes
+    return max(1, min(total_rows, free_bytes(device) // per_row))

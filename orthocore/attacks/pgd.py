@@ -1,0 +1,59 @@
+"""PGD (Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks",
+ICLR 2018): I-FGSM from a uniformly random point of the ε-ball, with a larger step."""
+
+from __future__ import annotations
+
+from orthocore.attacks._loop import LoopSettings
+from orthocore.attacks.base import Attack
+
+
+class PGD(Attack):
+    """Projected gradient descent with a random start.
+
+    The random start is uniform in the L∞ cube (or a uniform radius along a uniform
+    direction for L2), drawn once per image and scaled by each ε of a sweep.
+
+    Args:
+        model: classifier on [0, 1] images.
+        eps: radius or list of radii. Default 8/255.
+        steps: iterations. Default 10.
+        step_size: absolute step; default ``2.5 · ε / steps`` for each ε.
+        random_start: start from a random point of the ball. Default True.
+        norm: ``"inf"`` or ``"2"``.
+        targeted: ``labels`` are targets.
+        generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+        >>> x = torch.rand(4, 3, 2, 2)
+        >>> adv = PGD(model, eps=0.1, norm="2", generator=torch.Generator().manual_seed(0))(x, torch.tensor([0, 1, 2, 0]))
+        >>> bool((adv - x).flatten(1).norm(dim=1).max() <= 0.1 + 1e-6)
+        True
+    """
+
+    name = "pgd"
+
+    def __init__(
+        self,
+        model,
+        eps=8 / 255,
+        *,
+        steps=10,
+        step_size=None,
+        random_start=True,
+        norm="inf",
+        targeted=False,
+        generator=None,
+        max_batch=None,
+    ):
+        settings = LoopSettings(
+            norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted
+        )
+        super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
+
+
+def pgd(model, images, labels, eps=8 / 255, **options):
+    """Function form of :class:`PGD`."""
+    return PGD(model, eps, **options)(images, labels)

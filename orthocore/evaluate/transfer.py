@@ -1,0 +1,171 @@
+"""The paper's transfer protocol (Jalwana et al., Section IV): craft perturbations on a
+source model, measure how often they fool every model.
+
+1. Sample ``n_images`` images (seeded) that the source and every target classify
+   correctly when clean.
+2. Craft each attack once on the source, for the whole ε grid in one batched run.
+3. Report the fooling ratio on every model (source included) per attack and ε.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+import orthocore
+from orthocore.attacks import ATTACKS, make_attack
+from orthocore.attacks._validate import check_number, eps_values
+from orthocore.evaluate.table import FoolingTable, rows_for
+
+
+def default_eps_grid() -> tuple[float, ...]:
+    """The paper's ε grid: 16 values from 0.5 % to 8 % of the range."""
+    return tuple(torch.linspace(0.005, 0.08, 16, dtype=torch.float64).tolist())
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """What a transfer evaluation runs. Checked on construction.
+
+    Args:
+        attacks: attack names (keys of :data:`orthocore.attacks.ATTACKS`).
+        eps: the ε grid (fractions of the [0, 1] range).
+        n_images: images to evaluate (all classified correctly by every model).
+        seed: seeds the image sample and the attacks' random draws.
+        batch_size: clean images per crafting batch (each becomes ``len(eps)`` rows).
+    """
+
+    attacks: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
+    eps: tuple[float, ...] = dataclasses.field(default_factory=default_eps_grid)
+    n_images: int = 1000
+    seed: int = 0
+    batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        if not self.attacks:
+            raise ValueError("attacks must name at least one attack")
+        for name in self.attacks:
+            if name not in ATTACKS:
+                raise ValueError(f"attacks: unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
+        object.__setattr__(self, "eps", eps_values(list(self.eps))[0])
+        check_number("n_images", self.n_images, low=1, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+        check_number("batch_size", self.batch_size, low=1, integer=True)
+
+
+def _as_tensors(dataset) -> tuple[Tensor, Tensor] | None:
+    if isinstance(dataset, (tuple, list)) and len(dataset) == 2 and all(isinstance(t, Tensor) for t in dataset):
+        return dataset[0], dataset[1]
+    return None
+
+
+def _fetch(dataset, indices: Tensor) -> tuple[Tensor, Tensor]:
+    tensors = _as_tensors(dataset)
+    if tensors is not None:
+        return tensors[0][indices], tensors[1][indices]
+    items = [dataset[int(i)] for i in indices]
+    return torch.stack([item[0] for item in items]), torch.as_tensor([int(item[1]) for item in items])
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, images: Tensor) -> Tensor:
+    return model(images).argmax(1)
+
+
+def select_correct(
+    models: Sequence[nn.Module], dataset, n_images: int, seed: int, batch_size: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """A seeded random sample of up to ``n_images`` images every model classifies correctly.
+
+    Args:
+        models: classifiers on [0, 1] images, in eval mode.
+        dataset: ``(images, labels)`` tensors or a map-style dataset of ``(image, label)``.
+
+    Returns:
+        ``(images, labels)``: :math:`(N, C, H, W)` on ``device`` and :math:`(N,)`;
+        ``N < n_images`` only when the dataset has too few such images (with a warning).
+    """
+    order = torch.randperm(len(dataset[1]) if _as_tensors(dataset) else len(dataset),
+                           generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    kept_images, kept_labels, kept = [], [], 0
+    for begin in range(0, len(order), batch_size):
+        images, labels = _fetch(dataset, order[begin : begin + batch_size])
+        images, labels = images.to(device), labels.to(device)
+        correct = torch.ones_like(labels, dtype=torch.bool)
+        for model in models:
+            correct &= _predict(model, images) == labels
+        kept_images.append(images[correct][: n_images - kept])
+        kept_labels.append(labels[correct][: n_images - kept])
+        kept += len(kept_labels[-1])
+        if kept == n_images:
+            break
+    if kept == 0:
+        raise ValueError("no image of the dataset is classified correctly by every model")
+    if kept < n_images:
+        warnings.warn(f"only {kept} of the requested {n_images} images are classified correctly by every model")
+    return torch.cat(kept_images), torch.cat(kept_labels)
+
+
+def transfer_evaluation(
+    source: nn.Module,
+    targets: Mapping[str, nn.Module],
+    dataset,
+    config: TransferConfig | None = None,
+    *,
+    source_name: str = "source",
+    device: torch.device | str | None = None,
+) -> FoolingTable:
+    """Fooling ratios of attacks crafted on ``source``, on the source and every target.
+
+    Args:
+        source: the model the attacks see (classifier on [0, 1] images).
+        targets: name → model the perturbations are transferred to.
+        dataset: ``(images, labels)`` tensors or a map-style dataset of ``(image, label)``
+            with images :math:`(C, H, W)` in [0, 1].
+        config: attacks, ε grid, sample size, seed (default :class:`TransferConfig`).
+        source_name: the source's name in the table.
+        device: where to run (default: the source's parameters' device).
+
+    Returns:
+        A :class:`~orthocore.evaluate.table.FoolingTable` with one row per attack, ε and
+        model, and the configuration, seed, versions and sample size in its metadata.
+    """
+    config = config or TransferConfig()
+    if source_name in targets:
+        raise ValueError(f"source_name {source_name!r} is also the name of a target")
+    parameter = next(iter(source.parameters()), None)
+    device = torch.device(device) if device is not None else (parameter.device if parameter is not None else "cpu")
+    models = [(source_name, "source", source)] + [(name, "target", model) for name, model in targets.items()]
+    modes = [model.training for _, _, model in models]
+    for _, _, model in models:
+        model.eval()
+    try:
+        nets = [model for _, _, model in models]
+        images, labels = select_correct(nets, dataset, config.n_images, config.seed, config.batch_size, device)
+        rows = []
+        for index, name in enumerate(config.attacks):
+            generator = torch.Generator().manual_seed(config.seed + index)
+            attack = make_attack(name, source, list(config.eps), generator=generator)
+            fooled = torch.zeros(len(config.eps), len(models), dtype=torch.int64)
+            for begin in range(0, len(labels), config.batch_size):
+                x, y = images[begin : begin + config.batch_size], labels[begin : begin + config.batch_size]
+                adversarial = attack(x, y)  # (E, b, C, H, W)
+                for j, model in enumerate(nets):
+                    predictions = _predict(model, adversarial.flatten(0, 1)).view(len(config.eps), -1)  # (E, b)
+                    fooled[:, j] += (predictions != y).sum(1).cpu()
+            rows += rows_for(name, config.eps, [(n, r) for n, r, _ in models], fooled.tolist(), len(labels))
+    finally:
+        for (_, _, model), mode in zip(models, modes):
+            model.train(mode)
+    metadata = {
+        "config": {**dataclasses.asdict(config), "attacks": list(config.attacks), "eps": list(config.eps)},
+        "source": source_name,
+        "targets": list(targets),
+        "images": len(labels),
+        "versions": {"orthocore": orthocore.__version__, "torch": torch.__version__},
+    }
+    return FoolingTable(tuple(rows), metadata)

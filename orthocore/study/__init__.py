@@ -1,0 +1,7 @@
+"""The paper's whole study as one resumable, cached pipeline (``orthocore demo``,
+``orthocore run --config study.toml``)."""
+
+from orthocore.study.config import StudyConfig
+from orthocore.study.pipeline import run_study
+
+__all__ = ["StudyConfig", "run_study"]

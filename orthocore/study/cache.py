@@ -1,0 +1,52 @@
+"""Results of finished study stages, reused when the same study is run again.
+
+Each stage's result is a JSON file ``stages/<name>.json`` holding the result and the
+key it was computed for: a digest of the stage's settings and of the exact model files
+it read. A stage whose key is unchanged is not recomputed; any change to a setting or to
+a model it depends on gives another key and recomputes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from orthocore._io import atomic_write_json
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable digest of JSON-serialisable ``parts``."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the identity of a trained model)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class StageCache:
+    """Stage results under ``run_dir/stages``."""
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.dir = Path(run_dir) / "stages"
+
+    def get(self, name: str, key: str) -> Any | None:
+        """The stored result of stage ``name`` if it was computed for ``key``, else None."""
+        path = self.dir / f"{name}.json"
+        if not path.is_file():
+            return None
+        stored = json.loads(path.read_text())
+        return stored["result"] if stored.get("key") == key else None
+
+    def put(self, name: str, key: str, result: Any) -> Any:
+        """Stores (atomically) and returns ``result``."""
+        atomic_write_json(self.dir / f"{name}.json", {"key": key, "result": result})
+        return result

@@ -1,0 +1,66 @@
+"""`orthocore attack`: argument parsing and validation (the ε range syntax, attack names,
+checkpoint paths) before any model is loaded."""
+
+import argparse
+
+import pytest
+
+from orthocore import cli
+
+
+def _parse(*argv):
+    return cli.build_parser().parse_args(["attack", *argv])
+
+
+def test_full_command_line():
+    args = _parse(
+        "--source", "a.ckpt", "--target", "b.ckpt", "--target", "c.ckpt",
+        "--attacks", "fgsm,pgd,ifgsm,mifgsm", "--eps", "0.005:0.08:16", "--n-images", "200", "--seed", "3",
+    )  # fmt: skip
+    assert args.source == "a.ckpt" and args.target == ["b.ckpt", "c.ckpt"]
+    assert args.attacks == ("fgsm", "pgd", "ifgsm", "mifgsm")
+    assert len(args.eps) == 16 and args.eps[0] == pytest.approx(0.005) and args.eps[-1] == pytest.approx(0.08)
+    assert args.eps[1] == pytest.approx(0.01)  # evenly spaced, both ends included
+    assert args.n_images == 200 and args.seed == 3 and args.func is cli.cmd_attack
+
+
+def test_defaults_are_the_papers_protocol():
+    args = _parse("--source", "a.ckpt")
+    assert args.attacks == ("fgsm", "ifgsm", "pgd", "mifgsm") and args.n_images == 1000
+    assert len(args.eps) == 16 and args.target == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0.01,0.03, 0.05", (0.01, 0.03, 0.05)), ("0.02:0.02:1", (0.02,)), ("0:0.1:3", (0.0, 0.05, 0.1))],
+)
+def test_eps_syntax(text, expected):
+    assert cli.parse_eps(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["0.08:0.005:16", "0.005:0.08", "0.005:0.08:0", "a:b:c", "0.01,-0.02", "", "nan"])
+def test_bad_eps_is_rejected_with_the_syntax(text, capsys):
+    with pytest.raises(SystemExit):
+        _parse("--source", "a.ckpt", "--eps", text)
+    assert "--eps" in capsys.readouterr().err
+
+
+def test_unknown_attack_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        _parse("--source", "a.ckpt", "--attacks", "fgsm,deepfool")
+    assert "unknown ['deepfool']" in capsys.readouterr().err
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.parse_attacks(" , ")
+
+
+def test_missing_checkpoint_fails_before_loading(tmp_path):
+    present = tmp_path / "a.ckpt"
+    present.write_bytes(b"")
+    args = _parse("--source", str(present), "--target", str(tmp_path / "missing.ckpt"))
+    with pytest.raises(SystemExit, match="checkpoint not found: .*missing.ckpt"):
+        cli.cmd_attack(args)
+
+
+def test_model_names_from_paths():
+    assert cli.model_names(["runs/ref.ckpt", "runs/ortho.ckpt"]) == ["ref", "ortho"]
+    assert cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["model#0", "model#1", "x"]
