@@ -118,7 +118,7 @@ def _add_train_parser(commands) -> None:
     parser.add_argument("--data", default=defaults.data, help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
     parser.add_argument("--out", default=defaults.out, help="run folder (checkpoints, metrics.jsonl, run.json)")
     parser.add_argument("--lambda", dest="lam", type=float, default=defaults.lam,
-                        help="weight of the orthogonality penalty; 0 = ordinary training (digits CNN: 1-10)")
+                        help="weight of the orthogonality penalty; 0 = ordinary training (digits CNN: 1-3)")
     parser.add_argument("--penalty", default=defaults.penalty, choices=list(PENALTIES), help="penalty on delta")
     parser.add_argument("--reference", action="append", default=[], help="reference checkpoint (repeatable)")
     parser.add_argument("--max-epochs", type=int, default=defaults.max_epochs)

@@ -158,3 +158,30 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, reference):
     assert [line["epoch"] for line in lines] == [line["epoch"] for line in straight_lines]
     assert [line.get("val_accuracy") for line in lines] == [line.get("val_accuracy") for line in straight_lines]
     assert lines[-1]["epoch"] > killed_at
+
+
+def test_imagenet_finetuning_trains_only_the_last_layer(tmp_path):
+    """The paper's ImageNet protocol on a two-class image folder: pretrained weights from a
+    local file, the last layer re-initialised and trained orthogonally, the rest untouched."""
+    import numpy as np
+    import torchvision
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("ant", "bee"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    torch.manual_seed(0)
+    pretrained = torchvision.models.squeezenet1_1(weights=None).state_dict()
+    torch.save(pretrained, tmp_path / "squeezenet.pth")
+    save_checkpoint(tmp_path / "ref.ckpt", models.create("imagenet_squeezenet1_1", num_classes=2),
+                    arch="imagenet_squeezenet1_1", num_classes=2)
+    result = train(config(tmp_path, "finetuned", arch="imagenet_squeezenet1_1", data=f"folder:{tmp_path / 'images'}",
+                          weights=str(tmp_path / "squeezenet.pth"), finetune=True, lam=1.0,
+                          references=[str(tmp_path / "ref.ckpt")], max_epochs=1, eval_every=1, batch_size=4))
+    state = result.model.net.state_dict()
+    assert state["classifier.1.weight"].shape == (2, 512, 1, 1)
+    for name, tensor in state.items():
+        if not name.startswith("classifier.1."):
+            assert torch.equal(tensor, pretrained[name]), name

@@ -25,7 +25,7 @@ class TrainConfig:
         data: data set spec (:func:`orthocore.data.open_dataset`), default the digits.
         out: run folder (checkpoints, metrics, ``run.json``).
         lam: λ of Eq. 3; 0 is ordinary training. See :mod:`orthocore.train.objective`
-            for guidance (digits CNN: 1–10).
+            for guidance (digits CNN: 1–3).
         penalty: ``abs`` (default), ``square`` or ``signed``.
         references: checkpoint files of the frozen reference models (penalty averaged).
         max_epochs: cap on epochs.
