@@ -1,6 +1,15 @@
 """orthocore's fused operators: each a ``torch.library`` custom op in the ``orthocore``
 namespace with a plain-PyTorch reference beside it (see :mod:`orthocore.dispatch`)."""
 
+from orthocore.ops.bit_depth import bit_depth, bit_depth_reference
+from orthocore.ops.jpeg import jpeg, jpeg_reference
 from orthocore.ops.normalized_dot import normalized_dot, normalized_dot_reference
 
-__all__ = ["normalized_dot", "normalized_dot_reference"]
+__all__ = [
+    "bit_depth",
+    "bit_depth_reference",
+    "jpeg",
+    "jpeg_reference",
+    "normalized_dot",
+    "normalized_dot_reference",
+]
