@@ -20,8 +20,11 @@ constexpr int kFdctShift1 = 11, kFdctShift2 = 15;  // jpeg_tables.FDCT_SHIFTS
 constexpr int kIdctShift1 = 11, kIdctShift2 = 18;  // jpeg_tables.IDCT_SHIFTS
 constexpr int kColorBits = 16;                      // jpeg_tables.COLOR_BITS
 constexpr int32_t kHalf = 1 << (kColorBits - 1);
-// jpeg_tables.RGB_TO_YCC and YCC_TO_RGB
-constexpr int32_t kRgbToYcc[3][3] = {{19595, 38470, 7471}, {-11059, -21709, 32768}, {32768, -27439, -5329}};
+// jpeg_tables.RGB_TO_YCC (rows Y, Cb, Cr) and YCC_TO_RGB
+constexpr int32_t kYR = 19595, kYG = 38470, kYB = 7471;
+constexpr int32_t kCbR = -11059, kCbG_ = -21709, kCbB_ = 32768;
+constexpr int32_t kCrR_ = 32768, kCrG_ = -27439, kCrB = -5329;
+constexpr int32_t kChromaOffset = (128 << kColorBits) + kHalf - 1;
 constexpr int32_t kCrR = 91881, kCbG = -22554, kCrG = -46802, kCbB = 116130;
 
 inline void check_inputs(const at::Tensor& x, const at::Tensor& tables, const at::Tensor& dct) {
@@ -48,11 +51,11 @@ struct Geometry {
     cols = (w + mcu - 1) / mcu * mcu;
   }
   int64_t luma_blocks() const { return batch * (rows / 8) * (cols / 8); }
-  int64_t chroma_blocks() const { return channels == 3 ? batch * 2 * (rows / 16) * (cols / 16) : 0; }
+  // Jobs of pass 1: one per luma block, one per pair of chroma blocks (Cb and Cr).
+  int64_t jobs() const { return luma_blocks() + (channels == 3 ? batch * (rows / 16) * (cols / 16) : 0); }
 };
 
-template <typename acc_t>
-C10_HOST_DEVICE inline acc_t round_half_even(acc_t v) {
+C10_HOST_DEVICE inline double round_half_even(double v) {
 #ifdef __CUDA_ARCH__
   return nearbyint(v);
 #else
@@ -64,29 +67,27 @@ C10_HOST_DEVICE inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : 
 C10_HOST_DEVICE inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 C10_HOST_DEVICE inline int32_t clamp255(int32_t v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
 
-// Read access to contiguous (B, C, H, W) images as 8-bit levels rint(255 x).
-template <typename scalar_t, typename acc_t>
+// Read access to contiguous (B, C, H, W) images as 8-bit levels rint(255 x), computed
+// in float64 (exact for every input dtype but float64 itself).
+template <typename scalar_t>
 struct Levels {
   const scalar_t* data;
   Geometry g;
 
   C10_HOST_DEVICE int32_t at(int64_t b, int64_t c, int64_t r, int64_t col) const {
-    const acc_t v = static_cast<acc_t>(data[((b * g.channels + c) * g.height + r) * g.width + col]);
-    return static_cast<int32_t>(round_half_even<acc_t>(v * acc_t(255)));
+    const double v = static_cast<double>(data[((b * g.channels + c) * g.height + r) * g.width + col]);
+    return static_cast<int32_t>(round_half_even(v * 255.0));
   }
   // Luma of a pixel (jccolor.c), or the level itself for gray.
   C10_HOST_DEVICE int32_t y_at(int64_t b, int64_t r, int64_t col) const {
     if (g.channels == 1) return at(b, 0, r, col);
-    const int32_t* m = kRgbToYcc[0];
-    return (m[0] * at(b, 0, r, col) + m[1] * at(b, 1, r, col) + m[2] * at(b, 2, r, col) + kHalf) >> kColorBits;
+    return (kYR * at(b, 0, r, col) + kYG * at(b, 1, r, col) + kYB * at(b, 2, r, col) + kHalf) >> kColorBits;
   }
   // Adds the Cb and Cr of a pixel (jccolor.c) to sums[0], sums[1].
   C10_HOST_DEVICE void add_cbcr(int64_t b, int64_t r, int64_t col, int32_t* sums) const {
     const int32_t red = at(b, 0, r, col), green = at(b, 1, r, col), blue = at(b, 2, r, col);
-    for (int k = 0; k < 2; ++k) {
-      const int32_t* m = kRgbToYcc[k + 1];
-      sums[k] += (m[0] * red + m[1] * green + m[2] * blue + (128 << kColorBits) + kHalf - 1) >> kColorBits;
-    }
+    sums[0] += (kCbR * red + kCbG_ * green + kCbB_ * blue + kChromaOffset) >> kColorBits;
+    sums[1] += (kCrR_ * red + kCrG_ * green + kCrB * blue + kChromaOffset) >> kColorBits;
   }
   // Sample (r, col) of the padded luma plane: rows and columns past the image repeat.
   C10_HOST_DEVICE int32_t luma(int64_t b, int64_t r, int64_t col) const {
@@ -212,6 +213,47 @@ struct Planes {
                out);
   }
 };
+
+// Pass 1, one job: luma block `job`, or (past the luma blocks) the Cb and Cr blocks
+// of chroma block `job - luma_blocks`. Decoded samples go to `planes`.
+template <typename scalar_t>
+C10_HOST_DEVICE inline void code_job(const Levels<scalar_t>& levels, const Planes& planes, const int32_t* q,
+                                     const int32_t* dct, int64_t job) {
+  const Geometry& g = planes.g;
+  const int32_t* fdct = dct;
+  const int32_t* idct = dct + 64;
+  int32_t first[64], second[64];
+  int64_t block_cols = g.cols / 8, block_rows = g.rows / 8;
+  const int64_t luma_blocks = g.batch * block_rows * block_cols;
+  if (job < luma_blocks) {
+    const int64_t b = job / (block_rows * block_cols), br = job / block_cols % block_rows, bc = job % block_cols;
+    levels.luma_block(b, br, bc, first);
+    code_block(first, q, fdct, idct);
+    store_block(first, planes.luma_block(b, br, bc), g.cols);
+    return;
+  }
+  job -= luma_blocks;
+  block_cols /= 2;
+  block_rows /= 2;
+  const int64_t b = job / (block_rows * block_cols), br = job / block_cols % block_rows, bc = job % block_cols;
+  levels.chroma_blocks(b, br, bc, first, second);
+  code_block(first, q + 64, fdct, idct);
+  code_block(second, q + 64, fdct, idct);
+  const int64_t offset = br * 8 * (g.cols / 2) + bc * 8;
+  store_block(first, planes.chroma_plane(b, 0) + offset, g.cols / 2);
+  store_block(second, planes.chroma_plane(b, 1) + offset, g.cols / 2);
+}
+
+// Pass 2, one output pixel (r, c) of image b: all channels of out (B, C, H, W), level / 255.
+template <typename scalar_t, typename acc_t>
+C10_HOST_DEVICE inline void write_pixel(const Planes& planes, scalar_t* out, int64_t b, int64_t r, int64_t c) {
+  const Geometry& g = planes.g;
+  int32_t levels[3];
+  planes.pixel(b, r, c, levels);
+  const int64_t plane = g.height * g.width;
+  scalar_t* dst = out + b * g.channels * plane + r * g.width + c;
+  for (int64_t k = 0; k < g.channels; ++k) dst[k * plane] = static_cast<scalar_t>(acc_t(levels[k]) / acc_t(255));
+}
 
 }  // namespace jpeg
 }  // namespace orthocore

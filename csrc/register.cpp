@@ -29,8 +29,8 @@ TORCH_LIBRARY(orthocore, m) {
   // [0, 1]: tables (2, 64) int32 luminance / chrominance quantisers, dct (2, 8, 8) int32
   // islow forward / inverse matrices. Returns (B, C, H, W) levels k/255 in x's dtype.
   m.def("jpeg_roundtrip(Tensor x, Tensor tables, Tensor dct) -> Tensor");
-  // Bit-depth reduction rint(x * (2^bits - 1)) / (2^bits - 1), computed in float32
-  // (float64 for float64 inputs); same shape and dtype as x.
+  // Bit-depth reduction rint(x * (2^bits - 1)) / (2^bits - 1) of x in [0, 1], computed
+  // in float64 and cast back; same shape and dtype as x.
   m.def("bit_depth_reduce(Tensor x, int bits) -> Tensor");
 }
 

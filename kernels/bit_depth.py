@@ -1,7 +1,8 @@
 """Triton kernel of ``orthocore::bit_depth`` (formula in orthocore/ops/bit_depth.py).
 
-One program per ``BLOCK`` elements of the flattened tensor; rounding half to even is
-done with floor and an exact tie test, so that it matches ``torch.round`` bit for bit.
+One program per ``BLOCK`` elements of the flattened tensor, in float64 like the
+reference; rounding half to even is done with floor and an exact tie test, so that it
+matches ``torch.round`` bit for bit.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ def _bit_depth_kernel(
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offsets < n
     x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
-    work_ty = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
-    v = x.to(work_ty) * LEVELS
+    v = x.to(tl.float64) * LEVELS
     low = tl.floor(v)
     frac = v - low
     odd = (low - 2.0 * tl.floor(low * 0.5)) == 1.0
-    rounded = low + ((frac > 0.5) | ((frac == 0.5) & odd)).to(work_ty)
-    tl.store(out_ptr + offsets, (rounded / LEVELS).to(out_ptr.dtype.element_ty), mask=mask)
+    rounded = low + ((frac > 0.5) | ((frac == 0.5) & odd)).to(tl.float64)
+    out = rounded / LEVELS
+    if out_ptr.dtype.element_ty != tl.float64:
+        out = out.to(tl.float32)  # narrower dtypes via float32, as torch and c10 convert
+    tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 def reduce(x: torch.Tensor, bits: int) -> torch.Tensor:

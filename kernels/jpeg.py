@@ -33,9 +33,8 @@ _CHROMA_OFFSET = tl.constexpr((128 << jpeg_tables.COLOR_BITS) + (1 << (jpeg_tabl
 
 @triton.jit
 def _level(x_ptr, offset, mask):
-    """rint(255·x) as int32 (round half to even), in float32 or float64 like the input."""
-    v = tl.load(x_ptr + offset, mask=mask, other=0.0)
-    v = v.to(tl.float64) * 255.0 if x_ptr.dtype.element_ty == tl.float64 else v.to(tl.float32) * 255.0
+    """rint(255·x) as int32 (round half to even), computed in float64."""
+    v = tl.load(x_ptr + offset, mask=mask, other=0.0).to(tl.float64) * 255.0
     low = tl.floor(v)
     frac = v - low
     odd = (low - 2.0 * tl.floor(low * 0.5)) == 1.0

@@ -2,10 +2,11 @@
 
     bit_depth(x, b) = rint(x · (2^b − 1)) / (2^b − 1)
 
-with ``rint`` rounding half to even (numpy's ``rint``, ART's ``FeatureSqueezing``;
-kornia's ``posterize`` truncates instead). Computed in float32 (float64 for float64
-inputs) and cast back, so every backend returns the same values. Not differentiable:
-the output never requires grad.
+with ``rint`` rounding half to even (numpy's ``rint``; kornia's ``posterize`` truncates
+instead). Computed in float64 and cast back to the input dtype, as numpy computes ART's
+``FeatureSqueezing`` (its float64 ``clip_values`` promote the array), so the result is
+ART's cast to the input dtype, and every backend returns the same values. Not
+differentiable: the output never requires grad.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ _OP = "bit_depth"
 
 
 def _reference_reduce(x: Tensor, bits: int) -> Tensor:
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
     levels = float((1 << bits) - 1)
-    return (torch.round(x.to(work) * levels) / levels).to(x.dtype)
+    return (torch.round(x.double() * levels) / levels).to(x.dtype)
 
 
 def bit_depth_reference(x: Tensor, bits: int) -> Tensor:

@@ -4,7 +4,8 @@ The pipeline is the one of libjpeg(-turbo) with its defaults (the codec behind P
 for step and in the same integer arithmetic, so the result equals PIL's
 ``Image.save(format="JPEG", quality=q)`` followed by ``Image.open`` pixel for pixel:
 
-1. samples: ``rint(255·x)``, 8-bit levels (rounded; ART's JpegCompression truncates);
+1. samples: ``rint(255·x)`` in float64, 8-bit levels (rounded half to even; ART's
+   JpegCompression truncates);
 2. colour (C = 3): RGB → YCbCr with JFIF's 16-bit fixed-point constants (``jccolor.c``);
 3. chroma 4:2:0: 2×2 box average with libjpeg's alternating rounding bias 1, 2
    (``h2v2_downsample``); the image is padded by edge replication to whole 16×16 MCUs,
@@ -57,9 +58,8 @@ def _replicate(plane: Tensor, rows: int, cols: int) -> Tensor:
 
 
 def sample_levels(x: Tensor) -> Tensor:
-    """``rint(255·x)`` as int64, computed in float32 (float64 for float64 input)."""
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return torch.round(x.to(work) * 255).to(torch.int64)
+    """``rint(255·x)`` as int64, computed in float64 (exact for all but float64 input)."""
+    return torch.round(x.double() * 255).to(torch.int64)
 
 
 def encode_planes(levels: Tensor) -> tuple[Tensor, Tensor | None]:
