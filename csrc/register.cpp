@@ -32,6 +32,13 @@ TORCH_LIBRARY(orthocore, m) {
   m.def(
       "attack_step_fwd(Tensor adv, Tensor grad, Tensor clean, Tensor? momentum, Tensor step, Tensor eps, "
       "bool l2, float decay) -> (Tensor out, Tensor new_momentum)");
+  // JPEG round trip (orthocore/ops/jpeg.py) of contiguous (B, 1 or 3, H, W) images in
+  // [0, 1]: tables (2, 64) int32 luminance / chrominance quantisers, dct (2, 8, 8) int32
+  // islow forward / inverse matrices. Returns (B, C, H, W) levels k/255 in x's dtype.
+  m.def("jpeg_roundtrip(Tensor x, Tensor tables, Tensor dct) -> Tensor");
+  // Bit-depth reduction rint(x * (2^bits - 1)) / (2^bits - 1) of x in [0, 1], computed
+  // in float64 and cast back; same shape and dtype as x.
+  m.def("bit_depth_reduce(Tensor x, int bits) -> Tensor");
 }
 
 // Tells Python whether this build carries the CUDA kernels.

@@ -2,6 +2,17 @@
 namespace with a plain-PyTorch reference beside it (see :mod:`orthocore.dispatch`)."""
 
 from orthocore.ops.attack_step import attack_step, attack_step_reference
+from orthocore.ops.bit_depth import bit_depth, bit_depth_reference
+from orthocore.ops.jpeg import jpeg, jpeg_reference
 from orthocore.ops.normalized_dot import normalized_dot, normalized_dot_reference
 
-__all__ = ["attack_step", "attack_step_reference", "normalized_dot", "normalized_dot_reference"]
+__all__ = [
+    "attack_step",
+    "attack_step_reference",
+    "bit_depth",
+    "bit_depth_reference",
+    "jpeg",
+    "jpeg_reference",
+    "normalized_dot",
+    "normalized_dot_reference",
+]

@@ -1,0 +1,128 @@
+"""What every input-transformation defense shares: the :class:`Defense` base module, the
+:func:`defended` wrapper that puts a defense in front of a model, and the check of a
+defense's settings at construction time."""
+
+from __future__ import annotations
+
+import numbers
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+
+def check_setting(
+    defense: str,
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    integer: bool = False,
+    odd: bool = False,
+    low_inclusive: bool = True,
+) -> None:
+    """Raises a clear error unless a defense setting is a number in range.
+
+    Args:
+        defense: the defense's class name, used in messages.
+        name: the setting's name.
+        value: the value given.
+        low: smallest allowed value (``None``: no bound).
+        high: largest allowed value, inclusive (``None``: no bound).
+        integer: the value must be an int.
+        odd: the value must be odd (implies ``integer``).
+        low_inclusive: whether ``low`` itself is allowed (``False`` for "> 0").
+
+    Raises:
+        TypeError: not a number (or not an int where one is needed; bools are refused).
+        ValueError: out of range, or even where odd is needed.
+
+    Examples:
+        >>> check_setting("JPEG", "quality", 101, low=1, high=100, integer=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: JPEG: quality must be in [1, 100], got 101
+    """
+    integer = integer or odd
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = "an int" if integer else "a number"
+        raise TypeError(f"{defense}: {name} must be {expected}, got {type(value).__name__} {value!r}")
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    if too_low or (high is not None and value > high):
+        left = "[" if low_inclusive else "("
+        low_text = "-inf" if low is None else f"{low:g}"
+        high_text = "inf)" if high is None else f"{high:g}]"
+        raise ValueError(f"{defense}: {name} must be in {left}{low_text}, {high_text}, got {value}")
+    if odd and value % 2 == 0:
+        raise ValueError(f"{defense}: {name} must be odd, got {value}")
+
+
+class Defense(nn.Module):
+    """An input transformation of images :math:`(B, C, H, W)` in [0, 1], no parameters.
+
+    Subclasses set ``PAPER_SETTINGS`` (the four values of their hyper-parameter in the
+    paper's Table III, in the table's order) and ``TABLE_NAME`` (the row label's
+    prefix), take that hyper-parameter as their first constructor argument, and
+    implement :meth:`forward` and :meth:`setting`.
+    """
+
+    PAPER_SETTINGS: ClassVar[tuple] = ()
+    TABLE_NAME: ClassVar[str] = ""
+
+    def setting(self):
+        """The value of the hyper-parameter that ``PAPER_SETTINGS`` sweeps."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """Row label as in Table III, e.g. ``"JPEG-Quality=95"``."""
+        return f"{self.TABLE_NAME}={self.setting():g}"
+
+    @classmethod
+    def paper_variants(cls) -> list[Defense]:
+        """One module per setting of the paper's Table III."""
+        return [cls(value) for value in cls.PAPER_SETTINGS]
+
+
+class Defended(nn.Module):
+    """A model behind a defense: ``model(defense(x))``.
+
+    Args:
+        model: any classifier taking images :math:`(B, C, H, W)` in [0, 1]
+            (normalisation inside the model, as everywhere in orthocore).
+        defense: the input transformation applied first.
+    """
+
+    def __init__(self, model: nn.Module, defense: nn.Module):
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"defended: model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(defense, nn.Module):
+            raise TypeError(f"defended: defense must be a torch.nn.Module, got {type(defense).__name__}")
+        self.defense = defense
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of the model on the defended images.
+
+        Args:
+            x: :math:`(B, C, H, W)` images in [0, 1].
+
+        Returns:
+            Whatever the model returns on ``defense(x)``.
+        """
+        return self.model(self.defense(x))
+
+
+def defended(model: nn.Module, defense: nn.Module) -> Defended:
+    """Puts ``defense`` in front of ``model``.
+
+    Examples:
+        >>> import torch
+        >>> from orthocore.defenses import JPEG, defended
+        >>> net = defended(torch.nn.Flatten(), JPEG(90))
+        >>> net(torch.full((2, 3, 8, 8), 0.5)).shape
+        torch.Size([2, 192])
+    """
+    return Defended(model, defense)

@@ -1,0 +1,45 @@
+"""Bit-depth reduction as a defense (feature squeezing, Xu et al. 2018): every channel
+is quantised to ``2^bits`` evenly spaced levels. Wraps :func:`orthocore.ops.bit_depth`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import Tensor
+
+from orthocore.defenses.base import Defense, check_setting
+from orthocore.ops import bit_depth
+
+
+class BitDepth(Defense):
+    """``rint(x·(2^bits−1)) / (2^bits−1)``, exactly as ART's FeatureSqueezing.
+
+    Args:
+        bits: bits per channel kept, 1..8. The paper uses 1, 2, 3 and 4.
+
+    Shape:
+        - Input: :math:`(B, C, H, W)` in [0, 1].
+        - Output: same shape and dtype; never requires grad.
+
+    Examples:
+        >>> import torch
+        >>> BitDepth(1)(torch.tensor([0.2, 0.7]).view(1, 1, 1, 2)).flatten().tolist()
+        [0.0, 1.0]
+    """
+
+    PAPER_SETTINGS: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
+    TABLE_NAME: ClassVar[str] = "Bit Reduction - Depth"
+
+    def __init__(self, bits: int = 4):
+        super().__init__()
+        check_setting(type(self).__name__, "bits", bits, low=1, high=8, integer=True)
+        self.bits = bits
+
+    def setting(self) -> int:
+        return self.bits
+
+    def forward(self, x: Tensor) -> Tensor:
+        return bit_depth(x, self.bits)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
