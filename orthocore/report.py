@@ -17,7 +17,8 @@ image panels, ``panels.npz``. :func:`write_report` turns them into
                 val_accuracy, train_seconds,
                 delta{signed_mean, signed_std, abs_mean, abs_std}   (against the reference)
     transfer[]: source, target, attack, eps, fooling_ratio, n
-    defenses[]: target, defense, setting, clean_fooling_ratio, attack, eps, fooling_ratio
+    defenses[]: target, defense (Table III label or "none"), clean_fooling_ratio, attack,
+                eps, fooling_ratio, total
     panels{}:   gradcam_models[str], perturbation_attacks[str], perturbation_eps[float]
 
 The report states plainly which of the paper's claims the measured numbers reproduce
@@ -44,8 +45,8 @@ def _fmt(value, digits=1) -> str:
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -73,14 +74,14 @@ def defense_table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
     """Table III: clean fooling ratio and fooling under each attack at ε₁/ε₂ per row."""
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     eps = sorted({r["eps"] for r in rows})
-    header = ["target", "defense", "setting", "clean (%)"] + [
+    header = ["target", "defense", "clean (%)"] + [
         f"{a.upper()} ε={'/'.join(f'{e:g}' for e in eps)} (%)" for a in attacks
     ]
-    variants = list(dict.fromkeys((r["target"], r["defense"], r["setting"]) for r in rows))
+    variants = list(dict.fromkeys((r["target"], r["defense"]) for r in rows))
     table = []
-    for target, defense, setting in variants:
-        mine = [r for r in rows if (r["target"], r["defense"], r["setting"]) == (target, defense, setting)]
-        cells = [target, defense, setting, _fmt(mine[0]["clean_fooling_ratio"])]
+    for target, defense in variants:
+        mine = [r for r in rows if (r["target"], r["defense"]) == (target, defense)]
+        cells = [target, defense, _fmt(mine[0]["clean_fooling_ratio"])]
         for attack in attacks:
             by_eps = {r["eps"]: r["fooling_ratio"] for r in mine if r["attack"] == attack}
             cells.append(" / ".join(_fmt(by_eps.get(e)) for e in eps))
@@ -158,11 +159,9 @@ def reproduction_checks(results: Mapping) -> list[tuple[str, str, str]]:
     defenses = results.get("defenses", [])
     claim = "Input-transformation defenses change clean predictions; the orthogonal model does not need to (Table III)"
     if defenses:
-        clean = {}
-        for r in defenses:
-            clean[(r["target"], r["defense"], r["setting"])] = r["clean_fooling_ratio"]
-        defended = [v for (t, d, s), v in clean.items() if d != "none"]
-        undefended = [v for (t, d, s), v in clean.items() if d == "none"]
+        clean = {(r["target"], r["defense"]): r["clean_fooling_ratio"] for r in defenses}
+        defended = [v for (_, d), v in clean.items() if d != "none"]
+        undefended = [v for (_, d), v in clean.items() if d == "none"]
         measured = f"clean fooling: defenses {min(defended):.1f}–{max(defended):.1f}%, undefended models {max(undefended):.1f}%"
         verdict = "reproduced" if max(defended) > 0 and max(undefended) == 0 else "not reproduced"
         checks.append((claim, measured, verdict))

@@ -29,12 +29,12 @@ def _results():
                 transfer.append({"source": "reference", "target": target, "attack": attack, "eps": eps,
                                  "fooling_ratio": 100 * scale * eps / 0.05, "n": 200})
     defenses = []
-    for target, defense, setting, clean in [("ordinary", "none", "–", 0.0), ("ordinary", "jpeg", "quality=80", 4.0),
-                                            ("orthogonal-λ3", "none", "–", 0.0)]:
+    for target, defense, clean in [("ordinary", "none", 0.0), ("ordinary", "JPEG-Quality=80", 4.0),
+                                   ("orthogonal-λ3", "none", 0.0)]:
         for attack in ATTACKS:
             for eps in (0.03, 0.05):
-                defenses.append({"target": target, "defense": defense, "setting": setting, "clean_fooling_ratio": clean,
-                                 "attack": attack, "eps": eps, "fooling_ratio": 10.0 + eps * 100})
+                defenses.append({"target": target, "defense": defense, "clean_fooling_ratio": clean,
+                                 "attack": attack, "eps": eps, "fooling_ratio": 10.0 + eps * 100, "total": 200})
     return {
         "title": "test study", "seed": 0, "config": {"data": "digits"}, "versions": {"torch": "x"},
         "timings": {"train": 1.0}, "notes": ["a note"], "models": models, "transfer": transfer,
@@ -83,10 +83,10 @@ def test_reproduction_verdicts_follow_the_numbers():
 
 def test_defense_table_layout():
     header, rows = defense_table(_results()["defenses"])
-    assert header[:4] == ["target", "defense", "setting", "clean (%)"]
-    assert header[4] == "FGSM ε=0.03/0.05 (%)"
-    assert rows[1][:4] == ["ordinary", "jpeg", "quality=80", "4.0"]
-    assert rows[1][4] == "13.0 / 15.0"
+    assert header[:3] == ["target", "defense", "clean (%)"]
+    assert header[3] == "FGSM ε=0.03/0.05 (%)"
+    assert rows[1][:3] == ["ordinary", "JPEG-Quality=80", "4.0"]
+    assert rows[1][3] == "13.0 / 15.0"
 
 
 def test_missing_results_is_a_clear_error(tmp_path):

@@ -38,6 +38,8 @@ from orthocore._io import atomic_write_json
 from orthocore.attacks import make_attack
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
+from orthocore.defenses import paper_variants
+from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.gradcam import gradcam
 from orthocore.report import write_report
@@ -151,6 +153,28 @@ def transfer_rows(config: StudyConfig, models: list[StudyModel], val_set, device
     return rows
 
 
+def defense_rows(config: StudyConfig, models: list[StudyModel], val_set, device, cache, progress) -> list[dict]:
+    """Table III rows: the ordinary retrain behind every defense variant vs the orthogonal
+    models, perturbations crafted on the reference."""
+    reference = models[0]
+    ordinary = next(m for m in models if m.role == "ordinary")
+    orthogonal = {m.name: m.model for m in models if m.role == "orthogonal"}
+    variants = paper_variants()
+    key = fingerprint("defenses", config.attacks, config.defense_eps, config.n_images, config.seed, list(variants),
+                      [file_digest(m.checkpoint) for m in models])  # fmt: skip
+    cached = cache.get("defenses", key)
+    if cached is not None:
+        return cached
+    with tqdm(total=1, desc="defenses (Table III)", disable=not progress) as bar:
+        rows = defense_evaluation(
+            reference.model, ordinary.model, variants, orthogonal, val_set, attacks=config.attacks,
+            eps=config.defense_eps, n_images=config.n_images, seed=config.seed, target_name=ordinary.name,
+            device=device,
+        )  # fmt: skip
+        bar.update()
+    return cache.put("defenses", key, [dataclasses.asdict(r) for r in rows])
+
+
 def _val_tensors(val_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     items = [val_set[i] for i in range(min(count, len(val_set)))]
     return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
@@ -218,6 +242,12 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     transfer = transfer_rows(config, models, val_set, device, cache, progress)
     timings["transfer"] = time.perf_counter() - start
 
+    defenses = []
+    if config.defenses:
+        start = time.perf_counter()
+        defenses = defense_rows(config, models, val_set, device, cache, progress)
+        timings["defenses"] = time.perf_counter() - start
+
     start = time.perf_counter()
     panel_info = panels(config, models, val_set, device, run_dir)
     timings["panels"] = time.perf_counter() - start
@@ -231,7 +261,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         "notes": _notes(config),
         "models": table,
         "transfer": transfer,
-        "defenses": [],
+        "defenses": defenses,
         "panels": panel_info,
     }
     atomic_write_json(run_dir / "results.json", results)

@@ -1,0 +1,127 @@
+"""Table III of the paper: input-transformation defenses against the orthogonal model.
+
+Perturbations are crafted on a source model at ε₁/ε₂ (0.03/0.05) and transferred to
+
+* the undefended target (an ordinary model of the source's architecture),
+* the same target behind each defense variant (``defended(target, defense)``),
+* each orthogonal model (no defense).
+
+Each row reports the clean-sample fooling ratio — how often the defense alone turns a
+correct prediction wrong — and the fooling ratio under each attack and ε. All images
+are sampled (seeded) among those that the source, the target and every orthogonal model
+classify correctly when clean, so the undefended and orthogonal rows have a clean
+fooling ratio of 0 by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from orthocore.attacks import ATTACKS, make_attack
+from orthocore.attacks._validate import check_number, eps_values
+from orthocore.defenses import defended
+from orthocore.evaluate.transfer import select_correct
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenseRow:
+    """One row × attack × ε cell of Table III (ratios in %)."""
+
+    target: str
+    defense: str  # the defense's Table III label, "none" for an undefended model
+    clean_fooling_ratio: float
+    attack: str
+    eps: float
+    fooling_ratio: float
+    total: int
+
+
+@torch.no_grad()
+def _wrong(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> int:
+    wrong = 0
+    for begin in range(0, len(labels), batch_size):
+        wrong += int((model(images[begin : begin + batch_size]).argmax(1) != labels[begin : begin + batch_size]).sum())
+    return wrong
+
+
+def defense_evaluation(
+    source: nn.Module,
+    target: nn.Module,
+    defenses: Mapping[str, nn.Module],
+    orthogonal: Mapping[str, nn.Module],
+    dataset,
+    *,
+    attacks: Sequence[str] = ("fgsm", "ifgsm", "pgd", "mifgsm"),
+    eps: Sequence[float] = (0.03, 0.05),
+    n_images: int = 1000,
+    seed: int = 0,
+    batch_size: int = 128,
+    target_name: str = "target",
+    device: torch.device | str | None = None,
+) -> list[DefenseRow]:
+    """Table III: fooling ratios of the defended target vs the orthogonal models.
+
+    Args:
+        source: the model the attacks are crafted on.
+        target: the undefended model the defenses protect.
+        defenses: row label (e.g. ``"JPEG-Quality=95"``) → defense module mapping images
+            :math:`(B, C, H, W)` in [0, 1] to images of the same shape
+            (:func:`orthocore.defenses.paper_variants` gives the paper's).
+        orthogonal: name → orthogonal model.
+        dataset: ``(images, labels)`` tensors or a dataset of ``(image, label)``.
+        attacks, eps: the attacks and their ε (fractions of the range).
+        n_images, seed, batch_size: sample size, seed of sample and attacks, batch size.
+        target_name: the undefended target's name in the rows.
+        device: where to run (default: the source's device).
+
+    Returns:
+        Rows in the order: undefended target, each defense, each orthogonal model; per
+        row, attacks × ε.
+    """
+    for name in attacks:
+        if name not in ATTACKS:
+            raise ValueError(f"attacks: unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
+    eps = list(eps_values(list(eps))[0])
+    for name, value in (("n_images", n_images), ("batch_size", batch_size)):
+        check_number(name, value, low=1, integer=True)
+    check_number("seed", seed, low=0, integer=True)
+    if target_name in orthogonal:
+        raise ValueError(f"target_name {target_name!r} is also the name of an orthogonal model")
+    parameter = next(iter(source.parameters()), None)
+    device = torch.device(device) if device is not None else (parameter.device if parameter is not None else "cpu")
+
+    variants: list[tuple[str, str, nn.Module]] = [(target_name, "none", target)]
+    variants += [(target_name, label, defended(target, module)) for label, module in defenses.items()]
+    variants += [(name, "none", model) for name, model in orthogonal.items()]
+    models = [source, target, *orthogonal.values()]
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        images, labels = select_correct(models, dataset, n_images, seed, batch_size, device)
+        total = len(labels)
+        clean = [100.0 * _wrong(model, images, labels, batch_size) / total for _, _, model in variants]
+        fooled = {}
+        for index, name in enumerate(attacks):
+            attack = make_attack(name, source, eps, generator=torch.Generator().manual_seed(seed + index))
+            counts = torch.zeros(len(eps), len(variants), dtype=torch.int64)
+            for begin in range(0, total, batch_size):
+                x, y = images[begin : begin + batch_size], labels[begin : begin + batch_size]
+                adversarial = attack(x, y)  # (E, b, C, H, W)
+                for e in range(len(eps)):
+                    for v, (_, _, model) in enumerate(variants):
+                        counts[e, v] += _wrong(model, adversarial[e], y, batch_size)
+            fooled[name] = counts
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
+    return [
+        DefenseRow(who, defense, clean[v], name, eps[e], 100.0 * int(fooled[name][e, v]) / total, total)
+        for v, (who, defense, _) in enumerate(variants)
+        for name in attacks
+        for e in range(len(eps))
+    ]
