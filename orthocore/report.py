@@ -291,3 +291,15 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
     html_path = run_dir / "report.html"
     _write_atomic(html_path, page)
     return {"html": html_path, "markdown": markdown_path, **{path.stem: path for _, path in figures}}
+
+
+def format_summary(results: Mapping) -> str:
+    """The study's closing text for the terminal: Tables I/II, Table III and the verdicts."""
+    header, rows = similarity_table(results.get("models", []))
+    parts = ["Tables I/II — against the reference:", markdown_table(header, rows)]
+    if results.get("defenses"):
+        header, rows = defense_table(results["defenses"])
+        parts += ["", "Table III — defenses vs the orthogonal models:", markdown_table(header, rows)]
+    parts += ["", "What was reproduced:"]
+    parts += [f"  [{verdict}] {claim}\n      {measured}" for claim, measured, verdict in reproduction_checks(results)]
+    return "\n".join(parts)

@@ -109,6 +109,22 @@ class StudyConfig:
         return cls.from_dict(values)
 
 
+def demo_config(out: str = "runs/demo") -> StudyConfig:
+    """The study that ``orthocore demo`` runs on scikit-learn's digits.
+
+    Its ε are larger than the paper's CIFAR-10 grid: on 8×8 images with 17 grey levels a
+    perturbation of 3–5 % of the range barely moves a digits classifier even white-box
+    (the source itself was fooled on about 11 % of images at ε = 5 % in our runs), so
+    the grid reaches 30 % and Table III uses ε = 10 % / 20 % to make the comparison
+    visible. The paper's grid is the default of :class:`StudyConfig` for other data.
+    """
+    return StudyConfig(
+        out=out,
+        eps=[0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3],
+        defense_eps=[0.1, 0.2],
+    )
+
+
 def _check_writable(out: Path) -> None:
     """Raises ``ValueError`` unless ``out`` exists as a writable directory or can be made."""
     probe = out

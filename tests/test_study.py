@@ -1,0 +1,137 @@
+"""The study pipeline: caching, resuming after kill -9, and bad input before training."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from orthocore.study import StudyConfig, run_study
+from orthocore.study import pipeline
+
+
+def _tiny(out) -> StudyConfig:
+    return StudyConfig(
+        out=str(out), max_epochs=2, eval_every=1, lambdas=[1.0], attacks=["fgsm"], eps=[0.1, 0.3],
+        defense_eps=[0.1, 0.2], n_images=30, gradcam_images=2, device="cpu",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    return out, run_study(_tiny(out), progress=False)
+
+
+def test_finished_study_writes_everything(finished):
+    out, results = finished
+    assert {m["role"] for m in results["models"]} == {"reference", "ordinary", "surrogate", "orthogonal"}
+    assert {r["source"] for r in results["transfer"]} == {"reference", "surrogate"}
+    assert {r["defense"] for r in results["defenses"]} >= {"none", "JPEG-Quality=80"}
+    for name in ("results.json", "report.html", "report.md", "panels.npz", "figures/gradcam.png",
+                 "figures/perturbations.png", "figures/fooling_reference.png", "figures/fooling_surrogate.png"):
+        assert (out / name).is_file(), name
+
+
+def test_rerun_with_nothing_changed_reuses_every_stage(finished, monkeypatch):
+    out, results = finished
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached stage was recomputed")
+
+    monkeypatch.setattr(pipeline, "train", fail)
+    monkeypatch.setattr(pipeline, "transfer_evaluation", fail)
+    monkeypatch.setattr(pipeline, "defense_evaluation", fail)
+    monkeypatch.setattr(pipeline.gradients, "similarity", fail)
+    again = run_study(_tiny(out), progress=False)
+    assert again["models"] == results["models"] and again["transfer"] == results["transfer"]
+    assert again["defenses"] == results["defenses"]
+
+
+def test_changed_setting_recomputes_only_what_depends_on_it(finished, monkeypatch):
+    out, _ = finished
+    calls = []
+    monkeypatch.setattr(pipeline, "train", lambda *a, **k: calls.append("train"))
+    original = pipeline.transfer_evaluation
+    monkeypatch.setattr(pipeline, "transfer_evaluation", lambda *a, **k: calls.append("transfer") or original(*a, **k))
+    config = _tiny(out)
+    config.eps = [0.2]
+    results = run_study(config, progress=False)
+    assert "train" not in calls and calls.count("transfer") == 2
+    assert {r["eps"] for r in results["transfer"]} == {0.2}
+
+
+def test_kill_9_mid_study_resumes_without_redoing_finished_models(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads(1)
+        from tests.test_study import _tiny
+        from orthocore.study import run_study
+        run_study(_tiny({str(out)!r}), progress=False)
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env)
+    deadline = time.time() + 300
+    while not list(out.glob("models/reference-*/model.ckpt")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = {p.parent.name for p in out.glob("models/*/model.ckpt")}
+    assert any(name.startswith("reference-") for name in finished_before)
+
+    trained = []
+    original = pipeline.train
+
+    def recording_train(config, resume=False):
+        trained.append(Path(config.out).name)
+        return original(config, resume=resume)
+
+    monkeypatch.setattr(pipeline, "train", recording_train)
+    results = run_study(_tiny(out), progress=False)
+    assert not set(trained) & finished_before, "a finished model was trained again"
+    assert len(results["models"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"data": "/nonexistent/cifar"}, FileNotFoundError, "/nonexistent/cifar"),
+        ({"arch": "resnet9000"}, ValueError, "resnet9000"),
+        ({"lambdas": [0.0]}, ValueError, "lambdas"),
+        ({"eps": [1.5]}, ValueError, "eps"),
+        ({"attacks": ["fgsm", "cw"]}, ValueError, "attacks"),
+        ({"n_images": 0}, ValueError, "n_images"),
+    ],
+)
+def test_bad_input_fails_before_any_training(tmp_path, change, error, match):
+    config = _tiny(tmp_path / "run")
+    for key, value in change.items():
+        setattr(config, key, value)
+    with pytest.raises(error, match=match):
+        run_study(config, progress=False)
+    assert not (tmp_path / "run" / "models").exists()
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match="not a directory"):
+        run_study(_tiny(blocker / "run"), progress=False)
+
+
+def test_toml_configuration(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('data = "digits"\nlambdas = [2.0, 5.0]\nmax_epochs = 3\n')
+    config = StudyConfig.from_toml(path)
+    assert config.lambdas == [2.0, 5.0] and config.max_epochs == 3
+    path.write_text("lamdbas = [2.0]\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        StudyConfig.from_toml(path)
+    path.write_text("lambdas = [2.0\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        StudyConfig.from_toml(path)
