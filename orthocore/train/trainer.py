@@ -166,7 +166,7 @@ class _Run:
         )
         totals = {"ce": 0.0, "abs_delta": 0.0, "samples": 0}
         start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not config.progress)
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not config.progress)
         for step, (x, y, index) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             result = orthogonal_loss(model, x, y, self.reference_grads(x, y, index), config.lam, config.penalty)
@@ -180,9 +180,11 @@ class _Run:
             if step % 10 == 0 or step == len(loader) - 1:
                 seen = totals["samples"]
                 bar.set_postfix(
-                    ce=f"{totals['ce'] / seen:.3f}",
-                    abs_delta=f"{totals['abs_delta'] / seen:.3f}" if config.lam else "-",
-                    img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                    {
+                        "ce": f"{totals['ce'] / seen:.3f}",
+                        "|δ|": f"{totals['abs_delta'] / seen:.3f}" if config.lam else "-",
+                        "img/s": f"{seen / (time.perf_counter() - start):.0f}",
+                    }
                 )
         elapsed = time.perf_counter() - start
         record = {"epoch": epoch, "train_ce": totals["ce"] / totals["samples"], "images_per_s": totals["samples"] / elapsed}
