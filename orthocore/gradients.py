@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from orthocore._io import atomic_write, atomic_write_json
+from orthocore._io import atomic_path, atomic_write_json
 from orthocore.ops import normalized_dot
 
 
@@ -179,24 +179,26 @@ class ReferenceGradientCache:
         self._memory: Tensor | None = None
         self._disk: np.ndarray | None = None
         if self.path is None:
-            self._memory = self._compute(references, dataset, shape, batch_size, device)
+            self._memory = torch.empty(shape, dtype=torch.float32)
+            self._fill(self._memory, references, dataset, batch_size, device)
             return
         if _read_json(self.path + ".json") != meta or not os.path.isfile(self.path):
-            grads = self._compute(references, dataset, shape, batch_size, device)
-            atomic_write(self.path, lambda file: np.save(file, grads.numpy()))
+            with atomic_path(self.path) as tmp:  # filled in place on disk, never held in memory
+                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+                self._fill(torch.from_numpy(array), references, dataset, batch_size, device)
+                array.flush()
+                del array
             atomic_write_json(self.path + ".json", meta)
         self._disk = np.load(self.path, mmap_mode="r")
 
     @staticmethod
-    def _compute(references, dataset, shape, batch_size, device) -> Tensor:
-        grads = torch.empty(shape, dtype=torch.float32)
+    def _fill(grads: Tensor, references, dataset, batch_size, device) -> None:
         start = 0
         for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             x, y = x.to(device), y.to(device)
             for r, reference in enumerate(references):
                 grads[r, start : start + len(y)] = reference_gradients(reference, x, y).float().cpu()
             start += len(y)
-        return grads
 
     def __getitem__(self, indices: Tensor) -> Tensor:
         """Gradients of samples ``indices`` :math:`(B,)`: :math:`(R, B, C, H, W)` float32."""

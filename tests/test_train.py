@@ -131,7 +131,7 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, reference):
     """A run killed with SIGKILL mid-training and resumed ends with the weights of an
     uninterrupted run (model, optimizer and RNG state restored; dropout-free model, so
     the RNG matters through the data order and the restored generators)."""
-    args = ["--arch", "digits_cnn", "--lambda", "1", "--reference", reference, "--max-epochs", "8", "--eval-every", "3",
+    args = ["--arch", "digits_cnn", "--lambda", "1", "--reference", reference, "--max-epochs", "6", "--eval-every", "2",
             "--batch-size", "64", "--seed", "7", "--no-progress"]
     out = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -140,18 +140,18 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, reference):
     metrics = out / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
     assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()
     killed_at = torch.load(out / "state.pt", weights_only=True)["epoch"]
-    assert killed_at >= 2 and not (out / "model.ckpt").exists()  # killed mid-run
+    assert killed_at >= 1 and not (out / "model.ckpt").exists()  # killed mid-run
     resumed = subprocess.run([sys.executable, "-m", "orthocore", "train", "--resume", "--out", str(out), "--no-progress"],
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    straight = subprocess.run([*command[:-1], str(tmp_path / "straight")], env=env, capture_output=True, text=True)
-    assert straight.returncode == 0, straight.stderr
+    # The uninterrupted run, in this process (one thread, as the subprocesses).
+    train(config(tmp_path, "straight", lam=1.0, references=[reference], max_epochs=6, eval_every=2, seed=7))
     assert_same_weights(load_model(out / "model.ckpt"), load_model(tmp_path / "straight" / "model.ckpt"))
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     straight_lines = [json.loads(line) for line in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]

@@ -9,19 +9,18 @@ model, re-initialise the last fully-connected layer and train only that layer.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 
-# Registry name -> (torchvision constructor, path of the last fully-connected layer in it).
-ARCHITECTURES: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "imagenet_vgg16": (torchvision.models.vgg16, "classifier.6"),
-    "imagenet_resnet34": (torchvision.models.resnet34, "fc"),
-    "imagenet_densenet161": (torchvision.models.densenet161, "classifier"),
+# Registry name -> (torchvision.models constructor name, path of the last fully-connected layer).
+# torchvision is imported only when one of these is built.
+ARCHITECTURES: dict[str, tuple[str, str]] = {
+    "imagenet_vgg16": ("vgg16", "classifier.6"),
+    "imagenet_resnet34": ("resnet34", "fc"),
+    "imagenet_densenet161": ("densenet161", "classifier"),
     # SqueezeNet's classifier is a 1x1 convolution: the fully-connected layer of a conv net.
-    "imagenet_squeezenet1_1": (torchvision.models.squeezenet1_1, "classifier.1"),
+    "imagenet_squeezenet1_1": ("squeezenet1_1", "classifier.1"),
 }
 IMAGENET_CLASSES = 1000
 
@@ -60,7 +59,10 @@ def build_imagenet(arch: str, num_classes: int = IMAGENET_CLASSES, weights: str 
         FileNotFoundError: ``weights`` does not exist.
         ValueError: ``weights`` does not hold a state dict of this architecture.
     """
-    constructor, head = ARCHITECTURES[arch]
+    import torchvision
+
+    constructor_name, head = ARCHITECTURES[arch]
+    constructor = getattr(torchvision.models, constructor_name)
     if weights is None:
         net = constructor(weights=None, num_classes=num_classes)
         return net

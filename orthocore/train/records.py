@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 import platform
 import sys
 from pathlib import Path
@@ -15,10 +16,15 @@ import torch
 from orthocore._io import atomic_write_json, atomic_write_text
 
 
+def _installed(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries a result depends on."""
-    import torchvision
-
     import orthocore
 
     return {
@@ -26,7 +32,7 @@ def versions() -> dict[str, str]:
         "platform": platform.platform(),
         "orthocore": orthocore.__version__,
         "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
+        "torchvision": _installed("torchvision"),
         "numpy": np.__version__,
         "cuda": torch.version.cuda or "",
     }

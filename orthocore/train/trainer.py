@@ -164,30 +164,33 @@ class _Run:
         loader = DataLoader(
             IndexedDataset(self.train_set), batch_size=config.batch_size, sampler=epoch_order(config.seed, epoch, len(self.train_set))
         )
-        totals = {"ce": 0.0, "abs_delta": 0.0, "samples": 0}
+        # Sums stay on the device; reading them (a host sync) happens only for the bar.
+        ce_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        delta_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        samples = 0
         start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not config.progress)
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not config.progress)
         for step, (x, y, index) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             result = orthogonal_loss(model, x, y, self.reference_grads(x, y, index), config.lam, config.penalty)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
-            totals["ce"] += result.ce.item() * len(y)
+            ce_sum += result.ce * len(y)
             if result.delta is not None:
-                totals["abs_delta"] += result.delta.abs().mean().item() * len(y)
-            totals["samples"] += len(y)
-            if step % 10 == 0 or step == len(loader) - 1:
-                seen = totals["samples"]
+                delta_sum += result.delta.abs().mean() * len(y)
+            samples += len(y)
+            if config.progress and (step % 10 == 0 or step == len(loader) - 1):
                 bar.set_postfix(
-                    ce=f"{totals['ce'] / seen:.3f}",
-                    abs_delta=f"{totals['abs_delta'] / seen:.3f}" if config.lam else "-",
-                    img_s=f"{seen / (time.perf_counter() - start):.0f}",
+                    {
+                        "ce": f"{ce_sum.item() / samples:.3f}",
+                        "|δ|": f"{delta_sum.item() / samples:.3f}" if config.lam else "-",
+                        "img/s": f"{samples / (time.perf_counter() - start):.0f}",
+                    }
                 )
-        elapsed = time.perf_counter() - start
-        record = {"epoch": epoch, "train_ce": totals["ce"] / totals["samples"], "images_per_s": totals["samples"] / elapsed}
+        record = {"epoch": epoch, "train_ce": ce_sum.item() / samples, "images_per_s": samples / (time.perf_counter() - start)}
         if config.lam:
-            record["train_abs_delta"] = totals["abs_delta"] / totals["samples"]
+            record["train_abs_delta"] = delta_sum.item() / samples
         return record
 
     def evaluate(self, record: dict) -> None:
