@@ -82,11 +82,17 @@ def parse_attacks(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
@@ -120,6 +126,28 @@ def model_names(paths: list[str]) -> list[str]:
     return [stem if stems.count(stem) == 1 else f"{stem}#{i}" for i, stem in enumerate(stems)]
 
 
+def _add_attack_parser(commands) -> None:
+    parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets")
+    parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
+    parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
+    parser.add_argument(
+        "--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
+        help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm (default fgsm,ifgsm,pgd,mifgsm)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
+        help="start:stop:count or a comma list, fractions of [0, 1] (default 0.005:0.08:16)",
+    )  # fmt: skip
+    parser.add_argument("--n-images", type=_int_at_least(1), default=1000, help="images evaluated (default 1000)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
+    parser.add_argument("--dataset", default="cifar10", help="dataset of orthocore.data (test split)")
+    parser.add_argument("--data-root", default=None, help="folder of the dataset files")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
+    parser.set_defaults(func=cmd_attack)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthocore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,21 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     backends_parser.set_defaults(func=cmd_backends)
     demo_parser = commands.add_parser("demo", help="the main job on the shipped default data")
     demo_parser.set_defaults(func=cmd_backends, check=True)
-    attack_parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets")
-    attack_parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
-    attack_parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
-    attack_parser.add_argument("--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
-                               help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm")  # fmt: skip
-    attack_parser.add_argument("--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
-                               help="start:stop:count or a comma list (fractions of [0, 1]); default 0.005:0.08:16")  # fmt: skip
-    attack_parser.add_argument("--n-images", type=_positive_int, default=1000, help="images evaluated (default 1000)")
-    attack_parser.add_argument("--seed", type=int, default=0)
-    attack_parser.add_argument("--batch-size", type=_positive_int, default=128)
-    attack_parser.add_argument("--dataset", default="cifar10", help="dataset of orthocore.data (test split)")
-    attack_parser.add_argument("--data-root", default=None, help="folder of the dataset files")
-    attack_parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    attack_parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
-    attack_parser.set_defaults(func=cmd_attack)
+    _add_attack_parser(commands)
     return parser
 
 

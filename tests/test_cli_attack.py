@@ -64,3 +64,10 @@ def test_missing_checkpoint_fails_before_loading(tmp_path):
 def test_model_names_from_paths():
     assert cli.model_names(["runs/ref.ckpt", "runs/ortho.ckpt"]) == ["ref", "ortho"]
     assert cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["model#0", "model#1", "x"]
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--n-images", "0"), ("--seed", "-1"), ("--batch-size", "x")])
+def test_bad_integers_are_rejected(flag, value, capsys):
+    with pytest.raises(SystemExit):
+        _parse("--source", "a.ckpt", flag, value)
+    assert flag in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""ε sweeps: orthocore's one batched run over all ε against torchattacks looping over ε.
+
+ResNet-20 (benchmarks/resnet20.py), 64 images 3x32x32, 8 ε values (0.5 % … 4 %). For
+each attack both providers sit in one group (`make bench`); each first checks that the
+two produce the same adversarial images (max |difference| ≤ 1e-5), and the speed-up
+(torchattacks' median / orthocore's median) is printed at the end and stored in the
+orthocore run's ``extra_info``. PGD runs without its random start (torchattacks draws
+its own), DI²-FGSM is left out for the same reason. Targets: FGSM ≥ 6x (one gradient
+for all ε instead of 8), 10-step attacks ≥ 1.5x (the E·B batch fills a GPU; on a CPU
+the convolutions cost the same per image at any batch size).
+
+    .venv/bin/python -m pytest benchmarks/test_bench_attacks.py --benchmark-group-by=group
+"""
+
+import os
+
+import pytest
+import torch
+import torchattacks
+
+from benchmarks.resnet20 import resnet20
+from orthocore import attacks
+
+EPS = [0.005 * k for k in range(1, 9)]
+STEPS = 10
+ROUNDS = {"fgsm": 5, "ifgsm": 2, "pgd": 2, "mifgsm": 2}
+ROUNDS = {name: int(os.environ.get("ORTHOCORE_BENCH_ROUNDS", rounds)) for name, rounds in ROUNDS.items()}
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+ORTHOCORE = {
+    "fgsm": lambda m, x, y: attacks.fgsm(m, x, y, eps=EPS),
+    "ifgsm": lambda m, x, y: attacks.ifgsm(m, x, y, eps=EPS, steps=STEPS),
+    "pgd": lambda m, x, y: attacks.pgd(m, x, y, eps=EPS, steps=STEPS, random_start=False),
+    "mifgsm": lambda m, x, y: attacks.mifgsm(m, x, y, eps=EPS, steps=STEPS, decay=1.0),
+}
+TORCHATTACKS = {
+    "fgsm": lambda m, e: torchattacks.FGSM(m, eps=e),
+    "ifgsm": lambda m, e: torchattacks.BIM(m, eps=e, alpha=e / STEPS, steps=STEPS),
+    "pgd": lambda m, e: torchattacks.PGD(m, eps=e, alpha=2.5 * e / STEPS, steps=STEPS, random_start=False),
+    "mifgsm": lambda m, e: torchattacks.MIFGSM(m, eps=e, alpha=e / STEPS, steps=STEPS, decay=1.0),
+}
+MEDIANS: dict[tuple[str, str], float] = {}
+OUTPUTS: dict[tuple[str, str], torch.Tensor] = {}
+
+
+@pytest.fixture(scope="module")
+def setup(request):
+    torch.manual_seed(0)
+    model = resnet20().to(DEVICE).eval()
+    images = torch.rand(64, 3, 32, 32, device=DEVICE)
+    labels = torch.randint(0, 10, (64,), device=DEVICE)
+    yield model, images, labels
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    for name in ORTHOCORE:
+        if (name, "orthocore") in MEDIANS and (name, "torchattacks") in MEDIANS:
+            ratio = MEDIANS[name, "torchattacks"] / MEDIANS[name, "orthocore"]
+            reporter.write_line(f"{name}: orthocore sweep {ratio:.2f}x faster than torchattacks looping over eps")
+
+
+def _synchronized(fn):
+    def run():
+        out = fn()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    return run
+
+
+def _torchattacks_sweep(name, model, images, labels):
+    return torch.stack([TORCHATTACKS[name](model, e)(images, labels) for e in EPS])  # (E, B, C, H, W)
+
+
+@pytest.mark.parametrize("provider", ["torchattacks", "orthocore"])
+@pytest.mark.parametrize("name", list(ORTHOCORE))
+def test_eps_sweep(benchmark, setup, name, provider):
+    model, images, labels = setup
+    benchmark.group = f"{name} sweep, ResNet-20, 64 images x 8 eps, {DEVICE.type}"
+    ours = _synchronized(lambda: ORTHOCORE[name](model, images, labels))
+    peer = _synchronized(lambda: _torchattacks_sweep(name, model, images, labels))
+    timed = ours if provider == "orthocore" else peer
+    out = benchmark.pedantic(timed, rounds=ROUNDS[name], warmup_rounds=1)
+    OUTPUTS[name, provider] = out
+    other_provider = "torchattacks" if provider == "orthocore" else "orthocore"
+    if (name, other_provider) not in OUTPUTS:  # run alone (-k): compute the other provider's result
+        OUTPUTS[name, other_provider] = (peer if provider == "orthocore" else ours)()
+    other = OUTPUTS[name, other_provider]
+    assert out.shape == (len(EPS), *images.shape)
+    assert (out - other).abs().max().item() <= 1e-5  # the same adversarial images
+    assert (out - images).abs().amax((1, 2, 3, 4)).tolist() == pytest.approx(EPS, abs=1e-6)  # budgets used
+    MEDIANS[name, provider] = benchmark.stats.stats.median
+    if provider == "orthocore" and (name, "torchattacks") in MEDIANS:
+        benchmark.extra_info["speedup_vs_torchattacks"] = MEDIANS[name, "torchattacks"] / MEDIANS[name, "orthocore"]
