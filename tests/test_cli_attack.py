@@ -2,8 +2,13 @@
 checkpoint paths) before any model is loaded."""
 
 import argparse
+import json
+import sys
+import types
 
 import pytest
+import torch
+from torch import nn
 
 from orthocore import cli
 
@@ -71,3 +76,38 @@ def test_bad_integers_are_rejected(flag, value, capsys):
     with pytest.raises(SystemExit):
         _parse("--source", "a.ckpt", flag, value)
     assert flag in capsys.readouterr().err
+
+
+def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, capsys):
+    """The command's flow with stand-ins for the checkpoint loader and the dataset
+    (orthocore.checkpoint / orthocore.data provide the real ones)."""
+    images = torch.rand(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    labels = images.mean((2, 3)).argmax(1)
+    loaded = []
+
+    def load_model(path, map_location="cpu"):
+        loaded.append((path, str(map_location)))
+        model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
+        with torch.no_grad():
+            model[2].weight.copy_(20 * torch.eye(3) + len(loaded) * 0.5 * torch.ones(3, 3).tril(-1))
+            model[2].bias.zero_()
+        return model
+
+    monkeypatch.setitem(sys.modules, "orthocore.checkpoint", types.SimpleNamespace(load_model=load_model))
+    dataset = types.SimpleNamespace(load_dataset=lambda name, split, root: (images, labels))
+    monkeypatch.setitem(sys.modules, "orthocore.data", dataset)
+    monkeypatch.setattr("orthocore.data", dataset, raising=False)
+    for name in ("ref.ckpt", "ortho.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    out = tmp_path / "results" / "transfer"
+    code = cli.main([
+        "attack", "--source", str(tmp_path / "ref.ckpt"), "--target", str(tmp_path / "ortho.ckpt"),
+        "--attacks", "fgsm,pgd", "--eps", "0:0.2:3", "--n-images", "20", "--device", "cpu", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0 and [path for path, _ in loaded] == [str(tmp_path / "ref.ckpt"), str(tmp_path / "ortho.ckpt")]
+    printed = capsys.readouterr().out
+    assert "ref" in printed and "ortho" in printed and "pgd" in printed
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert len(document["rows"]) == 2 * 3 * 2 and document["metadata"]["images"] == 20
+    assert all(row["fooling_ratio"] == 0 for row in document["rows"] if row["eps"] == 0)
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 12
