@@ -1,14 +1,14 @@
 """ε sweeps: orthocore's one batched run over all ε against torchattacks looping over ε.
 
-ResNet-20 (built here, randomly initialised), 64 images 3x32x32, 8 ε values (0.5 % … 4 %). For
-each attack both providers sit in one group (`make bench`); each checks that the two
+ResNet-20 (built here, randomly initialised), 64 images 3x32x32, 8 ε values (0.5 % … 4 %).
+For each attack both providers sit in one group (`make bench`). Each checks that the two
 produce the same adversarial images (|difference| ≤ 1e-5 for at least 99 % of the
-(ε, image) pairs, see MIN_IDENTICAL; the share measured is stored in ``extra_info``) within
-their budgets, and the speed-up (torchattacks' median / orthocore's median) is printed at
-the end and stored in the orthocore run's ``extra_info``. PGD runs without its random
-start (torchattacks draws its own), DI²-FGSM is left out for the same reason. Targets:
-FGSM ≥ 6x (one gradient for all ε instead of 8), 10-step attacks ≥ 1.5x (the E·B batch
-fills a GPU; on a CPU the convolutions cost the same per image at any batch size).
+(ε, image) pairs, see MIN_IDENTICAL; the share measured is stored in ``extra_info``)
+within their budgets; the speed-up (torchattacks' median / orthocore's median) is stored
+in the orthocore run's ``extra_info``. PGD runs without its random start (torchattacks
+draws its own); DI²-FGSM is left out for the same reason. Targets: FGSM ≥ 6x (one
+gradient for all ε instead of 8), 10-step attacks ≥ 1.5x (the E·B batch fills a GPU; on
+a CPU the convolutions cost the same per image at any batch size).
 
     .venv/bin/python -m pytest benchmarks/test_bench_attacks.py --benchmark-group-by=group
 """
@@ -94,17 +94,12 @@ OUTPUTS: dict[tuple[str, str], torch.Tensor] = {}
 
 
 @pytest.fixture(scope="module")
-def setup(request):
+def setup():
     torch.manual_seed(0)
     model = resnet20().to(DEVICE).eval()
     images = torch.rand(64, 3, 32, 32, device=DEVICE)
     labels = torch.randint(0, 10, (64,), device=DEVICE)
-    yield model, images, labels
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for name in ORTHOCORE:
-        if (name, "orthocore") in MEDIANS and (name, "torchattacks") in MEDIANS:
-            ratio = MEDIANS[name, "torchattacks"] / MEDIANS[name, "orthocore"]
-            reporter.write_line(f"{name}: orthocore sweep {ratio:.2f}x faster than torchattacks looping over eps")
+    return model, images, labels
 
 
 def _synchronized(fn):
