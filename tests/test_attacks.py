@@ -52,18 +52,18 @@ def _seeded(**options):
 
 # ------------------------------------------------------------------ torchattacks agreement
 TORCHATTACKS_PAIRS = {
-    "fgsm": (lambda m: torchattacks.FGSM(m, eps=EPS), lambda m: attacks.FGSM(m, EPS)),
+    "fgsm": (lambda m: torchattacks.FGSM(m, eps=EPS), lambda m, t: attacks.FGSM(m, EPS, targeted=t)),
     "ifgsm": (
         lambda m: torchattacks.BIM(m, eps=EPS, alpha=ALPHA, steps=10),
-        lambda m: attacks.IFGSM(m, EPS, steps=10, step_size=ALPHA),
+        lambda m, t: attacks.IFGSM(m, EPS, steps=10, step_size=ALPHA, targeted=t),
     ),
     "pgd": (
         lambda m: torchattacks.PGD(m, eps=EPS, alpha=ALPHA, steps=10, random_start=False),
-        lambda m: attacks.PGD(m, EPS, steps=10, step_size=ALPHA, random_start=False),
+        lambda m, t: attacks.PGD(m, EPS, steps=10, step_size=ALPHA, random_start=False, targeted=t),
     ),
     "mifgsm": (
         lambda m: torchattacks.MIFGSM(m, eps=EPS, alpha=ALPHA, steps=10, decay=1.0),
-        lambda m: attacks.MIFGSM(m, EPS, steps=10, step_size=ALPHA, decay=1.0),
+        lambda m, t: attacks.MIFGSM(m, EPS, steps=10, step_size=ALPHA, decay=1.0, targeted=t),
     ),
 }
 
@@ -71,15 +71,14 @@ TORCHATTACKS_PAIRS = {
 @pytest.mark.parametrize("name", list(TORCHATTACKS_PAIRS))
 @pytest.mark.parametrize("targeted", [False, True], ids=["untargeted", "targeted"])
 def test_matches_torchattacks(model, batch, name, targeted):
+    """Same model, images and labels: the same adversarial images as torchattacks."""
     images, labels = batch
     make_peer, make_ours = TORCHATTACKS_PAIRS[name]
     peer = make_peer(model)
     if targeted:
         peer.set_mode_targeted_by_label(quiet=True)
     expected = peer(images, labels)
-    ours = make_ours(model)
-    ours.settings = type(ours.settings)(**{**ours.settings.__dict__, "targeted": targeted})
-    got = ours(images, labels)
+    got = make_ours(model, targeted)(images, labels)
     assert (got - images).abs().max() > 0.5 * ALPHA  # the attack moved the images
     assert (got - expected).abs().max() <= 1e-5
 
@@ -143,8 +142,13 @@ def test_eps_list_equals_each_eps_alone(model, batch, name):
 def test_fgsm_sweep_takes_one_gradient(model, batch):
     images, labels = batch
     model.calls = 0
-    attacks.fgsm(model, images, labels, eps=[0.01 * k for k in range(1, 9)])
+    eps = [0.01 * k for k in range(1, 9)]
+    whole = attacks.fgsm(model, images, labels, eps=eps)
     assert model.calls == 2  # the probe that checks labels against the logits, and one gradient
+    model.calls = 0
+    chunked = attacks.fgsm(model, images, labels, eps=eps, max_batch=5)
+    assert model.calls == 1 + 3  # the 12 images' gradient in chunks of 5
+    torch.testing.assert_close(chunked, whole)
 
 
 def test_memory_budget_chunks_without_changing_results(model, batch, monkeypatch):

@@ -2,10 +2,16 @@
 checkpoint paths) before any model is loaded."""
 
 import argparse
+import json
+import sys
+import types
 
 import pytest
+import torch
+from torch import nn
 
 from orthocore import cli
+from orthocore.cli import attack as attack_cli
 
 
 def _parse(*argv):
@@ -21,7 +27,7 @@ def test_full_command_line():
     assert args.attacks == ("fgsm", "pgd", "ifgsm", "mifgsm")
     assert len(args.eps) == 16 and args.eps[0] == pytest.approx(0.005) and args.eps[-1] == pytest.approx(0.08)
     assert args.eps[1] == pytest.approx(0.01)  # evenly spaced, both ends included
-    assert args.n_images == 200 and args.seed == 3 and args.func is cli.cmd_attack
+    assert args.n_images == 200 and args.seed == 3 and args.func is attack_cli.cmd_attack
 
 
 def test_defaults_are_the_papers_protocol():
@@ -35,7 +41,7 @@ def test_defaults_are_the_papers_protocol():
     [("0.01,0.03, 0.05", (0.01, 0.03, 0.05)), ("0.02:0.02:1", (0.02,)), ("0:0.1:3", (0.0, 0.05, 0.1))],
 )
 def test_eps_syntax(text, expected):
-    assert cli.parse_eps(text) == pytest.approx(expected)
+    assert attack_cli.parse_eps(text) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("text", ["0.08:0.005:16", "0.005:0.08", "0.005:0.08:0", "a:b:c", "0.01,-0.02", "", "nan"])
@@ -50,7 +56,7 @@ def test_unknown_attack_is_rejected(capsys):
         _parse("--source", "a.ckpt", "--attacks", "fgsm,deepfool")
     assert "unknown ['deepfool']" in capsys.readouterr().err
     with pytest.raises(argparse.ArgumentTypeError):
-        cli.parse_attacks(" , ")
+        attack_cli.parse_attacks(" , ")
 
 
 def test_missing_checkpoint_fails_before_loading(tmp_path):
@@ -58,9 +64,51 @@ def test_missing_checkpoint_fails_before_loading(tmp_path):
     present.write_bytes(b"")
     args = _parse("--source", str(present), "--target", str(tmp_path / "missing.ckpt"))
     with pytest.raises(SystemExit, match="checkpoint not found: .*missing.ckpt"):
-        cli.cmd_attack(args)
+        attack_cli.cmd_attack(args)
 
 
 def test_model_names_from_paths():
-    assert cli.model_names(["runs/ref.ckpt", "runs/ortho.ckpt"]) == ["ref", "ortho"]
-    assert cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["model#0", "model#1", "x"]
+    assert attack_cli.model_names(["runs/ref.ckpt", "runs/ortho.ckpt"]) == ["ref", "ortho"]
+    assert attack_cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["model#0", "model#1", "x"]
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--n-images", "0"), ("--seed", "-1"), ("--batch-size", "x")])
+def test_bad_integers_are_rejected(flag, value, capsys):
+    with pytest.raises(SystemExit):
+        _parse("--source", "a.ckpt", flag, value)
+    assert flag in capsys.readouterr().err
+
+
+def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, capsys):
+    """The command's flow with stand-ins for the checkpoint loader and the dataset
+    (orthocore.checkpoint / orthocore.data provide the real ones)."""
+    images = torch.rand(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    labels = images.mean((2, 3)).argmax(1)
+    loaded = []
+
+    def load_model(path, map_location="cpu"):
+        loaded.append((path, str(map_location)))
+        model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
+        with torch.no_grad():
+            model[2].weight.copy_(20 * torch.eye(3) + len(loaded) * 0.5 * torch.ones(3, 3).tril(-1))
+            model[2].bias.zero_()
+        return model
+
+    monkeypatch.setitem(sys.modules, "orthocore.checkpoint", types.SimpleNamespace(load_model=load_model))
+    dataset = types.SimpleNamespace(open_dataset=lambda spec, split: (images, labels))
+    monkeypatch.setitem(sys.modules, "orthocore.data", dataset)
+    monkeypatch.setattr("orthocore.data", dataset, raising=False)
+    for name in ("ref.ckpt", "ortho.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    out = tmp_path / "results" / "transfer"
+    code = cli.main([
+        "attack", "--source", str(tmp_path / "ref.ckpt"), "--target", str(tmp_path / "ortho.ckpt"),
+        "--attacks", "fgsm,pgd", "--eps", "0:0.2:3", "--n-images", "20", "--device", "cpu", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0 and [path for path, _ in loaded] == [str(tmp_path / "ref.ckpt"), str(tmp_path / "ortho.ckpt")]
+    printed = capsys.readouterr().out
+    assert "ref" in printed and "ortho" in printed and "pgd" in printed
+    document = json.loads(out.with_suffix(".json").read_text())
+    assert len(document["rows"]) == 2 * 3 * 2 and document["metadata"]["images"] == 20
+    assert all(row["fooling_ratio"] == 0 for row in document["rows"] if row["eps"] == 0)
+    assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 12

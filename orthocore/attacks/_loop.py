@@ -114,10 +114,11 @@ def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows) -> 
     if start is not None:
         adv = (clean + start * eps.to(clean.dtype)[:, None, None, None]).clamp(0, 1)
     momentum = torch.zeros_like(clean) if settings.decay is not None else None
-    decay = settings.decay if settings.decay is not None else 0.0
     for t in range(settings.steps):
         grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows)
-        adv, momentum = attack_step(adv, grad, clean, step, eps, norm=settings.norm, momentum=momentum, decay=decay)
+        adv, momentum = attack_step(
+            adv, grad, clean, step, eps, norm=settings.norm, momentum=momentum, decay=settings.decay or 0.0
+        )
     return adv
 
 
@@ -160,31 +161,32 @@ def run_attack(
 
 
 def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
+    """All ε at once: :math:`(E, B, C, H, W)`."""
     batch, count = images.shape[0], len(values)
     acc = torch.float64 if images.dtype == torch.float64 else torch.float32
     eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)  # (E·B,)
     step_rows = torch.tensor([settings.step_for(e) for e in values], dtype=acc, device=images.device)
     step_rows = step_rows.repeat_interleave(batch)  # (E·B,)
-    image_of_row = torch.arange(batch).repeat(count)  # (E·B,) CPU
+    rows_total = batch if settings.gradient_shared_across_eps else count * batch
+    image_bytes = images[0].numel() * images.element_size()
+    chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, rows_total, images.device)
     if settings.gradient_shared_across_eps:
-        grad = torch.cat([_input_gradient(model, images[i], labels[i], settings.targeted, None, 0, None)
-                          for i in _chunks(batch, max_batch or batch)])  # fmt: skip
+        # (B, C, H, W): the one gradient, at the clean images
+        grad = torch.cat([_input_gradient(model, images[rows], labels[rows], settings.targeted, None, 0, None)
+                          for rows in _chunks(batch, chunk)])  # fmt: skip
         clean = images.repeat(count, 1, 1, 1)  # (E·B, C, H, W)
-        decay = settings.decay if settings.decay is not None else 0.0
         momentum = torch.zeros_like(clean) if settings.decay is not None else None
-        adv, _ = attack_step(clean, grad.repeat(count, 1, 1, 1), clean, step_rows, eps_rows,
-                             norm=settings.norm, momentum=momentum, decay=decay)  # fmt: skip
+        adv, _ = attack_step(clean, grad.repeat(count, 1, 1, 1), clean, step_rows, eps_rows, norm=settings.norm,
+                             momentum=momentum, decay=settings.decay or 0.0)  # fmt: skip
         return adv.view(count, *images.shape)
     start = _random_start(images, settings.norm, generator) if settings.random_start else None
     plan = None
     if settings.diversity_prob > 0:
         size = tuple(images.shape[-2:])
         plan = DiversityPlan.draw(settings.steps, batch, size, settings.diversity_prob, settings.resize_rate, generator)
-    total = count * batch
-    image_bytes = images[0].numel() * images.element_size()
-    chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, total, images.device)
-    out = torch.empty((total, *images.shape[1:]), dtype=images.dtype, device=images.device)
-    for rows in _chunks(total, chunk):
+    image_of_row = torch.arange(batch).repeat(count)  # (E·B,) CPU
+    out = torch.empty((count * batch, *images.shape[1:]), dtype=images.dtype, device=images.device)
+    for rows in _chunks(count * batch, chunk):
         index = image_of_row[rows]
         device_index = index.to(images.device)
         out[rows] = _run_chunk(

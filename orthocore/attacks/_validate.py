@@ -9,14 +9,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-NORM_ALIASES = {"inf": "inf", "linf": "inf", "2": "2", "l2": "2"}
+NORM_ALIASES = {"inf": "inf", "linf": "inf", "2": "2", "2.0": "2", "l2": "2"}
 
 
 def norm_name(norm: str | float) -> str:
     """``"inf"`` or ``"2"`` from any accepted spelling (``"linf"``, ``"l2"``, ``inf``, ``2``)."""
-    key = str(norm).lower().replace("∞", "inf")
-    if key in ("2.0",):
-        key = "2"
+    key = str(norm).lower()
     if key not in NORM_ALIASES:
         raise ValueError(f"norm must be one of 'inf', 'linf', '2', 'l2'; got {norm!r}")
     return NORM_ALIASES[key]
@@ -67,7 +65,7 @@ def check_images(images: Tensor) -> None:
         raise ValueError("images contain NaN")
     low, high = images.min().item(), images.max().item()
     if low < 0 or high > 1:
-        raise ValueError(f"images must be in [0, 1] (normalise inside the model), got values in [{low:.4g}, {high:.4g}]")
+        raise ValueError(f"images must be in [0, 1] (normalise inside the model), got [{low:.4g}, {high:.4g}]")
 
 
 def check_labels(labels: Tensor, batch: int) -> None:

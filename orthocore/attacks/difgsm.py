@@ -57,7 +57,7 @@ class DIFGSM(Attack):
             norm=norm,
             steps=steps,
             step_size=step_size,
-            decay=decay if decay > 0 else None,
+            decay=decay if decay != 0 else None,
             diversity_prob=diversity_prob,
             resize_rate=resize_rate,
             targeted=targeted,

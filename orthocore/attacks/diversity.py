@@ -31,7 +31,7 @@ class DiversityPlan:
     left: Tensor
 
     @staticmethod
-    def draw(steps: int, batch: int, size: tuple[int, int], prob: float, resize_rate: float, generator) -> DiversityPlan:
+    def draw(steps: int, batch: int, size: tuple[int, int], prob: float, resize_rate: float, generator):
         """Draws the transforms of ``steps`` steps for ``batch`` images of ``size`` (H, W)."""
         shape = (steps, batch)
         apply = torch.rand(shape, generator=generator) < prob

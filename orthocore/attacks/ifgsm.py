@@ -33,8 +33,9 @@ class IFGSM(Attack):
     name = "ifgsm"
 
     def __init__(
-        self, model, eps=8 / 255, *, steps=10, step_size=None, norm="inf", targeted=False, generator=None, max_batch=None
-    ):
+        self, model, eps=8 / 255, *, steps=10, step_size=None, norm="inf", targeted=False, generator=None,
+        max_batch=None,
+    ):  # fmt: skip
         settings = LoopSettings(norm=norm, steps=steps, step_size=step_size, step_scale=1.0, targeted=targeted)
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 

@@ -28,7 +28,8 @@ class PGD(Attack):
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
         >>> x = torch.rand(4, 3, 2, 2)
-        >>> adv = PGD(model, eps=0.1, norm="2", generator=torch.Generator().manual_seed(0))(x, torch.tensor([0, 1, 2, 0]))
+        >>> attack = PGD(model, eps=0.1, norm="2", generator=torch.Generator().manual_seed(0))
+        >>> adv = attack(x, torch.tensor([0, 1, 2, 0]))
         >>> bool((adv - x).flatten(1).norm(dim=1).max() <= 0.1 + 1e-6)
         True
     """

@@ -1,0 +1,31 @@
+"""The ``orthocore`` command line: a thin argparse layer over library calls, one module
+per group of commands, each adding its subcommands with ``add_parsers``."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+
+from orthocore.cli import attack, backends, study, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orthocore", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group in (study, train, attack, backends):
+        group.add_parsers(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: say what, no traceback
+        print(f"orthocore {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""``orthocore attack`` (Figs. 5/6: transfer fooling ratios) and ``orthocore defend``
+(Table III: defenses vs orthogonal models)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+
+import torch
+
+
+def parse_eps(text: str) -> tuple[float, ...]:
+    """An ε grid from ``start:stop:count`` (``count`` evenly spaced values, both ends
+    included) or a comma-separated list; values are fractions of the [0, 1] range."""
+    try:
+        if ":" in text:
+            start, stop, count = text.split(":")
+            start, stop, count = float(start), float(stop), int(count)
+            if count < 1 or stop < start:
+                raise ValueError
+            values = torch.linspace(start, stop, count, dtype=torch.float64).tolist()
+        else:
+            values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--eps expects start:stop:count (start <= stop, count >= 1) or a comma list, got {text!r}"
+        ) from None
+    if not values or any(not math.isfinite(v) or v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--eps values must be finite and >= 0, got {text!r}")
+    return tuple(values)
+
+
+def parse_attacks(text: str) -> tuple[str, ...]:
+    """Comma-separated attack names, each one of :data:`orthocore.attacks.ATTACKS`."""
+    from orthocore.attacks import ATTACKS
+
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in ATTACKS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"--attacks: unknown {unknown or text!r}; choose from {', '.join(ATTACKS)}")
+    return names
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    """Transfer evaluation: craft on --source, fooling ratios on it and every --target."""
+    from orthocore.evaluate import TransferConfig, transfer_evaluation
+
+    config = TransferConfig(
+        attacks=args.attacks, eps=args.eps, n_images=args.n_images, seed=args.seed, batch_size=args.batch_size
+    )
+    missing = [path for path in [args.source, *args.target] if not pathlib.Path(path).is_file()]
+    if missing:
+        raise SystemExit(f"orthocore attack: checkpoint not found: {', '.join(missing)}")
+    from orthocore import data
+    from orthocore.checkpoint import load_model
+
+    device = torch.device(args.device)
+    source_name, *target_names = model_names([args.source, *args.target])
+    source = load_model(args.source, map_location=device)
+    targets = {name: load_model(path, map_location=device) for name, path in zip(target_names, args.target)}
+    dataset = data.open_dataset(args.data, "val")
+    table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device)
+    print(table.format())
+    if args.out:
+        print(f"wrote {table.to_csv(args.out + '.csv')} and {table.to_json(args.out + '.json')}")
+    return 0
+
+
+def cmd_defend(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from orthocore._io import atomic_write_json, atomic_write_text
+    from orthocore.checkpoint import load_model
+    from orthocore.data import open_dataset
+    from orthocore.defenses import paper_variants
+    from orthocore.evaluate.defenses import defense_evaluation
+    from orthocore.report import defense_table, markdown_table
+
+    device = torch.device(args.device)
+    dataset = open_dataset(args.data, "val")  # bad data fails before any model is read
+    source = load_model(args.source, device)
+    target = load_model(args.target, device)
+    names = model_names(args.orthogonal)
+    orthogonal = {name: load_model(path, device) for name, path in zip(names, args.orthogonal)}
+    rows = defense_evaluation(
+        source, target, paper_variants(), orthogonal, dataset, attacks=args.attacks, eps=args.eps,
+        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=model_names([args.target])[0],
+        device=device,
+    )  # fmt: skip
+    records = [dataclasses.asdict(row) for row in rows]
+    table = markdown_table(*defense_table(records))
+    print(table)
+    if args.out:
+        atomic_write_text(f"{args.out}.md", table + "\n")
+        atomic_write_json(f"{args.out}.json", {"source": args.source, "target": args.target,
+                                              "orthogonal": args.orthogonal, "rows": records})  # fmt: skip
+        print(f"wrote {args.out}.md and {args.out}.json")
+    return 0
+
+
+def model_names(paths: list[str]) -> list[str]:
+    """Table column names for checkpoints: their file stems, numbered where two collide."""
+    stems = [pathlib.Path(path).stem for path in paths]
+    return [stem if stems.count(stem) == 1 else f"{stem}#{i}" for i, stem in enumerate(stems)]
+
+
+def _add_attack_parser(commands) -> None:
+    parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets")
+    parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
+    parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
+    parser.add_argument(
+        "--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
+        help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm (default fgsm,ifgsm,pgd,mifgsm)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
+        help="start:stop:count or a comma list, fractions of [0, 1] (default 0.005:0.08:16)",
+    )  # fmt: skip
+    parser.add_argument("--n-images", type=_int_at_least(1), default=1000, help="images evaluated (default 1000)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
+    parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH (its validation split)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
+    parser.set_defaults(func=cmd_attack)
+
+
+def _add_defend_parser(commands) -> None:
+    parser = commands.add_parser("defend", help="Table III: defenses in front of a target vs orthogonal models")
+    parser.add_argument("--source", required=True, help="checkpoint of the model the attacks are crafted on")
+    parser.add_argument("--target", required=True, help="checkpoint of the ordinary model the defenses protect")
+    parser.add_argument("--orthogonal", action="append", default=[], help="checkpoint of an orthogonal model (repeatable)")
+    parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
+    parser.add_argument("--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
+                        help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm")  # fmt: skip
+    parser.add_argument("--eps", type=parse_eps, default=(0.03, 0.05), help="the two ε of Table III (default 0.03,0.05)")
+    parser.add_argument("--n-images", type=_int_at_least(1), default=1000, help="images evaluated (default 1000)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
+    parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")
+    parser.set_defaults(func=cmd_defend)
+
+
+def add_parsers(commands) -> None:
+    _add_attack_parser(commands)
+    _add_defend_parser(commands)

@@ -1,0 +1,51 @@
+"""``orthocore demo``, ``orthocore run`` and ``orthocore report``: the whole study."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from orthocore.report import format_summary
+    from orthocore.study import demo_config, run_study
+
+    results = run_study(demo_config(args.out), progress=not args.no_progress)
+    print(format_summary(results))
+    print(f"\nreport: {args.out}/report.html (and report.md, results.json, figures/)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orthocore.report import format_summary
+    from orthocore.study import StudyConfig, run_study
+
+    config = StudyConfig.from_toml(args.config)
+    if args.out:
+        config.out = args.out
+    results = run_study(config, progress=not args.no_progress)
+    print(format_summary(results))
+    print(f"\nreport: {config.out}/report.html (and report.md, results.json, figures/)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from orthocore.report import write_report
+
+    paths = write_report(args.run_dir)
+    print(f"wrote {paths['html']} and {paths['markdown']}")
+    return 0
+
+
+def add_parsers(commands) -> None:
+    demo = commands.add_parser("demo", help="the paper's whole study on the shipped digits data (a few minutes)")
+    demo.add_argument("--out", default="runs/demo", help="run directory (re-running reuses finished work)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(func=cmd_demo)
+    run = commands.add_parser("run", help="the study on your data and models, from a TOML configuration")
+    run.add_argument("--config", required=True, help="TOML file whose keys are orthocore.study.StudyConfig's")
+    run.add_argument("--out", help="run directory (overrides the configuration's)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+    report = commands.add_parser("report", help="rebuild report.html / report.md / figures of a finished run")
+    report.add_argument("run_dir", help="a run directory holding results.json")
+    report.set_defaults(func=cmd_report)
