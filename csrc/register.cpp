@@ -25,6 +25,13 @@ TORCH_LIBRARY(orthocore, m) {
   m.def(
       "normalized_dot_bwd(Tensor grad_delta, Tensor a, Tensor b, Tensor stats, bool need_a, "
       "bool need_b) -> (Tensor grad_a, Tensor grad_b)");
+  // Chambolle's total-variation iteration on every (image, channel) plane of a (B, C, H, W)
+  // tensor, as skimage.restoration.denoise_tv_chambolle(eps=0) runs it: `iters` iterations.
+  m.def("tv_denoise_fwd(Tensor x, float weight, int iters) -> Tensor");
+  // Bilateral filter (OpenCV's weights: L1 colour distance summed over channels, circular
+  // window of the given radius) of a (B, C, H + 2 radius, W + 2 radius) input whose
+  // borders are already padded; returns (B, C, H, W).
+  m.def("bilateral_fwd(Tensor padded, int radius, float sigma_color, float sigma_space) -> Tensor");
 }
 
 // Tells Python whether this build carries the CUDA kernels.

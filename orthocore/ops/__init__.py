@@ -1,6 +1,16 @@
 """orthocore's fused operators: each a ``torch.library`` custom op in the ``orthocore``
 namespace with a plain-PyTorch reference beside it (see :mod:`orthocore.dispatch`)."""
 
+from orthocore.ops.bilateral import bilateral, bilateral_reference
 from orthocore.ops.normalized_dot import normalized_dot, normalized_dot_reference
+from orthocore.ops.tv_denoise import tv_denoise, tv_denoise_reference, tv_reconstruct
 
-__all__ = ["normalized_dot", "normalized_dot_reference"]
+__all__ = [
+    "bilateral",
+    "bilateral_reference",
+    "normalized_dot",
+    "normalized_dot_reference",
+    "tv_denoise",
+    "tv_denoise_reference",
+    "tv_reconstruct",
+]
