@@ -18,8 +18,12 @@ def check_image_batch(x: torch.Tensor, op: str, name: str = "x") -> None:
 
 
 def check_image_values(x: torch.Tensor, op: str, name: str = "x") -> None:
-    """Raises ``ValueError`` if ``x`` holds NaN/inf or values outside [0, 1] (reads the data once)."""
-    if x.numel() == 0:
+    """Raises ``ValueError`` if ``x`` holds NaN/inf or values outside [0, 1] (reads the data once).
+
+    Skipped while ``torch.compile`` traces: values are unknown then, and a data-dependent
+    branch would break the graph.
+    """
+    if x.numel() == 0 or torch.compiler.is_compiling():
         return
     low, high = torch.aminmax(x)
     low, high = float(low), float(high)

@@ -125,13 +125,18 @@ FORWARD = OpBackends(_OP, {"reference": bilateral_reference, "cpu": _compiled, "
 
 
 # ------------------------------------------------------------------------- custom op
-def _check_arguments(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> None:
-    check_image_batch(x, _OP)
+def check_bilateral_settings(window: int, sigma_color: float, sigma_space: float) -> None:
+    """Raises ``ValueError`` unless ``window`` is an odd integer >= 1 and both sigmas are > 0."""
     check_count(window, _OP, "window")
     if window % 2 == 0:
         raise ValueError(f"{_OP}: window must be odd (OpenCV's diameter d = 2r + 1), got {window}")
     check_positive(sigma_color, _OP, "sigma_color")
     check_positive(sigma_space, _OP, "sigma_space")
+
+
+def _check_arguments(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> None:
+    check_image_batch(x, _OP)
+    check_bilateral_settings(window, sigma_color, sigma_space)
 
 
 @torch.library.custom_op("orthocore::bilateral", mutates_args=())
