@@ -1,5 +1,5 @@
-// Shared by the CPU and CUDA kernels of bilateral: argument checks and OpenCV's
-// circular window of spatial taps, so both backends use the same weights.
+// Helpers of the CPU bilateral kernel: argument checks, OpenCV's border reflection and
+// its circular window of spatial taps.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,16 +16,22 @@ struct BilateralTap {
   float weight;
 };
 
-inline void check_bilateral_inputs(const at::Tensor& padded, int64_t radius, double sigma_color,
-                                   double sigma_space) {
-  TORCH_CHECK(padded.dim() == 4, "bilateral: padded input must be (B, C, H + 2r, W + 2r), got ", padded.dim(), "-D");
-  TORCH_CHECK(at::isFloatingType(padded.scalar_type()), "bilateral: expected a floating dtype, got ",
-              padded.scalar_type());
+inline void check_bilateral_inputs(const at::Tensor& x, int64_t radius, double sigma_color, double sigma_space) {
+  TORCH_CHECK(x.dim() == 4, "bilateral: x must be (B, C, H, W), got ", x.dim(), "-D");
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "bilateral: expected a floating dtype, got ", x.scalar_type());
   TORCH_CHECK(radius >= 0, "bilateral: radius must be >= 0, got ", radius);
-  TORCH_CHECK(padded.size(2) >= 2 * radius && padded.size(3) >= 2 * radius,
-              "bilateral: padded input ", padded.sizes(), " is smaller than twice the radius ", radius);
   TORCH_CHECK(sigma_color > 0 && sigma_space > 0, "bilateral: sigmas must be > 0, got ", sigma_color, " and ",
               sigma_space);
+}
+
+// OpenCV's BORDER_REFLECT_101 (gfedcb|abcdefgh|gfedcba) for any position, reflecting as
+// often as needed; size >= 1.
+inline int64_t reflect_101(int64_t position, int64_t size) {
+  if (size == 1) return 0;
+  const int64_t period = 2 * (size - 1);
+  int64_t folded = position % period;
+  if (folded < 0) folded += period;
+  return folded >= size ? period - folded : folded;
 }
 
 // OpenCV's window: every (dy, dx) with dy^2 + dx^2 <= radius^2, row by row.

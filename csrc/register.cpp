@@ -28,10 +28,9 @@ TORCH_LIBRARY(orthocore, m) {
   // Chambolle's total-variation iteration on every (image, channel) plane of a (B, C, H, W)
   // tensor, as skimage.restoration.denoise_tv_chambolle(eps=0) runs it: `iters` iterations.
   m.def("tv_denoise_fwd(Tensor x, float weight, int iters) -> Tensor");
-  // Bilateral filter (OpenCV's weights: L1 colour distance summed over channels, circular
-  // window of the given radius) of a (B, C, H + 2 radius, W + 2 radius) input whose
-  // borders are already padded; returns (B, C, H, W).
-  m.def("bilateral_fwd(Tensor padded, int radius, float sigma_color, float sigma_space) -> Tensor");
+  // Bilateral filter of a (B, C, H, W) tensor with OpenCV's weights (L1 colour distance
+  // summed over channels, circular window of the given radius) and reflect-101 borders.
+  m.def("bilateral_fwd(Tensor x, int radius, float sigma_color, float sigma_space) -> Tensor");
 }
 
 // Tells Python whether this build carries the CUDA kernels.

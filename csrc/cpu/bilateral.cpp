@@ -2,8 +2,9 @@
 // row is cut into blocks of 16 pixels whose sums stay in registers while every tap of the
 // circular window is walked (L1 colour distance summed over channels, exp by a
 // polynomial the compiler vectorises); other channel counts and the row's last partial
-// block take one vectorised pass per tap. Nothing of size k^2 * image is ever stored. The input arrives
-// already padded (reflect-101), so the inner loops carry no border logic.
+// block take one vectorised pass per tap. Nothing of size k^2 * image is ever stored:
+// each task first copies the 2r + 1 input rows it needs, borders reflected (reflect-101),
+// into a small per-thread window, so the inner loops carry no border logic.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -42,8 +43,14 @@ ORTHOCORE_ALWAYS_INLINE float exp_nonpositive(float x) {
 
 ORTHOCORE_ALWAYS_INLINE double exp_nonpositive(double x) { return std::exp(x); }
 
+// A task's window: per channel, 2r + 1 reflected rows of pitch W + 2r around the output row.
 struct RowGeometry {
-  int64_t channels, padded_height, padded_width, width, radius;
+  int64_t channels;
+  int64_t pitch;         // W + 2r
+  int64_t window_plane;  // (2r + 1) * pitch: channel stride of the window
+  int64_t width;         // W
+  int64_t radius;        // r
+  int64_t out_plane;     // H * W: channel stride of the output
 };
 
 // Pixels per block of the fast path: two AVX2 registers per accumulator.
@@ -60,7 +67,7 @@ ORTHOCORE_ALWAYS_INLINE void filter_block(const scalar_t* centre, const RowGeome
     for (int64_t l = 0; l < kBlock; ++l) middle[c][l] = static_cast<acc_t>(centre[c * plane + l]);
   }
   for (const BilateralTap& tap : taps) {
-    const scalar_t* neighbour = centre + tap.dy * g.padded_width + tap.dx;
+    const scalar_t* neighbour = centre + tap.dy * g.pitch + tap.dx;
     const acc_t tap_weight = static_cast<acc_t>(tap.weight);
 #pragma omp simd
     for (int64_t l = 0; l < kBlock; ++l) {
@@ -91,7 +98,7 @@ ORTHOCORE_ALWAYS_INLINE void filter_span(const scalar_t* centre, const RowGeomet
   acc_t* sums = total + length;  // (channels, length)
   std::fill(total, total + (g.channels + 1) * length, acc_t(0));
   for (const BilateralTap& tap : taps) {
-    const scalar_t* neighbour = centre + tap.dy * g.padded_width + tap.dx;
+    const scalar_t* neighbour = centre + tap.dy * g.pitch + tap.dx;
     std::fill(weights, weights + length, acc_t(0));
     for (int64_t c = 0; c < g.channels; ++c) {
       const scalar_t* a = neighbour + c * plane;
@@ -123,72 +130,94 @@ ORTHOCORE_ALWAYS_INLINE void filter_span(const scalar_t* centre, const RowGeomet
   }
 }
 
-// One output row y of one image: out[c][x] = sum_t w_t(x) in_t[c][x] / sum_t w_t(x).
+// One output row from its window: out[c][x] = sum_t w_t(x) in_t[c][x] / sum_t w_t(x).
 template <typename scalar_t, typename acc_t>
-ORTHOCORE_ALWAYS_INLINE void filter_row(const scalar_t* image, scalar_t* out, int64_t y, const RowGeometry& g,
+ORTHOCORE_ALWAYS_INLINE void filter_row(const scalar_t* window, scalar_t* row, const RowGeometry& g,
                                         const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
-  const int64_t plane = g.padded_height * g.padded_width;
-  const int64_t out_plane = (g.padded_height - 2 * g.radius) * g.width;
-  const scalar_t* centre = image + (y + g.radius) * g.padded_width + g.radius;
-  scalar_t* row = out + y * g.width;
+  const int64_t plane = g.window_plane;
+  const scalar_t* centre = window + g.radius * g.pitch + g.radius;
   int64_t x = 0;
   if (g.channels == 1 || g.channels == 3) {
     for (; x + kBlock <= g.width; x += kBlock) {
       if (g.channels == 3) {
-        filter_block<3>(centre + x, g, plane, taps, color_coeff, row + x, out_plane);
+        filter_block<3>(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane);
       } else {
-        filter_block<1>(centre + x, g, plane, taps, color_coeff, row + x, out_plane);
+        filter_block<1>(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane);
       }
     }
   }
-  if (x < g.width) filter_span(centre + x, g, plane, taps, color_coeff, row + x, out_plane, g.width - x, scratch);
+  if (x < g.width) filter_span(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane, g.width - x, scratch);
 }
 
 template <typename scalar_t, typename acc_t>
-ORTHOCORE_TARGET_AVX2 void filter_row_avx2(const scalar_t* image, scalar_t* out, int64_t y, const RowGeometry& g,
-                                           const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
-  filter_row<scalar_t, acc_t>(image, out, y, g, taps, color_coeff, scratch);
+ORTHOCORE_TARGET_AVX2 void filter_row_avx2(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+    const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  filter_row<scalar_t, acc_t>(window, row, g, taps, color_coeff, scratch);
 }
 
 template <typename scalar_t, typename acc_t>
-ORTHOCORE_TARGET_AVX512 void filter_row_avx512(const scalar_t* image, scalar_t* out, int64_t y, const RowGeometry& g,
-                                               const std::vector<BilateralTap>& taps, acc_t color_coeff,
-                                               acc_t* scratch) {
-  filter_row<scalar_t, acc_t>(image, out, y, g, taps, color_coeff, scratch);
+ORTHOCORE_TARGET_AVX512 void filter_row_avx512(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+    const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  filter_row<scalar_t, acc_t>(window, row, g, taps, color_coeff, scratch);
 }
 
 template <typename scalar_t, typename acc_t>
-ORTHOCORE_TARGET_BASE void filter_row_base(const scalar_t* image, scalar_t* out, int64_t y, const RowGeometry& g,
-                                           const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
-  filter_row<scalar_t, acc_t>(image, out, y, g, taps, color_coeff, scratch);
+ORTHOCORE_TARGET_BASE void filter_row_base(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+    const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  filter_row<scalar_t, acc_t>(window, row, g, taps, color_coeff, scratch);
 }
 
-at::Tensor bilateral_fwd_cpu(const at::Tensor& padded_in, int64_t radius, double sigma_color, double sigma_space) {
-  check_bilateral_inputs(padded_in, radius, sigma_color, sigma_space);
-  const at::Tensor padded = padded_in.contiguous();
-  const int64_t batch = padded.size(0), channels = padded.size(1);
-  const int64_t height = padded.size(2) - 2 * radius, width = padded.size(3) - 2 * radius;
-  at::Tensor out = at::empty({batch, channels, height, width}, padded.options());
+// Copies rows y - r .. y + r of every channel of one image, columns -r .. W + r - 1,
+// reflected at the borders, into the window.
+template <typename scalar_t>
+void fill_window(const scalar_t* image, int64_t y, int64_t height, const RowGeometry& g,
+                 const std::vector<int64_t>& columns, scalar_t* window) {
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t k = 0; k <= 2 * g.radius; ++k) {
+      const scalar_t* src = image + (c * height + reflect_101(y - g.radius + k, height)) * g.width;
+      scalar_t* dst = window + c * g.window_plane + k * g.pitch;
+      if (g.radius < g.width) {
+        std::copy(src, src + g.width, dst + g.radius);
+        for (int64_t i = 0; i < g.radius; ++i) {
+          dst[i] = src[columns[i]];
+          dst[g.radius + g.width + i] = src[columns[g.radius + g.width + i]];
+        }
+      } else {
+        for (int64_t i = 0; i < g.pitch; ++i) dst[i] = src[columns[i]];
+      }
+    }
+  }
+}
+
+at::Tensor bilateral_fwd_cpu(const at::Tensor& x_in, int64_t radius, double sigma_color, double sigma_space) {
+  check_bilateral_inputs(x_in, radius, sigma_color, sigma_space);
+  const at::Tensor x = x_in.contiguous();
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  at::Tensor out = at::empty_like(x);
   if (out.numel() == 0) return out;
   const std::vector<BilateralTap> taps = bilateral_taps(radius, sigma_space);
-  const RowGeometry geometry{channels, padded.size(2), padded.size(3), width, radius};
+  const int64_t pitch = width + 2 * radius;
+  const RowGeometry geometry{channels, pitch, (2 * radius + 1) * pitch, width, radius, height * width};
+  std::vector<int64_t> columns(pitch);
+  for (int64_t i = 0; i < pitch; ++i) columns[i] = reflect_101(i - radius, width);
 
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, padded.scalar_type(), "bilateral_fwd_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bilateral_fwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const auto filter = cpu_has_avx512() ? filter_row_avx512<scalar_t, acc_t>
                         : cpu_has_avx2()  ? filter_row_avx2<scalar_t, acc_t>
                                           : filter_row_base<scalar_t, acc_t>;
     const acc_t color_coeff = static_cast<acc_t>(-0.5 / (sigma_color * sigma_color));
-    const scalar_t* in = padded.const_data_ptr<scalar_t>();
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-    const int64_t image_in = channels * padded.size(2) * padded.size(3);
-    const int64_t image_out = channels * height * width;
+    const int64_t image_size = channels * height * width;
     const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width * int64_t(taps.size())));
     at::parallel_for(0, batch * height, grain, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> window(channels * geometry.window_plane);
       std::vector<acc_t> scratch((channels + 2) * width);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / height, y = task % height;
-        filter(in + b * image_in, dst + b * image_out, y, geometry, taps, color_coeff, scratch.data());
+        fill_window(in + b * image_size, y, height, geometry, columns, window.data());
+        filter(window.data(), dst + b * image_size + y * width, geometry, taps, color_coeff, scratch.data());
       }
     });
   });

@@ -18,8 +18,9 @@ Differences from OpenCV, by choice: ``window = 1`` is the identity (OpenCV widen
 ``d = 1`` to a 3×3 window); sigmas must be > 0 (OpenCV silently replaces non-positive
 ones by 1); a window is required (OpenCV derives one from ``sigma_space`` when ``d ≤ 0``).
 
-Memory: one reflect-padded copy of the input; the window is walked tap by tap, never
-stored as ``k²`` shifted copies (kornia's ``bilateral_blur`` unfolds them). Not
+Memory: the window is walked tap by tap, never stored as ``k²`` shifted copies (kornia's
+``bilateral_blur`` unfolds them); the CPU kernel reflects the borders into a few rows of
+per-thread scratch, the Triton kernel reads a reflect-padded copy of the input. Not
 differentiable (no autograd formula).
 """
 
@@ -80,20 +81,20 @@ def window_taps(radius: int, sigma_space: float) -> list[tuple[int, int, float]]
 
 
 # --------------------------------------------------------------------------- reference
-def bilateral_reference(padded: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
-    """Plain-PyTorch filter of an already padded batch, tap by tap; the kernels' oracle.
+def bilateral_reference(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """Plain-PyTorch filter, tap by tap over a reflect-101 padded copy; the kernels' oracle.
 
     Args:
-        padded: :math:`(B, C, H + 2r, W + 2r)` floating tensor (see :func:`pad_reflect_101`).
-        radius: window radius ``r >= 0``.
+        x: :math:`(B, C, H, W)` floating tensor.
+        radius: window radius ``r >= 0`` (``window = 2r + 1``).
         sigma_color: colour sigma (> 0) in the units of the values.
         sigma_space: spatial sigma (> 0) in pixels.
 
     Returns:
-        :math:`(B, C, H, W)` in the dtype of ``padded``.
+        :math:`(B, C, H, W)` in the dtype of ``x``.
     """
-    height, width = padded.shape[2] - 2 * radius, padded.shape[3] - 2 * radius
-    source = padded.to(accumulate_dtype(padded.dtype))
+    height, width = x.shape[2], x.shape[3]
+    source = pad_reflect_101(x, radius).to(accumulate_dtype(x.dtype))
     centre = source[..., radius : radius + height, radius : radius + width]  # (B, C, H, W)
     color_coeff = -0.5 / (sigma_color * sigma_color)
     sums = torch.zeros_like(centre)
@@ -104,18 +105,18 @@ def bilateral_reference(padded: Tensor, radius: int, sigma_color: float, sigma_s
         weight = tap_weight * torch.exp(color_coeff * distance * distance)
         total += weight
         sums += weight * neighbour
-    return (sums / total).to(padded.dtype)
+    return (sums / total).to(x.dtype)
 
 
 # ---------------------------------------------------------------------- compiled backends
-def _compiled(padded: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
-    return torch.ops.orthocore.bilateral_fwd(padded, radius, sigma_color, sigma_space)
+def _compiled(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    return torch.ops.orthocore.bilateral_fwd(x, radius, sigma_color, sigma_space)
 
 
-def _triton(padded: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+def _triton(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
     from orthocore.kernels import bilateral as kernels
 
-    return kernels.bilateral(padded, radius, sigma_color, sigma_space)
+    return kernels.bilateral(pad_reflect_101(x, radius), radius, sigma_color, sigma_space)
 
 
 # No CUDA C++ kernel: the Triton kernel already is the whole computation (one program
@@ -145,7 +146,7 @@ def _bilateral_op(x: Tensor, window: int, sigma_color: float, sigma_space: float
     radius = window // 2
     if x.numel() == 0:
         return torch.empty_like(x, memory_format=torch.contiguous_format)
-    return FORWARD(x.device)(pad_reflect_101(x, radius), radius, sigma_color, sigma_space)
+    return FORWARD(x.device)(x.contiguous(), radius, sigma_color, sigma_space)
 
 
 @_bilateral_op.register_fake
