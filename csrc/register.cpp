@@ -39,6 +39,12 @@ TORCH_LIBRARY(orthocore, m) {
   // Bit-depth reduction rint(x * (2^bits - 1)) / (2^bits - 1) of x in [0, 1], computed
   // in float64 and cast back; same shape and dtype as x.
   m.def("bit_depth_reduce(Tensor x, int bits) -> Tensor");
+  // Chambolle's total-variation iteration on every (image, channel) plane of a (B, C, H, W)
+  // tensor, as skimage.restoration.denoise_tv_chambolle(eps=0) runs it: `iters` iterations.
+  m.def("tv_denoise_fwd(Tensor x, float weight, int iters) -> Tensor");
+  // Bilateral filter of a (B, C, H, W) tensor with OpenCV's weights (L1 colour distance
+  // summed over channels, circular window of the given radius) and reflect-101 borders.
+  m.def("bilateral_fwd(Tensor x, int radius, float sigma_color, float sigma_space) -> Tensor");
 }
 
 // Tells Python whether this build carries the CUDA kernels.

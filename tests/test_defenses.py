@@ -58,10 +58,18 @@ def test_paper_settings_and_labels():
         "JPEG-Quality=90",
         "JPEG-Quality=85",
         "JPEG-Quality=80",
+        "TVM-Weight=0.03",
+        "TVM-Weight=0.05",
+        "TVM-Weight=0.07",
+        "TVM-Weight=0.09",
         "Bit Reduction - Depth=1",
         "Bit Reduction - Depth=2",
         "Bit Reduction - Depth=3",
         "Bit Reduction - Depth=4",
+        "Bilateral-Window=3",
+        "Bilateral-Window=5",
+        "Bilateral-Window=7",
+        "Bilateral-Window=9",
     ]
     assert [m.quality for m in JPEG.paper_variants()] == [95, 90, 85, 80]
     x = torch.rand(1, 3, 8, 8)

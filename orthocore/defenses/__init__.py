@@ -11,14 +11,17 @@ added to ``DEFENSES``.
 from __future__ import annotations
 
 from orthocore.defenses.base import Defended, Defense, check_setting, defended
+from orthocore.defenses.bilateral import Bilateral
 from orthocore.defenses.bit_depth import BitDepth
 from orthocore.defenses.jpeg import JPEG
+from orthocore.defenses.tv import TVDenoise
 
 # In the order of Table III's rows.
-DEFENSES: tuple[type[Defense], ...] = (JPEG, BitDepth)
+DEFENSES: tuple[type[Defense], ...] = (JPEG, TVDenoise, BitDepth, Bilateral)
 
 # The paper's four settings of each defense (Section IV-D, Table III), by class name:
-# JPEG quality 95, 90, 85, 80; bit depth 1, 2, 3, 4.
+# JPEG quality 95, 90, 85, 80; TVM weight 3, 5, 7, 9 (Chambolle weights 0.03-0.09 here);
+# bit depth 1, 2, 3, 4; bilateral window 3, 5, 7, 9.
 PAPER_SETTINGS: dict[str, tuple] = {cls.__name__: cls.PAPER_SETTINGS for cls in DEFENSES}
 
 
@@ -35,10 +38,12 @@ def paper_variants() -> dict[str, Defense]:
 __all__ = [
     "DEFENSES",
     "PAPER_SETTINGS",
+    "Bilateral",
     "BitDepth",
     "Defended",
     "Defense",
     "JPEG",
+    "TVDenoise",
     "check_setting",
     "defended",
     "paper_variants",

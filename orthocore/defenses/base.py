@@ -4,6 +4,7 @@ defense's settings at construction time."""
 
 from __future__ import annotations
 
+import abc
 import numbers
 from typing import ClassVar
 
@@ -58,7 +59,7 @@ def check_setting(
         raise ValueError(f"{defense}: {name} must be odd, got {value}")
 
 
-class Defense(nn.Module):
+class Defense(nn.Module, metaclass=abc.ABCMeta):
     """An input transformation of images :math:`(B, C, H, W)` in [0, 1], no parameters.
 
     Subclasses set ``PAPER_SETTINGS`` (the four values of their hyper-parameter in the
@@ -70,9 +71,9 @@ class Defense(nn.Module):
     PAPER_SETTINGS: ClassVar[tuple] = ()
     TABLE_NAME: ClassVar[str] = ""
 
+    @abc.abstractmethod
     def setting(self):
         """The value of the hyper-parameter that ``PAPER_SETTINGS`` sweeps."""
-        raise NotImplementedError
 
     @property
     def label(self) -> str:

@@ -1,0 +1,231 @@
+// bilateral on the CPU: one (image, output row) per task. For 1- and 3-channel images the
+// row is cut into blocks of 16 pixels whose sums stay in registers while every tap of the
+// circular window is walked (L1 colour distance summed over channels, exp by a
+// polynomial the compiler vectorises); other channel counts and the row's last partial
+// block take one vectorised pass per tap. Nothing of size k^2 * image is ever stored:
+// each task first copies the 2r + 1 input rows it needs, borders reflected (reflect-101),
+// into a small per-thread window, so the inner loops carry no border logic.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../bilateral.h"
+#include "../simd.h"
+
+namespace orthocore {
+namespace {
+
+// exp(x) for x <= 0 to ~2e-7 relative: 2^k * 2^f with k = round(x log2 e), |f| <= 1/2,
+// and a degree-6 series for 2^f. Branch- and call-free so that the loops around it
+// vectorise (floor and fmax do not); results below 2^-126 come out as about 2^-126,
+// which no weighted sum here can tell from zero (the centre tap weighs 1).
+ORTHOCORE_ALWAYS_INLINE float exp_nonpositive(float x) {
+  const float t = x * 1.44269504088896341f;
+  const float k = (t + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23 trick)
+  const float f = t - k;
+  float p = 1.54035304e-4f;
+  p = p * f + 1.33335581e-3f;
+  p = p * f + 9.61812911e-3f;
+  p = p * f + 5.55041087e-2f;
+  p = p * f + 2.40226507e-1f;
+  p = p * f + 6.93147181e-1f;
+  p = p * f + 1.0f;
+  int32_t exponent = static_cast<int32_t>(k);
+  exponent = exponent < -126 ? -126 : exponent;
+  return p * __builtin_bit_cast(float, (exponent + 127) << 23);
+}
+
+ORTHOCORE_ALWAYS_INLINE double exp_nonpositive(double x) { return std::exp(x); }
+
+// A task's window: per channel, 2r + 1 reflected rows of pitch W + 2r around the output row.
+struct RowGeometry {
+  int64_t channels;
+  int64_t pitch;         // W + 2r
+  int64_t window_plane;  // (2r + 1) * pitch: channel stride of the window
+  int64_t width;         // W
+  int64_t radius;        // r
+  int64_t out_plane;     // H * W: channel stride of the output
+};
+
+// Pixels per block of the fast path: two AVX2 registers per accumulator.
+constexpr int64_t kBlock = 16;
+
+// kBlock output pixels of an image with CH (1 or 3) channels, all taps walked with the
+// accumulators held in registers: per tap and pixel, CH loads and ~25 flops.
+template <int CH, typename scalar_t, typename acc_t>
+ORTHOCORE_ALWAYS_INLINE void filter_block(const scalar_t* centre, const RowGeometry& g, int64_t plane,
+                                          const std::vector<BilateralTap>& taps, acc_t color_coeff, scalar_t* out,
+                                          int64_t out_plane) {
+  acc_t middle[CH][kBlock], sums[CH][kBlock] = {}, total[kBlock] = {};
+  for (int c = 0; c < CH; ++c) {
+    for (int64_t l = 0; l < kBlock; ++l) middle[c][l] = static_cast<acc_t>(centre[c * plane + l]);
+  }
+  for (const BilateralTap& tap : taps) {
+    const scalar_t* neighbour = centre + tap.dy * g.pitch + tap.dx;
+    const acc_t tap_weight = static_cast<acc_t>(tap.weight);
+#pragma omp simd
+    for (int64_t l = 0; l < kBlock; ++l) {
+      acc_t value[CH];
+      acc_t distance = 0;
+      for (int c = 0; c < CH; ++c) {
+        value[c] = static_cast<acc_t>(neighbour[c * plane + l]);
+        distance += std::abs(value[c] - middle[c][l]);
+      }
+      const acc_t w = tap_weight * exp_nonpositive(color_coeff * distance * distance);
+      total[l] += w;
+      for (int c = 0; c < CH; ++c) sums[c][l] += w * value[c];
+    }
+  }
+  for (int c = 0; c < CH; ++c) {
+    for (int64_t l = 0; l < kBlock; ++l) out[c * out_plane + l] = static_cast<scalar_t>(sums[c][l] / total[l]);
+  }
+}
+
+// Output pixels [begin, end) of one row for any number of channels, one pass over the
+// row per tap and channel. scratch holds (channels + 2) * width accumulation-type values.
+template <typename scalar_t, typename acc_t>
+ORTHOCORE_ALWAYS_INLINE void filter_span(const scalar_t* centre, const RowGeometry& g, int64_t plane,
+                                         const std::vector<BilateralTap>& taps, acc_t color_coeff, scalar_t* out,
+                                         int64_t out_plane, int64_t length, acc_t* scratch) {
+  acc_t* weights = scratch;
+  acc_t* total = weights + length;
+  acc_t* sums = total + length;  // (channels, length)
+  std::fill(total, total + (g.channels + 1) * length, acc_t(0));
+  for (const BilateralTap& tap : taps) {
+    const scalar_t* neighbour = centre + tap.dy * g.pitch + tap.dx;
+    std::fill(weights, weights + length, acc_t(0));
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const scalar_t* a = neighbour + c * plane;
+      const scalar_t* b = centre + c * plane;
+#pragma omp simd
+      for (int64_t x = 0; x < length; ++x) {
+        weights[x] += std::abs(static_cast<acc_t>(a[x]) - static_cast<acc_t>(b[x]));
+      }
+    }
+    const acc_t tap_weight = static_cast<acc_t>(tap.weight);
+#pragma omp simd
+    for (int64_t x = 0; x < length; ++x) {
+      const acc_t w = tap_weight * exp_nonpositive(color_coeff * weights[x] * weights[x]);
+      weights[x] = w;
+      total[x] += w;
+    }
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const scalar_t* a = neighbour + c * plane;
+      acc_t* s = sums + c * length;
+#pragma omp simd
+      for (int64_t x = 0; x < length; ++x) s[x] += weights[x] * static_cast<acc_t>(a[x]);
+    }
+  }
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const acc_t* s = sums + c * length;
+    scalar_t* o = out + c * out_plane;
+#pragma omp simd
+    for (int64_t x = 0; x < length; ++x) o[x] = static_cast<scalar_t>(s[x] / total[x]);
+  }
+}
+
+// One output row from its window: out[c][x] = sum_t w_t(x) in_t[c][x] / sum_t w_t(x).
+template <typename scalar_t, typename acc_t>
+ORTHOCORE_ALWAYS_INLINE void filter_row(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+                                        const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  const int64_t plane = g.window_plane;
+  const scalar_t* centre = window + g.radius * g.pitch + g.radius;
+  int64_t x = 0;
+  if (g.channels == 1 || g.channels == 3) {
+    for (; x + kBlock <= g.width; x += kBlock) {
+      if (g.channels == 3) {
+        filter_block<3>(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane);
+      } else {
+        filter_block<1>(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane);
+      }
+    }
+  }
+  if (x < g.width) filter_span(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane, g.width - x, scratch);
+}
+
+template <typename scalar_t, typename acc_t>
+ORTHOCORE_TARGET_AVX2 void filter_row_avx2(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+    const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  filter_row<scalar_t, acc_t>(window, row, g, taps, color_coeff, scratch);
+}
+
+template <typename scalar_t, typename acc_t>
+ORTHOCORE_TARGET_AVX512 void filter_row_avx512(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+    const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  filter_row<scalar_t, acc_t>(window, row, g, taps, color_coeff, scratch);
+}
+
+template <typename scalar_t, typename acc_t>
+ORTHOCORE_TARGET_BASE void filter_row_base(const scalar_t* window, scalar_t* row, const RowGeometry& g,
+    const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  filter_row<scalar_t, acc_t>(window, row, g, taps, color_coeff, scratch);
+}
+
+// Copies rows y - r .. y + r of every channel of one image, columns -r .. W + r - 1,
+// reflected at the borders, into the window.
+template <typename scalar_t>
+void fill_window(const scalar_t* image, int64_t y, int64_t height, const RowGeometry& g,
+                 const std::vector<int64_t>& columns, scalar_t* window) {
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t k = 0; k <= 2 * g.radius; ++k) {
+      const scalar_t* src = image + (c * height + reflect_101(y - g.radius + k, height)) * g.width;
+      scalar_t* dst = window + c * g.window_plane + k * g.pitch;
+      if (g.radius < g.width) {
+        std::copy(src, src + g.width, dst + g.radius);
+        for (int64_t i = 0; i < g.radius; ++i) {
+          dst[i] = src[columns[i]];
+          dst[g.radius + g.width + i] = src[columns[g.radius + g.width + i]];
+        }
+      } else {
+        for (int64_t i = 0; i < g.pitch; ++i) dst[i] = src[columns[i]];
+      }
+    }
+  }
+}
+
+at::Tensor bilateral_fwd_cpu(const at::Tensor& x_in, int64_t radius, double sigma_color, double sigma_space) {
+  check_bilateral_inputs(x_in, radius, sigma_color, sigma_space);
+  const at::Tensor x = x_in.contiguous();
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  at::Tensor out = at::empty_like(x);
+  if (out.numel() == 0) return out;
+  const std::vector<BilateralTap> taps = bilateral_taps(radius, sigma_space);
+  const int64_t pitch = width + 2 * radius;
+  const RowGeometry geometry{channels, pitch, (2 * radius + 1) * pitch, width, radius, height * width};
+  std::vector<int64_t> columns(pitch);
+  for (int64_t i = 0; i < pitch; ++i) columns[i] = reflect_101(i - radius, width);
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bilateral_fwd_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const auto filter = cpu_has_avx512() ? filter_row_avx512<scalar_t, acc_t>
+                        : cpu_has_avx2()  ? filter_row_avx2<scalar_t, acc_t>
+                                          : filter_row_base<scalar_t, acc_t>;
+    const acc_t color_coeff = static_cast<acc_t>(-0.5 / (sigma_color * sigma_color));
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+    const int64_t image_size = channels * height * width;
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width * int64_t(taps.size())));
+    at::parallel_for(0, batch * height, grain, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> window(channels * geometry.window_plane);
+      std::vector<acc_t> scratch((channels + 2) * width);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / height, y = task % height;
+        fill_window(in + b * image_size, y, height, geometry, columns, window.data());
+        filter(window.data(), dst + b * image_size + y * width, geometry, taps, color_coeff, scratch.data());
+      }
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(orthocore, CPU, m) { m.impl("bilateral_fwd", &bilateral_fwd_cpu); }
+
+}  // namespace orthocore

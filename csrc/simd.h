@@ -1,0 +1,37 @@
+// Runtime choice of instruction set for the CPU kernels' hot loops.
+//
+// setup.py compiles for the baseline x86-64 (SSE2). A kernel writes its per-plane work
+// once as an ORTHOCORE_ALWAYS_INLINE template and instantiates it twice: inside an
+// ORTHOCORE_TARGET_AVX2 wrapper and a plain one; cpu_has_avx2() picks at run time. The
+// compiler then vectorises the same loops 8 floats wide where the CPU allows it (setup.py
+// passes -fno-math-errno so that sqrt vectorises; keep the loops free of branches and of
+// calls other than sqrt/abs).
+#pragma once
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define ORTHOCORE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define ORTHOCORE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define ORTHOCORE_TARGET_BASE
+#define ORTHOCORE_ALWAYS_INLINE inline __attribute__((always_inline))
+namespace orthocore {
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+inline bool cpu_has_avx512() {
+  static const bool has = cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512bw");
+  return has;
+}
+}  // namespace orthocore
+#else
+#define ORTHOCORE_TARGET_AVX2
+#define ORTHOCORE_TARGET_AVX512
+#define ORTHOCORE_TARGET_BASE
+#define ORTHOCORE_ALWAYS_INLINE inline
+namespace orthocore {
+inline bool cpu_has_avx2() { return false; }
+inline bool cpu_has_avx512() { return false; }
+}  // namespace orthocore
+#endif

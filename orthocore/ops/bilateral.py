@@ -1,0 +1,184 @@
+"""``bilateral``: OpenCV's edge-preserving bilateral filter on a batch of images.
+
+For output pixel ``i`` and every offset ``t = (dy, dx)`` of the circular window
+``dy² + dx² ≤ r²`` (``r = window // 2``; OpenCV's ``d = window``),
+
+    w_t(i) = exp(−(dy² + dx²) / (2 σ_s²)) · exp(−D_t(i)² / (2 σ_c²)),
+    D_t(i) = Σ_c |x[c, i + t] − x[c, i]|        (L1 distance summed over channels),
+    out[c, i] = Σ_t w_t(i) x[c, i + t] / Σ_t w_t(i),
+
+with borders reflected without repeating the edge (OpenCV's ``BORDER_REFLECT_101``,
+its default). These are the weights of ``cv2.bilateralFilter`` on 8-bit images, whose
+colour table ``exp(−k²/(2σ²))`` is indexed by the integer L1 distance ``k`` summed over
+the (1 or 3) channels: on [0, 1] images ``sigma_color = σ/255`` gives the same weights,
+and the result differs from OpenCV's only by OpenCV's final rounding to 8 bits. Any
+number of channels is accepted; they always share one colour weight.
+
+Differences from OpenCV, by choice: ``window = 1`` is the identity (OpenCV widens
+``d = 1`` to a 3×3 window); sigmas must be > 0 (OpenCV silently replaces non-positive
+ones by 1); a window is required (OpenCV derives one from ``sigma_space`` when ``d ≤ 0``).
+
+Memory: the window is walked tap by tap, never stored as ``k²`` shifted copies (kornia's
+``bilateral_blur`` unfolds them); the CPU kernel reflects the borders into a few rows of
+per-thread scratch, the Triton kernel reads a reflect-padded copy of the input. Not
+differentiable (no autograd formula).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from orthocore.dispatch import OpBackends
+from orthocore.ops._common import accumulate_dtype
+from orthocore.ops._image_checks import check_count, check_image_batch, check_image_values, check_positive
+
+_OP = "bilateral"
+
+
+# ----------------------------------------------------------------------- shared helpers
+def reflect_101_indices(size: int, radius: int, device: torch.device | str = "cpu") -> Tensor:
+    """Source index of each position ``-radius .. size + radius - 1`` under OpenCV's
+    ``BORDER_REFLECT_101`` (``gfedcb|abcdefgh|gfedcba``), repeating the reflection for
+    radii beyond the image.
+
+    Returns:
+        :math:`(size + 2·radius,)` int64 indices into ``0 .. size - 1``.
+    """
+    positions = torch.arange(-radius, size + radius, device=device)
+    if size == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (size - 1)
+    folded = positions.remainder(period)
+    return torch.where(folded >= size, period - folded, folded)
+
+
+def pad_reflect_101(x: Tensor, radius: int) -> Tensor:
+    """:math:`(B, C, H, W)` → :math:`(B, C, H + 2r, W + 2r)` with reflected borders."""
+    if radius == 0:
+        return x.contiguous()
+    if radius < min(x.shape[2], x.shape[3]):
+        return F.pad(x, (radius, radius, radius, radius), mode="reflect")  # the same, faster
+    rows = reflect_101_indices(x.shape[2], radius, x.device)
+    cols = reflect_101_indices(x.shape[3], radius, x.device)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
+def window_taps(radius: int, sigma_space: float) -> list[tuple[int, int, float]]:
+    """OpenCV's circular window: ``(dy, dx, spatial weight)`` for ``dy² + dx² ≤ radius²``,
+    row by row, weights rounded to float32 as OpenCV stores them."""
+    coeff = -0.5 / (sigma_space * sigma_space)
+    taps = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx <= radius * radius:
+                weight = float(torch.tensor(math.exp((dy * dy + dx * dx) * coeff), dtype=torch.float32))
+                taps.append((dy, dx, weight))
+    return taps
+
+
+# --------------------------------------------------------------------------- reference
+def bilateral_reference(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """Plain-PyTorch filter, tap by tap over a reflect-101 padded copy; the kernels' oracle.
+
+    Args:
+        x: :math:`(B, C, H, W)` floating tensor.
+        radius: window radius ``r >= 0`` (``window = 2r + 1``).
+        sigma_color: colour sigma (> 0) in the units of the values.
+        sigma_space: spatial sigma (> 0) in pixels.
+
+    Returns:
+        :math:`(B, C, H, W)` in the dtype of ``x``.
+    """
+    height, width = x.shape[2], x.shape[3]
+    source = pad_reflect_101(x, radius).to(accumulate_dtype(x.dtype))
+    centre = source[..., radius : radius + height, radius : radius + width]  # (B, C, H, W)
+    color_coeff = -0.5 / (sigma_color * sigma_color)
+    sums = torch.zeros_like(centre)
+    total = torch.zeros_like(centre[:, :1])  # (B, 1, H, W)
+    for dy, dx, tap_weight in window_taps(radius, sigma_space):
+        neighbour = source[..., radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+        distance = (neighbour - centre).abs().sum(1, keepdim=True)  # (B, 1, H, W)
+        weight = tap_weight * torch.exp(color_coeff * distance * distance)
+        total += weight
+        sums += weight * neighbour
+    return (sums / total).to(x.dtype)
+
+
+# ---------------------------------------------------------------------- compiled backends
+def _compiled(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    return torch.ops.orthocore.bilateral_fwd(x, radius, sigma_color, sigma_space)
+
+
+def _triton(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    from orthocore.kernels import bilateral as kernels
+
+    return kernels.bilateral(pad_reflect_101(x, radius), radius, sigma_color, sigma_space)
+
+
+# No CUDA C++ kernel: the Triton kernel already is the whole computation (one program
+# per row tile, taps walked in registers, neighbours read through the cache); a CUDA
+# version would run the same loads and the same arithmetic.
+FORWARD = OpBackends(_OP, {"reference": bilateral_reference, "cpu": _compiled, "triton": _triton})
+
+
+# ------------------------------------------------------------------------- custom op
+def check_bilateral_settings(window: int, sigma_color: float, sigma_space: float) -> None:
+    """Raises ``ValueError`` unless ``window`` is an odd integer >= 1 and both sigmas are > 0."""
+    check_count(window, _OP, "window")
+    if window % 2 == 0:
+        raise ValueError(f"{_OP}: window must be odd (OpenCV's diameter d = 2r + 1), got {window}")
+    check_positive(sigma_color, _OP, "sigma_color")
+    check_positive(sigma_space, _OP, "sigma_space")
+
+
+def _check_arguments(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> None:
+    check_image_batch(x, _OP)
+    check_bilateral_settings(window, sigma_color, sigma_space)
+
+
+@torch.library.custom_op("orthocore::bilateral", mutates_args=())
+def _bilateral_op(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
+    _check_arguments(x, window, sigma_color, sigma_space)
+    radius = window // 2
+    if x.numel() == 0:
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return FORWARD(x.device)(x.contiguous(), radius, sigma_color, sigma_space)
+
+
+@_bilateral_op.register_fake
+def _(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
+    _check_arguments(x, window, sigma_color, sigma_space)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def bilateral(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """Bilateral filter with OpenCV's weights and reflected borders.
+
+    Equals ``cv2.bilateralFilter(img8, window, 255 * sigma_color, sigma_space) / 255`` on
+    8-bit-valued images (1 or 3 channels) up to OpenCV's rounding to 8 bits.
+
+    Args:
+        x: :math:`(B, C, H, W)` floating tensor, range [0, 1].
+        window: odd diameter ``>= 1`` of the circular window (OpenCV's ``d``).
+        sigma_color: colour sigma > 0 on the [0, 1] scale, applied to the L1 distance
+            summed over channels.
+        sigma_space: spatial sigma > 0 in pixels.
+
+    Returns:
+        :math:`(B, C, H, W)` filtered batch in the dtype of ``x``.
+
+    Examples:
+        >>> import torch
+        >>> from orthocore.ops import bilateral
+        >>> x = torch.zeros(1, 1, 5, 5); x[..., 2:] = 1.0  # a hard edge survives
+        >>> y = bilateral(x, window=5, sigma_color=0.1, sigma_space=2.0)
+        >>> float((y - x).abs().max()) < 1e-6
+        True
+    """
+    _check_arguments(x, window, sigma_color, sigma_space)
+    check_image_values(x, _OP)
+    return _bilateral_op(x, int(window), float(sigma_color), float(sigma_space))

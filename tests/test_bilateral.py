@@ -1,0 +1,155 @@
+"""bilateral: fidelity to OpenCV's bilateralFilter on photos and random 8-bit images,
+reflect-101 borders, every backend against the plain-PyTorch reference, bad input."""
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import orthocore
+from orthocore.ops import bilateral, bilateral_reference
+from orthocore.ops.bilateral import pad_reflect_101, reflect_101_indices, window_taps
+from tests._photos import PHOTOS, photo
+from tests.conftest import backends_for
+
+cv2 = pytest.importorskip("cv2")
+bilateral_module = importlib.import_module("orthocore.ops.bilateral")
+
+
+def _opencv(image: np.ndarray, window: int, sigma_color: float, sigma_space: float) -> np.ndarray:
+    """OpenCV on the 8-bit version of a [0, 1] image, back on the [0, 1] scale."""
+    image8 = np.round(image * 255).astype(np.uint8)
+    return cv2.bilateralFilter(image8, window, sigma_color * 255, sigma_space).astype(np.float32) / 255
+
+
+def _ours(image: np.ndarray, window: int, sigma_color: float, sigma_space: float) -> np.ndarray:
+    array = image[..., None] if image.ndim == 2 else image
+    x = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+    return bilateral(x, window, sigma_color, sigma_space)[0].permute(1, 2, 0).numpy().reshape(image.shape)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (37, 45), (61, 50), (224, 224)], ids=str)
+@pytest.mark.parametrize("window", [3, 5, 7, 9])
+def test_matches_opencv_on_photos(name, height, width, window):
+    """Acceptance: max difference ≤ 2/255 on 8-bit-valued images (colour and grey)."""
+    image = photo(name, height, width)
+    for sigma_color, sigma_space in [(75 / 255, 75.0), (0.1, 2.0)]:
+        got = _ours(image, window, sigma_color, sigma_space)
+        want = _opencv(image, window, sigma_color, sigma_space)
+        assert np.abs(got - want).max() <= 2 / 255, (sigma_color, sigma_space)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(("height", "width", "window"), [(5, 7, 9), (17, 3, 5), (1, 9, 3), (40, 23, 7)], ids=str)
+def test_matches_opencv_on_random_images(channels, height, width, window):
+    """Random 8-bit images, windows wider than the image included (repeated reflection)."""
+    rng = np.random.default_rng(height * width)
+    shape = (height, width, channels) if channels == 3 else (height, width)
+    image = (rng.integers(0, 256, shape) / 255).astype(np.float32)
+    for sigma_color in (0.05, 0.3):
+        got = _ours(image, window, sigma_color, 3.0)
+        assert np.abs(got - _opencv(image, window, sigma_color, 3.0)).max() <= 2 / 255
+
+
+@pytest.mark.parametrize(("size", "radius"), [(1, 3), (2, 5), (5, 2), (5, 4), (4, 9), (9, 4)])
+def test_reflect_101_matches_opencv_borders(size, radius):
+    row = np.arange(size, dtype=np.uint8)[None, :]
+    want = cv2.copyMakeBorder(row, 0, 0, radius, radius, cv2.BORDER_REFLECT_101)[0]
+    assert reflect_101_indices(size, radius).tolist() == want.tolist()
+    x = torch.rand(2, 3, size, size + 1)
+    padded = pad_reflect_101(x, radius)
+    rows, cols = reflect_101_indices(size, radius), reflect_101_indices(size + 1, radius)
+    assert torch.equal(padded, x[:, :, rows][:, :, :, cols])
+
+
+def test_window_is_opencv_circle():
+    taps = window_taps(2, 1.5)
+    assert len(taps) == 13  # the 5x5 square without its 12 corners beyond radius 2
+    assert (0, 0, 1.0) in taps
+    assert all(dy * dy + dx * dx <= 4 for dy, dx, _ in taps)
+
+
+def test_window_one_is_identity(device):
+    x = torch.rand(2, 3, 7, 6, device=device)
+    for backend in ["reference"] + backends_for(device, bilateral_module.FORWARD):
+        with orthocore.use_backend(backend):
+            assert torch.equal(bilateral(x, 1, 0.1, 1.0), x), backend
+
+
+SHAPES = [
+    (1, 1, 1, 1),  # a single pixel
+    (2, 3, 1, 40),  # one row, a 16-pixel block plus a tail
+    (2, 3, 33, 1),  # one column
+    (3, 2, 13, 17),  # two channels: the general path
+    (2, 4, 9, 35),  # four channels
+    (4, 3, 32, 32),  # a CIFAR batch
+    (0, 3, 8, 8),  # empty batch
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("window", [3, 7])
+def test_backends_match_reference(device, shape, dtype, window):
+    backends = backends_for(device, bilateral_module.FORWARD)
+    if not backends:
+        pytest.skip(f"no compiled backend for {device}")
+    x = torch.rand(shape, dtype=dtype, device=device)
+    radius = window // 2
+    want = bilateral_reference(x, radius, 0.15, 2.0) if x.numel() else x
+    for backend in backends:
+        if backend == "triton" and device.type == "cpu" and window > 3 and shape[0] * shape[2] > 8:
+            continue  # the interpreter runs the unrolled 7x7 window slowly; few-row shapes cover it
+        with orthocore.use_backend(backend):
+            got = bilateral(x, window, 0.15, 2.0)
+        assert got.dtype == dtype and got.shape == x.shape
+        tol = 2e-6 if dtype == torch.float32 or backend == "triton" else 1e-12  # triton works in float32
+        torch.testing.assert_close(got, want, atol=tol, rtol=0, msg=backend)
+
+
+def test_non_contiguous_input(device):
+    base = torch.rand(4, 3, 21, 10, device=device)
+    x = base.transpose(2, 3)[::2]  # (2, 3, 10, 21), strided
+    want = bilateral_reference(x, 2, 0.2, 3.0)
+    for backend in ["reference"] + backends_for(device, bilateral_module.FORWARD):
+        with orthocore.use_backend(backend):
+            torch.testing.assert_close(bilateral(x, 5, 0.2, 3.0), want, atol=2e-6, rtol=0, msg=backend)
+
+
+def test_edges_survive_and_flat_noise_is_smoothed():
+    x = torch.zeros(1, 3, 16, 16)
+    x[..., 8:] = 0.8
+    noisy = (x + 0.02 * torch.randn_like(x)).clamp(0, 1)
+    y = bilateral(noisy, 5, 0.2, 3.0)
+    assert (y[..., 7] - y[..., 8]).abs().min() > 0.7  # the edge is kept
+    assert (y - x).abs().mean() < 0.7 * (noisy - x).abs().mean()  # the noise is reduced
+
+
+def test_opcheck_and_compile(device):
+    x = torch.rand(2, 3, 9, 11, device=device)
+    torch.library.opcheck(torch.ops.orthocore.bilateral.default, (x, 5, 0.1, 2.0))
+    compiled = torch.compile(lambda t: bilateral(t, 3, 0.1, 2.0) + 1, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), bilateral(x, 3, 0.1, 2.0) + 1)
+
+
+@pytest.mark.parametrize(
+    ("x", "window", "sigma_color", "sigma_space", "error", "match"),
+    [
+        (torch.full((1, 3, 4, 4), float("nan")), 3, 0.1, 1.0, ValueError, "finite"),
+        (torch.full((1, 3, 4, 4), 2.0), 3, 0.1, 1.0, ValueError, r"\[0, 1\]"),
+        (torch.full((1, 3, 4, 4), -1.0), 3, 0.1, 1.0, ValueError, r"\[0, 1\]"),
+        (torch.rand(3, 4, 4), 3, 0.1, 1.0, ValueError, r"\(B, C, H, W\)"),
+        (torch.ones(1, 3, 4, 4, dtype=torch.uint8), 3, 0.1, 1.0, TypeError, "floating-point"),
+        (torch.rand(1, 3, 4, 4), 4, 0.1, 1.0, ValueError, "window must be odd"),
+        (torch.rand(1, 3, 4, 4), 0, 0.1, 1.0, ValueError, "window must be an integer >= 1"),
+        (torch.rand(1, 3, 4, 4), -3, 0.1, 1.0, ValueError, "window"),
+        (torch.rand(1, 3, 4, 4), 3.0, 0.1, 1.0, ValueError, "window"),
+        (torch.rand(1, 3, 4, 4), 3, 0.0, 1.0, ValueError, "sigma_color must be a finite number > 0"),
+        (torch.rand(1, 3, 4, 4), 3, 0.1, -2.0, ValueError, "sigma_space"),
+    ],
+)
+def test_invalid_inputs_raise(x, window, sigma_color, sigma_space, error, match):
+    with pytest.raises(error, match=match):
+        bilateral(x, window, sigma_color, sigma_space)
