@@ -44,6 +44,7 @@ def _art_feature_squeezing(bits):
 def test_jpeg(benchmark, size, provider):
     x = _images(SHAPES[size])
     benchmark.group = f"jpeg q={QUALITY} {size}"
+    benchmark.extra_info["provider"] = provider
     if provider == "orthocore":
         with orthocore.use_backend("cpu"):
             out = benchmark(jpeg, x, QUALITY)
@@ -60,13 +61,13 @@ def test_bit_depth(benchmark, size, provider):
     x = _images(SHAPES[size])
     name, peer = _art_feature_squeezing(BITS)
     benchmark.group = f"bit_depth bits={BITS} {size}"
+    benchmark.extra_info["provider"] = name if provider == "peer" else provider
     if provider == "orthocore":
         with orthocore.use_backend("cpu"):
             out = benchmark(bit_depth, x, BITS)
     elif provider == "reference":
         out = benchmark(bit_depth_reference, x, BITS)
     else:
-        benchmark.extra_info["peer"] = name
         array = x.numpy()
         out = torch.from_numpy(benchmark(peer, array)).float()
     assert torch.equal(out, torch.from_numpy(numpy_squeeze(x.numpy(), BITS)).float())

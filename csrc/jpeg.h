@@ -55,11 +55,15 @@ struct Geometry {
   int64_t jobs() const { return luma_blocks() + (channels == 3 ? batch * (rows / 16) * (cols / 16) : 0); }
 };
 
+// Round half to even of 0 <= v < 2^52. On the host, adding and removing 2^52 leaves
+// the nearest integer under the default rounding mode without a libm call (no
+// -ffast-math here, so the compiler keeps the pair); CUDA has a rounding instruction.
 C10_HOST_DEVICE inline double round_half_even(double v) {
 #ifdef __CUDA_ARCH__
   return nearbyint(v);
 #else
-  return std::nearbyint(v);
+  constexpr double shifter = 4503599627370496.0;
+  return (v + shifter) - shifter;
 #endif
 }
 

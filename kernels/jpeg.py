@@ -27,7 +27,12 @@ _BLOCK = 1024  # output pixels per program
     tuple(tl.constexpr(v) for v in row) for row in jpeg_tables.RGB_TO_YCC
 )
 _R_CR, _G_CB, _G_CR, _B_CB = (tl.constexpr(v) for v in jpeg_tables.YCC_TO_RGB)
+_COLOR_BITS = tl.constexpr(jpeg_tables.COLOR_BITS)
 _HALF = tl.constexpr(1 << (jpeg_tables.COLOR_BITS - 1))
+_FDCT_SHIFT1, _FDCT_SHIFT2 = (tl.constexpr(v) for v in jpeg_tables.FDCT_SHIFTS)
+_IDCT_SHIFT1, _IDCT_SHIFT2 = (tl.constexpr(v) for v in jpeg_tables.IDCT_SHIFTS)
+_FDCT_HALF1, _FDCT_HALF2 = (tl.constexpr(1 << (v - 1)) for v in jpeg_tables.FDCT_SHIFTS)
+_IDCT_HALF1, _IDCT_HALF2 = (tl.constexpr(1 << (v - 1)) for v in jpeg_tables.IDCT_SHIFTS)
 _CHROMA_OFFSET = tl.constexpr((128 << jpeg_tables.COLOR_BITS) + (1 << (jpeg_tables.COLOR_BITS - 1)) - 1)
 
 
@@ -52,12 +57,13 @@ def _component(x_ptr, b, r, c, height, width, mask, K0: tl.constexpr, K1: tl.con
     red = _level(x_ptr, base, mask)
     green = _level(x_ptr, base + plane, mask)
     blue = _level(x_ptr, base + 2 * plane, mask)
-    return (K0 * red + K1 * green + K2 * blue + OFFSET) >> 16
+    return (K0 * red + K1 * green + K2 * blue + OFFSET) >> _COLOR_BITS
 
 
 @triton.jit
-def _descale(x, SHIFT: tl.constexpr):
-    return (x + (1 << (SHIFT - 1))) >> SHIFT
+def _descale(x, SHIFT: tl.constexpr, HALF: tl.constexpr):
+    """libjpeg's DESCALE: a right shift that rounds (HALF = 2^(SHIFT-1))."""
+    return (x + HALF) >> SHIFT
 
 
 @triton.jit
@@ -83,7 +89,7 @@ def _jpeg_code_blocks_kernel(
     bc = (n % block_cols)[:, None, None]
     r = br * 8 + tl.arange(0, 8)[None, :, None]  # (BLOCKS, 8, 1) row in the padded plane
     c = bc * 8 + tl.arange(0, 8)[None, None, :]  # (BLOCKS, 1, 8)
-    mask = valid[:, None, None] & (r >= 0) & (c >= 0)
+    mask = valid[:, None, None] & (r >= 0) & (c >= 0)  # (BLOCKS, 8, 8)
     if PLANE == 0:
         samples = _component(x_ptr, b, tl.minimum(r, height - 1), tl.minimum(c, width - 1), height, width, mask,
                              _Y_R, _Y_G, _Y_B, _HALF, CHANNELS)
@@ -97,23 +103,23 @@ def _jpeg_code_blocks_kernel(
         K1: tl.constexpr = _CB_G if PLANE == 1 else _CR_G
         K2: tl.constexpr = _CB_B if PLANE == 1 else _CR_B
         OFFSET: tl.constexpr = _CHROMA_OFFSET
-        total_sum = _component(x_ptr, b, r0, c0, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
-        total_sum += _component(x_ptr, b, r0, c1, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
-        total_sum += _component(x_ptr, b, r1, c0, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
-        total_sum += _component(x_ptr, b, r1, c1, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
-        samples = (total_sum + 1 + (c & 1).to(tl.int32)) >> 2
+        sums = _component(x_ptr, b, r0, c0, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
+        sums += _component(x_ptr, b, r0, c1, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
+        sums += _component(x_ptr, b, r1, c0, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
+        sums += _component(x_ptr, b, r1, c1, height, width, mask, K0, K1, K2, OFFSET, CHANNELS)
+        samples = (sums + 1 + (c & 1).to(tl.int32)) >> 2  # bias 1, 2, 1, 2, ... along the row
     idx = tl.arange(0, 8)[:, None] * 8 + tl.arange(0, 8)[None, :]  # (8, 8)
     fdct = tl.load(dct_ptr + idx)[None, :, :]
     idct = tl.load(dct_ptr + 64 + idx)[None, :, :]
     q = tl.load(table_ptr + idx)[None, :, :]
     blocks = samples - 128  # (BLOCKS, 8, 8)
-    rows = _descale(tl.sum(blocks[:, :, None, :] * fdct[:, None, :, :], axis=3), 11)  # along rows
-    coef = _descale(tl.sum(fdct[:, :, :, None] * rows[:, None, :, :], axis=2), 15)  # along columns
+    rows = _descale(tl.sum(blocks[:, :, None, :] * fdct[:, None, :, :], axis=3), _FDCT_SHIFT1, _FDCT_HALF1)  # along rows
+    coef = _descale(tl.sum(fdct[:, :, :, None] * rows[:, None, :, :], axis=2), _FDCT_SHIFT2, _FDCT_HALF2)  # along columns
     divisor = 8 * q
     magnitude = (tl.abs(coef) + divisor // 2) // divisor
     dequantised = tl.where(coef < 0, -magnitude, magnitude) * q
-    cols_done = _descale(tl.sum(idct[:, :, :, None] * dequantised[:, None, :, :], axis=2), 11)  # columns
-    out = _descale(tl.sum(cols_done[:, :, None, :] * idct[:, None, :, :], axis=3), 18) + 128  # rows
+    cols_done = _descale(tl.sum(idct[:, :, :, None] * dequantised[:, None, :, :], axis=2), _IDCT_SHIFT1, _IDCT_HALF1)
+    out = _descale(tl.sum(cols_done[:, :, None, :] * idct[:, None, :, :], axis=3), _IDCT_SHIFT2, _IDCT_HALF2) + 128
     out = tl.minimum(tl.maximum(out, 0), 255)
     offset = b * plane_stride + r * (block_cols * 8) + c
     tl.store(plane_ptr + offset, out.to(tl.uint8), mask=mask)
@@ -170,9 +176,9 @@ def _jpeg_reconstruct_kernel(
         chroma_plane = rows_p // 2 * stride
         cb = _upsample(chroma_ptr + b * 2 * chroma_plane, stride, h, w, r, c, mask) - 128
         cr = _upsample(chroma_ptr + (b * 2 + 1) * chroma_plane, stride, h, w, r, c, mask) - 128
-        red = y + ((_R_CR * cr + _HALF) >> 16)
-        green = y + ((_G_CB * cb + _G_CR * cr + _HALF) >> 16)
-        blue = y + ((_B_CB * cb + _HALF) >> 16)
+        red = y + ((_R_CR * cr + _HALF) >> _COLOR_BITS)
+        green = y + ((_G_CB * cb + _G_CR * cr + _HALF) >> _COLOR_BITS)
+        blue = y + ((_B_CB * cb + _HALF) >> _COLOR_BITS)
         tl.store(out_ptr + base, (tl.minimum(tl.maximum(red, 0), 255).to(work_ty) / 255.0).to(out_ty), mask=mask)
         tl.store(out_ptr + base + plane, (tl.minimum(tl.maximum(green, 0), 255).to(work_ty) / 255.0).to(out_ty),
                  mask=mask)

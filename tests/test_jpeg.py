@@ -23,8 +23,9 @@ PAPER_RANGE = (75, 80, 85, 90, 95)  # the issue's fidelity range (the paper uses
 
 def pil_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
     """PIL's JPEG encode + decode of each image of :math:`(B, C, H, W)` in [0, 1] (C = 1 or 3),
-    4:2:0 chroma (PIL's default, ``subsampling=2``), 8-bit levels rounded from ``x``."""
-    levels = torch.round(x.float() * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    4:2:0 chroma (PIL's default, ``subsampling=2``), 8-bit levels rint(255·x) in float64
+    (float32 products can round onto or across a .5 tie)."""
+    levels = torch.round(x.double() * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     mode = "RGB" if x.shape[1] == 3 else "L"
     out = []
     for image in levels:
@@ -91,7 +92,7 @@ def test_equals_libjpeg_turbo_exactly(quality):
     including the edge cases of padding (odd sizes, H mod 16 = 12) and narrow planes."""
     photos = [_photo("coffee", 37, 53, False), _photo("chelsea", 44, 45, False), _photo("camera", 13, 9, False)]
     tiny = [torch.rand(1, 3, h, w) for h, w in [(1, 1), (2, 3), (3, 2), (5, 1), (4, 5)]]
-    for x in photos + tiny:
+    for x in photos + tiny + [torch.rand(1, 3, 224, 224)]:
         assert torch.equal(jpeg(x, quality), pil_roundtrip(x, quality)), f"{tuple(x.shape)} q={quality}"
 
 

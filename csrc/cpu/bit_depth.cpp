@@ -1,6 +1,6 @@
-// bit_depth on the CPU: rint(x * levels) / levels elementwise, levels = 2^bits - 1, in
-// float64 (as numpy does for ART's FeatureSqueezing), cast back to x's dtype. Inputs are checked to lie in [0, 1] by the
-// Python wrapper, so x * levels is in [0, 255].
+// bit_depth on the CPU: rint(x * levels) / levels elementwise, levels = 2^bits - 1,
+// in float64 (as numpy computes ART's FeatureSqueezing), cast back to x's dtype.
+// The Python wrapper checks that x lies in [0, 1], so x * levels is in [0, 255].
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>

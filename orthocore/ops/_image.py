@@ -25,12 +25,12 @@ def check_image_batch(op: str, x: torch.Tensor, channels: tuple[int, ...] | None
 
 
 def check_unit_range(op: str, x: torch.Tensor) -> None:
-    """Raises ``ValueError`` if ``x`` holds NaN or values outside ``[0, 1]`` (one sync)."""
+    """Raises ``ValueError`` if ``x`` holds NaN or values outside ``[0, 1]`` (one pass, one sync)."""
     if x.numel() == 0:
         return
-    if not bool(((x >= 0) & (x <= 1)).all()):
-        nan = bool(torch.isnan(x).any())
-        what = "NaN" if nan else f"values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
+    low, high = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates into both
+    if not (low >= 0 and high <= 1):
+        what = "NaN" if low != low else f"values in [{low:.4g}, {high:.4g}]"
         raise ValueError(f"{op}: x must hold images in [0, 1], got {what}")
 
 
