@@ -1,6 +1,6 @@
 """ε sweeps: orthocore's one batched run over all ε against torchattacks looping over ε.
 
-ResNet-20 (built here, randomly initialised), 64 images 3x32x32, 8 ε values (0.5 % … 4 %).
+ResNet-20 (orthocore's model zoo, randomly initialised), 64 images 3x32x32, 8 ε values (0.5 % … 4 %).
 For each attack both providers sit in one group (`make bench`). Each checks that the two
 produce the same adversarial images (|difference| ≤ 1e-5 for at least 99 % of the
 (ε, image) pairs, see MIN_IDENTICAL; the share measured is stored in ``extra_info``)
@@ -20,49 +20,12 @@ import torch
 import torchattacks
 from torch import nn
 
-from orthocore import attacks
-
-
-class _BasicBlock(nn.Module):
-    def __init__(self, inputs: int, outputs: int, stride: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True),
-            nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False), nn.BatchNorm2d(outputs),
-        )  # fmt: skip
-        self.shortcut = nn.Identity()
-        if stride != 1 or inputs != outputs:
-            self.shortcut = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.body(x) + self.shortcut(x))
-
-
-class _Normalize(nn.Module):
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from orthocore import attacks, models
 
 
 def resnet20(num_classes: int = 10) -> nn.Module:
-    """A randomly initialised ResNet-20 (He et al., "Deep Residual Learning for Image
-    Recognition", 2016, Section 4.2): 3 stages of 3 basic blocks with 16/32/64 channels,
-    0.27 M parameters; :math:`(B, 3, 32, 32)` in [0, 1] to :math:`(B, K)`."""
-    layers: list[nn.Module] = [
-        _Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-        nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
-    ]  # fmt: skip
-    channels = 16
-    for width, stride in [(16, 1), (32, 2), (64, 2)]:
-        for block in range(3):
-            layers.append(_BasicBlock(channels, width, stride if block == 0 else 1))
-            channels = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
-    return nn.Sequential(*layers)
+    """A randomly initialised ResNet-20 from orthocore's model zoo (normalisation inside)."""
+    return models.create("resnet20", num_classes=num_classes)
 
 
 EPS = [0.005 * k for k in range(1, 9)]

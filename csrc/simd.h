@@ -6,7 +6,17 @@
 // compiler then vectorises the same loops 8 floats wide where the CPU allows it (setup.py
 // passes -fno-math-errno so that sqrt vectorises; keep the loops free of branches and of
 // calls other than sqrt/abs).
+//
+// A loop that is a plain function (or function template) can instead be marked
+// ORTHOCORE_SIMD_CLONES: the compiler emits an AVX2 clone beside the baseline one and the
+// loader picks the right one for the running processor (function multi-versioning).
 #pragma once
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ORTHOCORE_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define ORTHOCORE_SIMD_CLONES
+#endif
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define ORTHOCORE_TARGET_AVX2 __attribute__((target("avx2,fma")))

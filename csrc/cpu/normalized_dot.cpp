@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "../normalized_dot.h"
-#include "simd.h"
+#include "../simd.h"
 
 namespace orthocore {
 namespace {
