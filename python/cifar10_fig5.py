@@ -1,0 +1,41 @@
+"""Fig. 5 of the paper on your CIFAR-10 folder: perturbations crafted on a source model,
+fooling ratio over ε on the source, an ordinary target and an orthogonal target.
+
+    python python/cifar10_fig5.py --data /data/cifar-10-batches-py --runs runs/table1 --figure fig5.png
+
+Takes the checkpoints written by cifar10_table1.py (RUNS/{reference,ordinary,orthogonal}).
+"""
+
+import argparse
+from pathlib import Path
+
+from orthocore.checkpoint import load_model
+from orthocore.data import open_dataset
+from orthocore.evaluate import TransferConfig, default_eps_grid, transfer_evaluation
+from orthocore.plots import plot_fooling_curves
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="CIFAR-10 python-batches folder")
+    parser.add_argument("--runs", default="runs/table1", help="folder of cifar10_table1.py's checkpoints")
+    parser.add_argument("--attacks", default="fgsm,ifgsm,pgd,mifgsm")
+    parser.add_argument("--n-images", type=int, default=1000)
+    parser.add_argument("--figure", default="fig5.png")
+    args = parser.parse_args()
+
+    runs = Path(args.runs)
+    source = load_model(runs / "reference" / "model.ckpt")
+    targets = {name: load_model(runs / name / "model.ckpt") for name in ("ordinary", "orthogonal")}
+    config = TransferConfig(attacks=tuple(args.attacks.split(",")), eps=default_eps_grid(), n_images=args.n_images)
+    table = transfer_evaluation(source, targets, open_dataset(f"cifar10:{args.data}", "val"), config,
+                                source_name="reference")  # fmt: skip
+    print(table.format())
+    rows = [{"source": "reference", "target": r.model, "attack": r.attack, "eps": r.eps,
+             "fooling_ratio": r.fooling_ratio} for r in table.rows]  # fmt: skip
+    roles = {"reference": "source", "ordinary": "ordinary", "orthogonal": "orthogonal"}
+    print(f"wrote {plot_fooling_curves(rows, 'reference', roles, Path(args.figure))}")
+
+
+if __name__ == "__main__":
+    main()

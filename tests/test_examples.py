@@ -1,0 +1,53 @@
+"""The example programs in python/ run end to end on a tiny CIFAR-10 folder."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).parent.parent / "python"
+PROGRAMS = ["cifar10_table1.py", "cifar10_fig5.py", "cifar10_table3.py"]
+
+
+def _run(program, *argv, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(EXAMPLES / program), *argv], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)  # fmt: skip
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_help(program, tmp_path):
+    result = _run(program, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout and "--data" in result.stdout
+
+
+def test_table1_fig5_table3_on_a_tiny_cifar_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "cifar"
+    data.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        # One class only: a few training steps teach every model to answer it, so the
+        # evaluations find images that all three models classify correctly.
+        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), b"labels": [3] * 8}
+        (data / name).write_bytes(pickle.dumps(batch, protocol=2))
+    runs = tmp_path / "runs"
+    result = _run("cifar10_table1.py", "--data", str(data), "--arch", "resnet20", "--out", str(runs),
+                  "--lambda", "1", "--max-epochs", "3", "--eval-every", "3", "--batch-size", "8", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("reference") and lines[3].startswith("orthogonal") and "±" in lines[3]
+    for name in ("reference", "ordinary", "orthogonal"):
+        assert (runs / name / "model.ckpt").is_file()
+    result = _run("cifar10_fig5.py", "--data", str(data), "--runs", str(runs), "--attacks", "fgsm",
+                  "--n-images", "8", "--figure", str(tmp_path / "fig5.png"), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fig5.png").read_bytes()[:4] == b"\x89PNG"
+    result = _run("cifar10_table3.py", "--data", str(data), "--runs", str(runs), "--attacks", "fgsm",
+                  "--n-images", "8", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "JPEG-Quality=80" in result.stdout and "Bilateral-Window=9" in result.stdout
