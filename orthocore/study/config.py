@@ -114,7 +114,7 @@ def demo_config(out: str = "runs/demo") -> StudyConfig:
 
     Its ε are larger than the paper's CIFAR-10 grid: on 8×8 images with 17 grey levels a
     perturbation of 3–5 % of the range barely moves a digits classifier even white-box
-    (the source itself was fooled on about 11 % of images at ε = 5 % in our runs), so
+    (the source itself was fooled on 6–8 % of the images at ε = 5 % in the demo), so
     the grid reaches 30 % and Table III uses ε = 10 % / 20 % to make the comparison
     visible. The paper's grid is the default of :class:`StudyConfig` for other data.
     """
