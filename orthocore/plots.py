@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from orthocore._io import atomic_write  # noqa: E402
+
 # Colours follow the paper's figures: source red, ordinary target black, orthogonal green.
 _ROLE_STYLE = {
     "source": {"color": "tab:red", "marker": "o"},
@@ -28,12 +30,9 @@ _ORTHOGONAL_COLOURS = ["tab:green", "tab:olive", "tab:cyan", "tab:blue", "darkgr
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def plot_fooling_curves(

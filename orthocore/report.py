@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from orthocore import plots
+from orthocore._io import atomic_write_text
 
 
 def _fmt(value, digits=1) -> str:
@@ -199,12 +200,6 @@ def _figures(run_dir: Path, results: Mapping) -> list[tuple[str, Path]]:
     return figures
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _html_table(header, rows) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
@@ -264,7 +259,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
     md += ["## Figures", ""] + [f"![{caption}](figures/{path.name})\n\n*{caption}*\n" for caption, path in figures]
     md += ["## Configuration, versions, seed, timings", "", "```json", config_text, "```", ""]
     markdown_path = run_dir / "report.md"
-    _write_atomic(markdown_path, "\n".join(md))
+    atomic_write_text(markdown_path, "\n".join(md))
 
     parts = [f"<h1>{html.escape(title)}</h1>", "<h2>What was reproduced</h2>"]
     check_rows = "".join(
@@ -290,7 +285,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
         f"<style>{_STYLE}</style><script>{_IMAGE_CHECK}</script></head><body>{''.join(parts)}</body></html>"
     )
     html_path = run_dir / "report.html"
-    _write_atomic(html_path, page)
+    atomic_write_text(html_path, page)
     return {"html": html_path, "markdown": markdown_path, **{path.stem: path for _, path in figures}}
 
 

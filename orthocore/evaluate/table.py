@@ -8,9 +8,10 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from orthocore._io import atomic_write_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,34 +64,20 @@ class FoolingTable:
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows(dataclasses.asdict(row) for row in self.rows)
-        return write_atomic(path, buffer.getvalue())
+        atomic_write_text(path, buffer.getvalue())
+        return Path(path)
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Writes ``{"metadata": ..., "rows": [...]}`` (atomically); returns the path."""
         document = {"metadata": self.metadata, "rows": [dataclasses.asdict(row) for row in self.rows]}
-        return write_atomic(path, json.dumps(document, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+        return Path(path)
 
     @staticmethod
     def from_json(path: str | os.PathLike) -> FoolingTable:
         """Reads a table written by :meth:`to_json`."""
         document = json.loads(Path(path).read_text())
         return FoolingTable(tuple(FoolingRow(**row) for row in document["rows"]), document["metadata"])
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder and
-    ``os.replace``, so a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
 
 
 def rows_for(attack: str, eps: Sequence[float], models: Sequence[tuple[str, str]], fooled, total: int) -> list:
