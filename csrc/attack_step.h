@@ -36,6 +36,34 @@ inline void check_attack_step_inputs(const at::Tensor& adv, const at::Tensor& gr
   }
 }
 
+// The checked, contiguous inputs and the allocated outputs of one step, shared by the
+// CPU and CUDA entry points. new_momentum is empty without momentum. (On CUDA, call it
+// under the device guard.)
+struct AttackStepTensors {
+  at::Tensor adv, grad, clean, momentum, step, eps, out, new_momentum;
+  bool has_momentum;
+  int64_t rows, cols;
+};
+
+inline AttackStepTensors prepare_attack_step(const at::Tensor& adv, const at::Tensor& grad, const at::Tensor& clean,
+                                             const c10::optional<at::Tensor>& momentum, const at::Tensor& step,
+                                             const at::Tensor& eps) {
+  check_attack_step_inputs(adv, grad, clean, momentum, step, eps);
+  AttackStepTensors t;
+  t.adv = adv.contiguous();
+  t.grad = grad.contiguous();
+  t.clean = clean.contiguous();
+  t.has_momentum = momentum.has_value();
+  t.momentum = t.has_momentum ? momentum->contiguous() : at::Tensor();
+  t.step = step.contiguous();
+  t.eps = eps.contiguous();
+  t.out = at::empty_like(t.adv);
+  t.new_momentum = t.has_momentum ? at::empty_like(t.adv) : at::empty({0}, t.adv.options());
+  t.rows = t.adv.size(0);
+  t.cols = t.adv.size(1);
+  return t;
+}
+
 // The direction source of one element: the raw gradient, or the new momentum
 // grad / mean|grad| + decay * m (Dong et al.); l1_mean == 0 drops the gradient term.
 template <typename acc_t>

@@ -259,5 +259,28 @@ C10_HOST_DEVICE inline void write_pixel(const Planes& planes, scalar_t* out, int
   for (int64_t k = 0; k < g.channels; ++k) dst[k * plane] = static_cast<scalar_t>(acc_t(levels[k]) / acc_t(255));
 }
 
+// The tensors of one round trip, shared by the CPU and CUDA entry points: the checked,
+// contiguous inputs, the output, and the 8-bit planes between the coding pass and the
+// reconstruction pass. (On CUDA, construct it under the device guard.)
+struct Roundtrip {
+  at::Tensor x, tables, dct, out, luma, chroma;
+  Geometry g;
+
+  Roundtrip(const at::Tensor& x_in, const at::Tensor& tables_in, const at::Tensor& dct_in)
+      : x((check_inputs(x_in, tables_in, dct_in), x_in.contiguous())),
+        tables(tables_in.contiguous()),
+        dct(dct_in.contiguous()),
+        out(at::empty_like(x)),
+        g(x.size(0), x.size(1), x.size(2), x.size(3)) {
+    const auto bytes = x.options().dtype(at::kByte);
+    luma = at::empty({g.batch, g.rows, g.cols}, bytes);
+    chroma = at::empty({g.channels == 3 ? g.batch * 2 * (g.rows / 2) * (g.cols / 2) : 0}, bytes);
+  }
+
+  Planes planes() {
+    return Planes{luma.mutable_data_ptr<uint8_t>(), g.channels == 3 ? chroma.mutable_data_ptr<uint8_t>() : nullptr, g};
+  }
+};
+
 }  // namespace jpeg
 }  // namespace orthocore

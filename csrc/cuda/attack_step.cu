@@ -88,15 +88,12 @@ std::tuple<at::Tensor, at::Tensor> attack_step_fwd_cuda(const at::Tensor& adv_in
                                                         const c10::optional<at::Tensor>& momentum_in,
                                                         const at::Tensor& step_in, const at::Tensor& eps_in, bool l2,
                                                         double decay) {
-  check_attack_step_inputs(adv_in, grad_in, clean_in, momentum_in, step_in, eps_in);
   const c10::cuda::CUDAGuard guard(adv_in.device());
-  const at::Tensor adv = adv_in.contiguous(), grad = grad_in.contiguous(), clean = clean_in.contiguous();
-  const at::Tensor step = step_in.contiguous(), eps = eps_in.contiguous();
-  const bool has_momentum = momentum_in.has_value();
-  const at::Tensor momentum = has_momentum ? momentum_in->contiguous() : at::Tensor();
-  at::Tensor out = at::empty_like(adv);
-  at::Tensor new_momentum = has_momentum ? at::empty_like(adv) : at::empty({0}, adv.options());
-  const int64_t rows = adv.size(0), cols = adv.size(1);
+  const AttackStepTensors t = prepare_attack_step(adv_in, grad_in, clean_in, momentum_in, step_in, eps_in);
+  const at::Tensor &adv = t.adv, &grad = t.grad, &clean = t.clean, &momentum = t.momentum;
+  const at::Tensor &step = t.step, &eps = t.eps, &out = t.out, &new_momentum = t.new_momentum;
+  const bool has_momentum = t.has_momentum;
+  const int64_t rows = t.rows, cols = t.cols;
   if (rows == 0 || cols == 0) return {out, new_momentum};
   const auto stream = c10::cuda::getCurrentCUDAStream();
 

@@ -34,19 +34,12 @@ __global__ void jpeg_reconstruct_kernel(const jpeg::Planes planes, scalar_t* __r
 }
 
 at::Tensor jpeg_roundtrip_cuda(const at::Tensor& x_in, const at::Tensor& tables_in, const at::Tensor& dct_in) {
-  jpeg::check_inputs(x_in, tables_in, dct_in);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const at::Tensor x = x_in.contiguous();
-  const at::Tensor tables = tables_in.contiguous();
-  const at::Tensor dct = dct_in.contiguous();
-  const jpeg::Geometry g(x.size(0), x.size(1), x.size(2), x.size(3));
-  at::Tensor out = at::empty_like(x);
+  jpeg::Roundtrip trip(x_in, tables_in, dct_in);
+  const at::Tensor &x = trip.x, &tables = trip.tables, &dct = trip.dct, &out = trip.out;
+  const jpeg::Geometry& g = trip.g;
   if (g.batch == 0) return out;
-  const auto bytes = x.options().dtype(at::kByte);
-  at::Tensor luma = at::empty({g.batch, g.rows, g.cols}, bytes);
-  at::Tensor chroma = at::empty({g.channels == 3 ? g.batch * 2 * (g.rows / 2) * (g.cols / 2) : 0}, bytes);
-  const jpeg::Planes planes{luma.mutable_data_ptr<uint8_t>(),
-                            g.channels == 3 ? chroma.mutable_data_ptr<uint8_t>() : nullptr, g};
+  const jpeg::Planes planes = trip.planes();
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const int64_t jobs = g.jobs(), pixels = g.batch * g.height * g.width;
 
