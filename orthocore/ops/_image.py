@@ -40,3 +40,13 @@ def check_int_in(op: str, name: str, value: int, low: int, high: int) -> None:
         raise TypeError(f"{op}: {name} must be an int in {low}..{high}, got {type(value).__name__} {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{op}: {name} must be in {low}..{high}, got {value}")
+
+
+def divide_exactly(x: torch.Tensor, divisor: float) -> torch.Tensor:
+    """``x / divisor`` correctly rounded on every device, in the dtype of ``x``.
+
+    PyTorch's CUDA kernels divide by a Python number by multiplying with its reciprocal,
+    up to one ulp off the true quotient; the compiled kernels divide, so the references
+    that must match them bit for bit divide by a tensor on ``x``'s device instead.
+    """
+    return x / torch.tensor(divisor, dtype=x.dtype, device=x.device)

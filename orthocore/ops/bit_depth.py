@@ -15,14 +15,14 @@ import torch
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range
+from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range, divide_exactly
 
 _OP = "bit_depth"
 
 
 def _reference_reduce(x: Tensor, bits: int) -> Tensor:
     levels = float((1 << bits) - 1)
-    return (torch.round(x.double() * levels) / levels).to(x.dtype)
+    return divide_exactly(torch.round(x.double() * levels), levels).to(x.dtype)
 
 
 def bit_depth_reference(x: Tensor, bits: int) -> Tensor:

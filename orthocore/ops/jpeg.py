@@ -33,7 +33,7 @@ from torch import Tensor
 
 from orthocore.dispatch import OpBackends
 from orthocore.ops import jpeg_tables
-from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range
+from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range, divide_exactly
 
 _OP = "jpeg"
 
@@ -158,7 +158,7 @@ def _reference_roundtrip(x: Tensor, tables: Tensor, dct: Tensor) -> Tensor:
     luma = code_blocks(luma, tables[0], dct)
     if chroma is not None:
         chroma = code_blocks(chroma, tables[1], dct)
-    return decode_planes(luma, chroma, height, width).to(x.dtype) / 255
+    return divide_exactly(decode_planes(luma, chroma, height, width).to(x.dtype), 255)
 
 
 def jpeg_reference(x: Tensor, quality: int) -> Tensor:
