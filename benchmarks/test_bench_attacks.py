@@ -59,11 +59,16 @@ OUTPUTS: dict[tuple[str, str], torch.Tensor] = {}
 
 @pytest.fixture(scope="module")
 def setup():
+    # Full float32 on a GPU: with TF32 convolutions the two providers' batches (E·B vs B)
+    # take different reduced-precision paths, and the outputs could not be compared.
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(0)
     model = resnet20().to(DEVICE).eval()
     images = torch.rand(64, 3, 32, 32, device=DEVICE)
     labels = torch.randint(0, 10, (64,), device=DEVICE)
-    return model, images, labels
+    yield model, images, labels
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 def _synchronized(fn):
