@@ -7,6 +7,7 @@ import torchattacks
 from torch import nn
 
 from orthocore import attacks
+from orthocore.attacks import _memory
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
 
 EPS, ALPHA = 8 / 255, 2 / 255
@@ -149,6 +150,32 @@ def test_fgsm_sweep_takes_one_gradient(model, batch):
     chunked = attacks.fgsm(model, images, labels, eps=eps, max_batch=5)
     assert model.calls == 1 + 3  # the 12 images' gradient in chunks of 5
     torch.testing.assert_close(chunked, whole)
+
+
+@pytest.mark.parametrize("name", ["ifgsm", "mifgsm", "difgsm"])
+def test_iterative_sweep_shares_the_first_gradient(model, batch, name):
+    """Every ε starts at the clean image: the first step's gradient is taken once on the
+    B images; the other steps run on all E·B rows."""
+    images, labels = batch
+    model.calls = 0
+    attacks.make_attack(name, model, [0.01, 0.02, 0.03], steps=4, max_batch=12, **_seeded())(images, labels)
+    assert model.calls == 1 + 1 + 3 * 3  # probe, first gradient, 3 steps x 3 chunks of 12 rows
+
+
+def test_random_start_takes_every_gradient_per_eps(model, batch):
+    images, labels = batch
+    model.calls = 0
+    attacks.pgd(model, images, labels, eps=[0.01, 0.02, 0.03], steps=4, max_batch=12, **_seeded())
+    assert model.calls == 1 + 4 * 3  # probe, 4 steps x 3 chunks: each ε starts elsewhere
+
+
+def test_cpu_chunks_hold_a_bounded_activation_size(monkeypatch):
+    monkeypatch.setenv("ORTHOCORE_ATTACK_MEMORY", str(2**40))  # memory is no limit
+    saved = 2 * 2**20  # bytes autograd saves per image
+    cpu_rows = _memory.rows_per_chunk(saved, 3072, 10_000, torch.device("cpu"))
+    assert cpu_rows == _memory.CPU_CHUNK_BYTES // saved
+    assert _memory.rows_per_chunk(saved, 3072, 10_000, torch.device("cuda")) == 10_000  # a GPU takes all
+    assert _memory.rows_per_chunk(2**40, 3072, 10, torch.device("cpu")) == 1
 
 
 def test_memory_budget_chunks_without_changing_results(model, batch, monkeypatch):

@@ -5,8 +5,9 @@ chunks that fit in memory; each chunk runs all its steps, and every step is one 
 and backward pass of the model plus one fused :func:`orthocore.ops.attack_step`. All
 random draws (random start, input diversity) are made per image before the loop, shared
 by every ε, so a sweep equals running each ε on its own with the same generator, however
-it is chunked. When the first gradient does not depend on ε (one step from the clean
-image, no input diversity: FGSM), it is computed once on the ``B`` images.
+it is chunked. Without a random start every ε starts at the clean image, so the first
+gradient does not depend on ε: it is computed once on the ``B`` images (for FGSM that is
+the only gradient; for a 10-step attack it saves a tenth of the passes over ``E·B``).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ class LoopSettings:
         return self.step_size if self.step_size is not None else self.step_scale * eps / self.steps
 
     @property
-    def gradient_shared_across_eps(self) -> bool:
-        """True when the first gradient is taken at the clean image for every ε."""
-        return self.steps == 1 and not self.random_start and self.diversity_prob == 0
+    def first_gradient_shared_across_eps(self) -> bool:
+        """True when every ε takes its first gradient at the clean image (no random start;
+        input diversity is drawn per image, so it is the same for every ε)."""
+        return not self.random_start
 
 
 @contextlib.contextmanager
@@ -106,16 +108,20 @@ def _input_gradient(model, x: Tensor, labels: Tensor, targeted: bool, plan: Dive
     return grad
 
 
-def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows) -> Tensor:
+def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows, first_grad) -> Tensor:
     """All steps for one chunk of rows: ``clean`` :math:`(n, C, H, W)`, ``eps``/``step``
     :math:`(n,)`, ``start`` the unit random offsets or ``None``, ``rows`` the image index
-    of every row (CPU int64, for the diversity plan)."""
+    of every row (CPU int64, for the diversity plan), ``first_grad`` the gradient of the
+    first step :math:`(n, C, H, W)` when it was computed once for all ε, else ``None``."""
     adv = clean
     if start is not None:
         adv = (clean + start * eps.to(clean.dtype)[:, None, None, None]).clamp(0, 1)
     momentum = torch.zeros_like(clean) if settings.decay is not None else None
     for t in range(settings.steps):
-        grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows)
+        if t == 0 and first_grad is not None:
+            grad = first_grad
+        else:
+            grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows)
         adv, momentum = attack_step(
             adv, grad, clean, step, eps, norm=settings.norm, momentum=momentum, decay=settings.decay or 0.0
         )
@@ -167,23 +173,20 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
     eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)  # (E·B,)
     step_rows = torch.tensor([settings.step_for(e) for e in values], dtype=acc, device=images.device)
     step_rows = step_rows.repeat_interleave(batch)  # (E·B,)
-    rows_total = batch if settings.gradient_shared_across_eps else count * batch
     image_bytes = images[0].numel() * images.element_size()
-    chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, rows_total, images.device)
-    if settings.gradient_shared_across_eps:
-        # (B, C, H, W): the one gradient, at the clean images
-        grad = torch.cat([_input_gradient(model, images[rows], labels[rows], settings.targeted, None, 0, None)
-                          for rows in _chunks(batch, chunk)])  # fmt: skip
-        clean = images.repeat(count, 1, 1, 1)  # (E·B, C, H, W)
-        momentum = torch.zeros_like(clean) if settings.decay is not None else None
-        adv, _ = attack_step(clean, grad.repeat(count, 1, 1, 1), clean, step_rows, eps_rows, norm=settings.norm,
-                             momentum=momentum, decay=settings.decay or 0.0)  # fmt: skip
-        return adv.view(count, *images.shape)
+    chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, count * batch, images.device)
     start = _random_start(images, settings.norm, generator) if settings.random_start else None
     plan = None
     if settings.diversity_prob > 0:
         size = tuple(images.shape[-2:])
         plan = DiversityPlan.draw(settings.steps, batch, size, settings.diversity_prob, settings.resize_rate, generator)
+    first_grad = None
+    if settings.first_gradient_shared_across_eps:
+        image_rows = torch.arange(batch)  # CPU
+        first_grad = torch.cat([
+            _input_gradient(model, images[rows], labels[rows], settings.targeted, plan, 0, image_rows[rows])
+            for rows in _chunks(batch, chunk)
+        ])  # fmt: skip  (B, C, H, W)
     image_of_row = torch.arange(batch).repeat(count)  # (E·B,) CPU
     out = torch.empty((count * batch, *images.shape[1:]), dtype=images.dtype, device=images.device)
     for rows in _chunks(count * batch, chunk):
@@ -192,6 +195,7 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
         out[rows] = _run_chunk(
             model, images[device_index], labels[device_index], eps_rows[rows], step_rows[rows], settings,
             None if start is None else start[device_index], plan, index,
+            None if first_grad is None else first_grad[device_index],
         )  # fmt: skip
     return out.view(count, *images.shape)
 

@@ -3,6 +3,12 @@
 A probe forward pass on a few rows counts the bytes autograd saves for the backward
 pass (``saved_tensors_hooks``, on any device); with the memory free on the device that
 gives the rows per chunk. The probe's logits also serve the label check.
+
+On a CPU, chunks are also kept small (``CPU_CHUNK_BYTES`` of saved activations): bigger
+passes are slower per image there, not faster. Measured on ResNet-20 (2.4 MiB saved per
+32x32 image, 2 cores): a 10-step sweep over 512 images ran 1.6-1.7x faster in chunks of
+64 than in one pass of 512, as every pass allocates and touches fresh activation buffers.
+A GPU gets the largest chunk that fits: there a bigger batch is what fills the device.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ MEMORY_ENV = "ORTHOCORE_ATTACK_MEMORY"
 # holds gradients of about the saved activations' size next to them).
 _FREE_SHARE = 0.5
 _OVERHEAD = 3
+CPU_CHUNK_BYTES = 160 * 2**20
 
 
 def free_bytes(device: torch.device) -> int:
@@ -55,4 +62,7 @@ def rows_per_chunk(saved_per_row: int, image_bytes: int, total_rows: int, device
     """Rows per chunk so that activations, gradients and the attack's own buffers (about
     six images per row: clean, adversarial, gradient, momentum, outputs) fit."""
     per_row = _OVERHEAD * saved_per_row + 6 * image_bytes
-    return max(1, min(total_rows, free_bytes(device) // per_row))
+    rows = free_bytes(device) // per_row
+    if device.type == "cpu":
+        rows = min(rows, CPU_CHUNK_BYTES // saved_per_row)
+    return max(1, min(total_rows, rows))
