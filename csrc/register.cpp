@@ -45,6 +45,15 @@ TORCH_LIBRARY(orthocore, m) {
   // Bilateral filter of a (B, C, H, W) tensor with OpenCV's weights (L1 colour distance
   // summed over channels, circular window of the given radius) and reflect-101 borders.
   m.def("bilateral_fwd(Tensor x, int radius, float sigma_color, float sigma_space) -> Tensor");
+  // Double backward of train-mode batch norm over (B, C, ...): given the upstream
+  // gradients of the first backward's outputs (ggx for grad_x; ggw, ggb for the weight
+  // and bias gradients, optional), the first backward's inputs (gy, x, weight) and the
+  // forward's per-channel batch mean and invstd, returns the gradients with respect to
+  // gy (B, C, ...), x (B, C, ...; the batch statistics' dependence on x included) and
+  // weight (C,).
+  m.def(
+      "batch_norm_double_backward_fused(Tensor ggx, Tensor? ggw, Tensor? ggb, Tensor gy, Tensor x, Tensor weight, "
+      "Tensor mean, Tensor invstd) -> (Tensor ggy, Tensor gx, Tensor gw)");
 }
 
 // Tells Python whether this build carries the CUDA kernels.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orthocore.models.batchnorm import BatchNorm2d
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with BatchNorm and an identity / zero-padded shortcut."""
@@ -17,9 +19,9 @@ class BasicBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = BatchNorm2d(planes)
         self.pad = (planes - in_planes) // 2 if stride != 1 or in_planes != planes else -1
         self.stride = stride
 
@@ -46,7 +48,7 @@ class CifarResNet(nn.Module):
     def __init__(self, blocks: int, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.bn1 = BatchNorm2d(16)
         stages, in_planes = [], 16
         for planes, stride in ((16, 1), (32, 2), (64, 2)):
             for index in range(blocks):
