@@ -145,6 +145,17 @@ def _upsample(plane_ptr, stride, h, w, r, c, mask):
 
 
 @triton.jit
+def _unit(level, out_ty: tl.constexpr):
+    """``level / 255`` correctly rounded to ``out_ty``: divided in float64 (Triton's float32
+    ``/`` is an approximate division on GPUs, float64's is IEEE), then rounded through
+    float32 as torch converts; for k/255 that equals the exactly rounded quotient."""
+    unit = level.to(tl.float64) / 255.0
+    if out_ty != tl.float64:
+        unit = unit.to(tl.float32)
+    return unit.to(out_ty)
+
+
+@triton.jit
 def _jpeg_reconstruct_kernel(
     luma_ptr,  # (B, rows_p, cols_p) uint8 decoded luma
     chroma_ptr,  # (B, 2, rows_p/2, cols_p/2) uint8 decoded chroma (unused for gray)
@@ -166,9 +177,8 @@ def _jpeg_reconstruct_kernel(
     plane = height * width
     base = b * CHANNELS * plane + r * width + c
     out_ty = out_ptr.dtype.element_ty
-    work_ty = tl.float64 if out_ty == tl.float64 else tl.float32
     if CHANNELS == 1:
-        tl.store(out_ptr + base, (y.to(work_ty) / 255.0).to(out_ty), mask=mask)
+        tl.store(out_ptr + base, _unit(y, out_ty), mask=mask)
     else:
         h = (height + 1) // 2
         w = (width + 1) // 2
@@ -179,11 +189,9 @@ def _jpeg_reconstruct_kernel(
         red = y + ((_R_CR * cr + _HALF) >> _COLOR_BITS)
         green = y + ((_G_CB * cb + _G_CR * cr + _HALF) >> _COLOR_BITS)
         blue = y + ((_B_CB * cb + _HALF) >> _COLOR_BITS)
-        tl.store(out_ptr + base, (tl.minimum(tl.maximum(red, 0), 255).to(work_ty) / 255.0).to(out_ty), mask=mask)
-        tl.store(out_ptr + base + plane, (tl.minimum(tl.maximum(green, 0), 255).to(work_ty) / 255.0).to(out_ty),
-                 mask=mask)
-        tl.store(out_ptr + base + 2 * plane, (tl.minimum(tl.maximum(blue, 0), 255).to(work_ty) / 255.0).to(out_ty),
-                 mask=mask)
+        tl.store(out_ptr + base, _unit(tl.minimum(tl.maximum(red, 0), 255), out_ty), mask=mask)
+        tl.store(out_ptr + base + plane, _unit(tl.minimum(tl.maximum(green, 0), 255), out_ty), mask=mask)
+        tl.store(out_ptr + base + 2 * plane, _unit(tl.minimum(tl.maximum(blue, 0), 255), out_ty), mask=mask)
 
 
 def roundtrip(x: torch.Tensor, tables: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
