@@ -6,8 +6,9 @@ gives the rows per chunk. The probe's logits also serve the label check.
 
 On a CPU, chunks are also kept small (``CPU_CHUNK_BYTES`` of saved activations): bigger
 passes are slower per image there, not faster. Measured on ResNet-20 (2.4 MiB saved per
-32x32 image, 2 cores): a 10-step sweep over 512 images ran 1.6-1.7x faster in chunks of
-64 than in one pass of 512, as every pass allocates and touches fresh activation buffers.
+32x32 image, 2 cores): a 10-step I-FGSM sweep over 512 images ran 1.2-1.3x faster in
+chunks of 66 than in passes of all 512, as every pass allocates and touches fresh
+activation buffers.
 A GPU gets the largest chunk that fits: there a bigger batch is what fills the device.
 """
 
