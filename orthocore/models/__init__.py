@@ -2,6 +2,7 @@
 8x8 digits, and torchvision's ImageNet VGG-16, ResNet-34, DenseNet-161 and SqueezeNet
 with weights from a local file. Every model takes images in [0, 1]."""
 
+from orthocore.models.batchnorm import BatchNorm2d
 from orthocore.models.normalize import Normalize, NormalizedModel
 from orthocore.models.registry import (
     MODELS,
@@ -14,6 +15,7 @@ from orthocore.models.registry import (
 )
 
 __all__ = [
+    "BatchNorm2d",
     "MODELS",
     "ModelSpec",
     "Normalize",
