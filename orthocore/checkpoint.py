@@ -6,11 +6,18 @@ read back with ``torch.load(weights_only=True)`` (no code runs on load)::
     {"format": "orthocore.model/1", "arch": "resnet20", "num_classes": 10,
      "state_dict": {...}, "extra": {...}}
 
+A path ending in ``.safetensors`` holds the same checkpoint as a safetensors file: the
+state dict as its tensors and ``format``, ``arch``, ``num_classes`` and ``extra`` (JSON)
+as its metadata, readable by any safetensors loader. :func:`save_checkpoint`,
+:func:`read_checkpoint` and :func:`load_model` take either; :func:`export_safetensors`
+converts.
+
 Training-state files (optimizer, RNG) are separate: see :mod:`orthocore.train.state`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -18,7 +25,7 @@ import torch
 from torch import nn
 
 from orthocore import models
-from orthocore._io import atomic_torch_save
+from orthocore._io import atomic_path, atomic_torch_save
 
 FORMAT = "orthocore.model/1"
 
@@ -34,10 +41,11 @@ def save_checkpoint(
         arch: the registry name of the architecture.
         num_classes: its number of output logits.
         extra: metadata (config, metrics, versions) made of dicts, lists, strings,
-            numbers, booleans, None and tensors, so that ``weights_only`` loading accepts it.
+            numbers, booleans, None and tensors, so that ``weights_only`` loading accepts it
+            (no tensors in a ``.safetensors`` file: its metadata is JSON).
 
     Raises:
-        ValueError: unknown ``arch``.
+        ValueError: unknown ``arch``, or ``extra`` that a ``.safetensors`` file cannot hold.
     """
     models.spec(arch)
     state = {
@@ -47,11 +55,63 @@ def save_checkpoint(
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    atomic_torch_save(state, path)
+    _write(state, path)
+
+
+def _is_safetensors(path: str | os.PathLike) -> bool:
+    return str(path).endswith(".safetensors")
+
+
+def _write(state: dict, path: str | os.PathLike) -> None:
+    if not _is_safetensors(path):
+        atomic_torch_save(state, path)
+        return
+    from safetensors.torch import save_file
+
+    try:
+        extra = json.dumps(state["extra"], sort_keys=True)
+    except TypeError as error:
+        raise ValueError(f"checkpoint: extra must be JSON-serialisable for a .safetensors file ({error})") from None
+    metadata = {"format": state["format"], "arch": state["arch"], "num_classes": str(state["num_classes"]), "extra": extra}
+    tensors = {name: tensor.contiguous() for name, tensor in state["state_dict"].items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+
+
+def _read_safetensors(path: str | os.PathLike, device: str) -> dict:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=device) as file:
+            metadata = file.metadata() or {}
+            state_dict = {name: file.get_tensor(name) for name in file.keys()}
+    except SafetensorError as error:
+        raise ValueError(f"checkpoint: {str(path)!r} is not a readable safetensors file ({error})") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"checkpoint: {str(path)!r} is not an orthocore model checkpoint (format {FORMAT})")
+    return {
+        "format": FORMAT,
+        "arch": metadata["arch"],
+        "num_classes": int(metadata["num_classes"]),
+        "state_dict": state_dict,
+        "extra": json.loads(metadata.get("extra", "{}")),
+    }
+
+
+def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Writes the checkpoint ``checkpoint`` (either format) as the ``.safetensors`` file ``out``.
+
+    Raises:
+        ValueError: ``out`` does not end in ``.safetensors``, or the checkpoint is unreadable.
+    """
+    if not _is_safetensors(out):
+        raise ValueError(f"export: out must end in .safetensors, got {str(out)!r}")
+    _write(read_checkpoint(checkpoint), out)
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """The checkpoint dict of ``path``, checked, loaded with ``weights_only=True``.
+    """The checkpoint dict of ``path``, checked: loaded with ``weights_only=True``, or
+    from a ``.safetensors`` file (tensors on ``map_location`` when it names a device).
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -59,6 +119,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
+    if _is_safetensors(path):
+        device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
+        return _read_safetensors(path, device)
     state = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"checkpoint: {str(path)!r} is not an orthocore model checkpoint (format {FORMAT})")

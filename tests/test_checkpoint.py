@@ -1,10 +1,13 @@
-"""Model checkpoints: round trip through the registry, weights_only loading, atomic writes."""
+"""Model checkpoints: round trip through the registry, weights_only loading, the
+safetensors format, atomic writes."""
 
 import pytest
 import torch
 
 from orthocore import models
-from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
+from orthocore.checkpoint import export_safetensors, load_model, read_checkpoint, save_checkpoint
+
+safetensors_torch = pytest.importorskip("safetensors.torch")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,3 +51,41 @@ def test_errors(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an orthocore model checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
+
+
+def test_safetensors_round_trip_and_export(tmp_path):
+    model = models.create("resnet20", num_classes=4).train()
+    model(torch.rand(8, 3, 32, 32))
+    extra = {"config": {"lam": 1.0, "references": ["a.ckpt"]}, "history": [[1, 91.5]]}
+    torch_path, st_path = tmp_path / "model.ckpt", tmp_path / "model.safetensors"
+    save_checkpoint(torch_path, model, arch="resnet20", num_classes=4, extra=extra)
+    export_safetensors(torch_path, st_path)
+    # any safetensors loader reads the weights; the metadata says how to rebuild the model
+    plain = safetensors_torch.load_file(st_path)
+    assert plain.keys() == model.state_dict().keys()
+    assert all(torch.equal(plain[name], tensor) for name, tensor in model.state_dict().items())
+    state = read_checkpoint(st_path)
+    assert (state["arch"], state["num_classes"], state["extra"]) == ("resnet20", 4, extra)
+    x = torch.rand(3, 3, 32, 32)
+    torch.testing.assert_close(load_model(st_path)(x), model.eval()(x), atol=0, rtol=0)
+    # saving straight to .safetensors holds the same checkpoint
+    save_checkpoint(tmp_path / "direct.safetensors", model, arch="resnet20", num_classes=4, extra=extra)
+    direct = read_checkpoint(tmp_path / "direct.safetensors")
+    assert {k: v for k, v in direct.items() if k != "state_dict"} == {k: v for k, v in state.items() if k != "state_dict"}
+    assert all(torch.equal(direct["state_dict"][name], t) for name, t in state["state_dict"].items())
+
+
+def test_safetensors_errors(tmp_path):
+    model = models.create("digits_cnn")
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        save_checkpoint(tmp_path / "m.safetensors", model, arch="digits_cnn", num_classes=10, extra={"t": torch.ones(1)})
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
+    save_checkpoint(tmp_path / "m.ckpt", model, arch="digits_cnn", num_classes=10)
+    with pytest.raises(ValueError, match="must end in .safetensors"):
+        export_safetensors(tmp_path / "m.ckpt", tmp_path / "m.st")
+    safetensors_torch.save_file({"w": torch.zeros(2)}, tmp_path / "foreign.safetensors")
+    with pytest.raises(ValueError, match="not an orthocore model checkpoint"):
+        read_checkpoint(tmp_path / "foreign.safetensors")
+    (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        read_checkpoint(tmp_path / "broken.safetensors")

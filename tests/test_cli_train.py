@@ -27,6 +27,13 @@ def test_train_then_similarity_on_digits(tmp_path, capsys):
     assert cli.main(["similarity", str(out / "model.ckpt"), str(orth / "model.ckpt"), "--data", "digits"]) == 0
     header, row = capsys.readouterr().out.strip().splitlines()
     assert "|delta|" in header and "± " in row and row.rstrip().endswith("359")
+    # a .safetensors export is a checkpoint every command takes, with the same numbers
+    assert cli.main(["export", str(orth / "model.ckpt"), str(tmp_path / "orth.safetensors")]) == 0
+    capsys.readouterr()
+    assert cli.main(["similarity", str(out / "model.ckpt"), str(tmp_path / "orth.safetensors"), "--data", "digits"]) == 0
+    exported_row = capsys.readouterr().out.strip().splitlines()[1]
+    assert exported_row.split()[2:] == row.split()[2:]  # all but the two paths
+    assert cli.main(["export", str(orth / "model.ckpt"), str(tmp_path / "orth.pt")]) == 2
 
 
 def test_train_resnet20_on_a_cifar10_folder(tmp_path, capsys):

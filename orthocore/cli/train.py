@@ -108,6 +108,22 @@ def _add_similarity_parser(commands) -> None:
     parser.set_defaults(func=cmd_similarity)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from orthocore.checkpoint import export_safetensors
+
+    export_safetensors(args.checkpoint, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_export_parser(commands) -> None:
+    parser = commands.add_parser("export", help="write a checkpoint as a .safetensors file (weights + metadata)")
+    parser.add_argument("checkpoint", help="checkpoint to convert (.ckpt or .safetensors)")
+    parser.add_argument("out", help="destination, ending in .safetensors")
+    parser.set_defaults(func=cmd_export)
+
+
 def add_parsers(commands) -> None:
     _add_train_parser(commands)
     _add_similarity_parser(commands)
+    _add_export_parser(commands)
