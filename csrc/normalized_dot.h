@@ -35,6 +35,42 @@ inline at::ScalarType accumulate_type(at::ScalarType input) {
   return input == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+// The checked, contiguous inputs and the allocated outputs of one forward call, shared
+// by the CPU and CUDA entry points (a CUDA caller sets its device guard first).
+struct NormalizedDotForward {
+  at::Tensor a, b;       // (B, D) contiguous
+  at::Tensor delta;      // (B,) in the input dtype
+  at::Tensor stats;      // (B, 3) in the accumulation dtype
+};
+
+inline NormalizedDotForward prepare_normalized_dot_fwd(const at::Tensor& a, const at::Tensor& b) {
+  check_normalized_dot_inputs(a, b);
+  NormalizedDotForward t{a.contiguous(), b.contiguous(), {}, {}};
+  t.delta = at::empty({t.a.size(0)}, t.a.options());
+  t.stats = at::empty({t.a.size(0), 3}, t.a.options().dtype(accumulate_type(t.a.scalar_type())));
+  return t;
+}
+
+// The same for one backward call: grad_delta and stats converted to the accumulation
+// dtype; a gradient that is not asked for is an empty tensor.
+struct NormalizedDotBackward {
+  at::Tensor grad_delta, a, b, stats;
+  at::Tensor grad_a, grad_b;
+};
+
+inline NormalizedDotBackward prepare_normalized_dot_bwd(const at::Tensor& grad_delta, const at::Tensor& a,
+                                                        const at::Tensor& b, const at::Tensor& stats, bool need_a,
+                                                        bool need_b) {
+  check_normalized_dot_inputs(a, b);
+  check_normalized_dot_stats(grad_delta, a, stats);
+  const auto acc_type = accumulate_type(a.scalar_type());
+  NormalizedDotBackward t{grad_delta.to(acc_type).contiguous(), a.contiguous(), b.contiguous(),
+                          stats.to(acc_type).contiguous(), {}, {}};
+  t.grad_a = need_a ? at::empty_like(t.a) : at::empty({0}, t.a.options());
+  t.grad_b = need_b ? at::empty_like(t.b) : at::empty({0}, t.b.options());
+  return t;
+}
+
 // Cosine from the row statistics; 0 when either vector is all zeros.
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t delta_from_stats(acc_t ab, acc_t aa, acc_t bb) {

@@ -63,12 +63,9 @@ ORTHOCORE_SIMD_CLONES void linear_combination(const scalar_t* x, const scalar_t*
 }
 
 std::tuple<at::Tensor, at::Tensor> normalized_dot_fwd_cpu(const at::Tensor& a_in, const at::Tensor& b_in) {
-  check_normalized_dot_inputs(a_in, b_in);
-  const at::Tensor a = a_in.contiguous();
-  const at::Tensor b = b_in.contiguous();
+  const NormalizedDotForward t = prepare_normalized_dot_fwd(a_in, b_in);
+  const at::Tensor &a = t.a, &b = t.b, &delta = t.delta, &stats = t.stats;
   const int64_t rows = a.size(0), cols = a.size(1);
-  at::Tensor delta = at::empty({rows}, a.options());
-  at::Tensor stats = at::empty({rows, 3}, a.options().dtype(accumulate_type(a.scalar_type())));
   if (rows == 0) return {delta, stats};
   const RowSplit split = split_rows(rows, cols);
 
@@ -103,15 +100,9 @@ std::tuple<at::Tensor, at::Tensor> normalized_dot_fwd_cpu(const at::Tensor& a_in
 std::tuple<at::Tensor, at::Tensor> normalized_dot_bwd_cpu(const at::Tensor& grad_delta_in, const at::Tensor& a_in,
                                                           const at::Tensor& b_in, const at::Tensor& stats_in,
                                                           bool need_a, bool need_b) {
-  check_normalized_dot_inputs(a_in, b_in);
-  check_normalized_dot_stats(grad_delta_in, a_in, stats_in);
-  const at::Tensor a = a_in.contiguous();
-  const at::Tensor b = b_in.contiguous();
-  const auto acc_type = accumulate_type(a.scalar_type());
-  const at::Tensor grad_delta = grad_delta_in.to(acc_type).contiguous();
-  const at::Tensor stats = stats_in.to(acc_type).contiguous();
-  at::Tensor grad_a = need_a ? at::empty_like(a) : at::empty({0}, a.options());
-  at::Tensor grad_b = need_b ? at::empty_like(b) : at::empty({0}, b.options());
+  const NormalizedDotBackward t = prepare_normalized_dot_bwd(grad_delta_in, a_in, b_in, stats_in, need_a, need_b);
+  const at::Tensor &a = t.a, &b = t.b, &grad_delta = t.grad_delta, &stats = t.stats;
+  const at::Tensor &grad_a = t.grad_a, &grad_b = t.grad_b;
   const int64_t rows = a.size(0), cols = a.size(1);
   if (rows == 0 || (!need_a && !need_b)) return {grad_a, grad_b};
   const RowSplit split = split_rows(rows, cols);

@@ -118,14 +118,10 @@ int64_t column_blocks(int64_t rows, int64_t cols, int64_t per_block) {
 }
 
 std::tuple<at::Tensor, at::Tensor> normalized_dot_fwd_cuda(const at::Tensor& a_in, const at::Tensor& b_in) {
-  check_normalized_dot_inputs(a_in, b_in);
   const c10::cuda::CUDAGuard guard(a_in.device());
-  const at::Tensor a = a_in.contiguous();
-  const at::Tensor b = b_in.contiguous();
+  const NormalizedDotForward t = prepare_normalized_dot_fwd(a_in, b_in);
+  const at::Tensor &a = t.a, &b = t.b, &delta = t.delta, &stats = t.stats;
   const int64_t rows = a.size(0), cols = a.size(1);
-  const auto acc_type = accumulate_type(a.scalar_type());
-  at::Tensor delta = at::empty({rows}, a.options());
-  at::Tensor stats = at::empty({rows, 3}, a.options().dtype(acc_type));
   if (rows == 0) return {delta, stats};
   const int64_t splits = column_blocks(rows, cols, 8 * kThreads);
   const int64_t chunk = std::max<int64_t>(1, (cols + splits - 1) / splits);
@@ -150,16 +146,10 @@ std::tuple<at::Tensor, at::Tensor> normalized_dot_fwd_cuda(const at::Tensor& a_i
 std::tuple<at::Tensor, at::Tensor> normalized_dot_bwd_cuda(const at::Tensor& grad_delta_in, const at::Tensor& a_in,
                                                            const at::Tensor& b_in, const at::Tensor& stats_in,
                                                            bool need_a, bool need_b) {
-  check_normalized_dot_inputs(a_in, b_in);
-  check_normalized_dot_stats(grad_delta_in, a_in, stats_in);
   const c10::cuda::CUDAGuard guard(a_in.device());
-  const at::Tensor a = a_in.contiguous();
-  const at::Tensor b = b_in.contiguous();
-  const auto acc_type = accumulate_type(a.scalar_type());
-  const at::Tensor grad_delta = grad_delta_in.to(acc_type).contiguous();
-  const at::Tensor stats = stats_in.to(acc_type).contiguous();
-  at::Tensor grad_a = need_a ? at::empty_like(a) : at::empty({0}, a.options());
-  at::Tensor grad_b = need_b ? at::empty_like(b) : at::empty({0}, b.options());
+  const NormalizedDotBackward t = prepare_normalized_dot_bwd(grad_delta_in, a_in, b_in, stats_in, need_a, need_b);
+  const at::Tensor &a = t.a, &b = t.b, &grad_delta = t.grad_delta, &stats = t.stats;
+  const at::Tensor &grad_a = t.grad_a, &grad_b = t.grad_b;
   const int64_t rows = a.size(0), cols = a.size(1);
   if (rows == 0 || cols == 0 || (!need_a && !need_b)) return {grad_a, grad_b};
   const auto stream = c10::cuda::getCurrentCUDAStream();
