@@ -173,3 +173,11 @@ def test_orthogonal_loss_gradients_equal_the_native_batchnorm_ones(one_thread):
         grads.append(torch.autograd.grad(loss, list(model.parameters())))
     for g_fused, g_native in zip(*grads):
         torch.testing.assert_close(g_fused, g_native, atol=1e-6 * g_native.abs().max().item() + 1e-9, rtol=1e-4)
+
+
+def test_opcheck_and_compile():
+    case = _case((3, 4, 5, 6), torch.float32)
+    torch.library.opcheck(torch.ops.orthocore.batch_norm_double_backward.default, case)
+    compiled = torch.compile(batch_norm_double_backward, fullgraph=True, backend="aot_eager")
+    for got, want in zip(compiled(*case), batch_norm_double_backward(*case)):
+        torch.testing.assert_close(got, want)
