@@ -3,8 +3,8 @@ eager PyTorch reference, and kornia's bilateral filter where kornia is installed
 
 Skipped where no GPU is visible. Each timed call ends with ``torch.cuda.synchronize()``;
 each backend's result is checked against the reference before it is timed, so a broken
-kernel cannot look fast. Shapes are the CPU benchmarks' (issue targets are CPU targets;
-this file tells what the same ops cost on a GPU).
+kernel cannot look fast. Shapes are the CPU benchmarks' (the speed targets are CPU
+targets; this file tells what the same ops cost on a GPU).
 
     .venv/bin/python -m pytest benchmarks/test_bench_cuda_kernels.py --benchmark-group-by=group
 """

@@ -18,7 +18,7 @@ skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")
 jpeg_module = importlib.import_module("orthocore.ops.jpeg")
 
-PAPER_RANGE = (75, 80, 85, 90, 95)  # the fidelity range (the paper uses 80..95)
+PAPER_RANGE = (75, 80, 85, 90, 95)  # the fidelity range checked (the paper uses 80..95)
 
 
 def pil_roundtrip(x: torch.Tensor, quality: int) -> torch.Tensor:
