@@ -151,6 +151,20 @@ def test_module_equals_nn_batchnorm(momentum):
         fused.train()(torch.randn(1, 4, 1, 1))
 
 
+@pytest.mark.parametrize("forced", ["reference", "triton"])
+def test_module_without_a_kernel_for_the_forced_backend_is_pytorch_batchnorm(forced, monkeypatch):
+    """Forcing a backend that has no double-backward kernel (the reference, or Triton for
+    the other ops) makes the module plain nn.BatchNorm2d, not an error."""
+    native, fused = _pair()
+    calls = []
+    monkeypatch.setattr(bn_module, "batch_norm_train", lambda *args: calls.append(args))
+    x = torch.randn(4, 4, 3, 3)
+    with orthocore.use_backend(forced):
+        assert torch.equal(fused(x), native(x))
+    assert calls == []
+    assert bn_module.fused_available(torch.device("cpu")) == orthocore.backends()["cpu"].available
+
+
 def test_orthogonal_loss_gradients_equal_the_native_batchnorm_ones(one_thread):
     """The trainer's parameter gradient (torch.func input gradient, double backprop)
     through the zoo's ResNet-20 with the fused module and with nn.BatchNorm2d."""

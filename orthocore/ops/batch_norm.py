@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import BackendUnavailableError, OpBackends
 from orthocore.ops._common import check_floating
 
 _OP = "batch_norm_double_backward"
@@ -97,8 +97,14 @@ DOUBLE_BACKWARD = OpBackends(_OP, {"reference": batch_norm_double_backward_refer
 
 
 def fused_available(device: torch.device) -> bool:
-    """True when a compiled double-backward kernel runs on ``device`` (now: the CPU)."""
-    return DOUBLE_BACKWARD.select(device) != "reference"
+    """True when a compiled double-backward kernel runs on ``device`` under the current
+    backend choice (now: the CPU backend). False where only the reference would run, or
+    where a forced backend has no kernel for this op (``ORTHOCORE_BACKEND=triton`` for the
+    other ops): :class:`orthocore.models.BatchNorm2d` then uses PyTorch's batch norm."""
+    try:
+        return DOUBLE_BACKWARD.select(device) != "reference"
+    except BackendUnavailableError:
+        return False
 
 
 def _check_inputs(ggx, ggw, ggb, gy, x, weight, mean, invstd) -> None:
