@@ -77,7 +77,8 @@ SHAPES = [
     (2, 3, 1, 7),  # one row
     (2, 3, 7, 1),  # one column
     (3, 2, 13, 17),  # primes
-    (4, 3, 32, 32),  # a CIFAR batch
+    (4, 3, 32, 32),  # a CIFAR batch (the CPU kernel's flat-plane path)
+    (1, 2, 67, 71),  # planes over 64x64 pixels (its row-streaming path)
     (0, 3, 8, 8),  # empty batch
     (2, 0, 8, 8),  # no channels
 ]

@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -67,7 +68,55 @@ ORTHOCORE_ALWAYS_INLINE void dual_row(const acc_t* u, const acc_t* u_down, int64
   }
 }
 
-// All iterations on one plane. work holds 3 H W + 2 W accumulation-type values.
+// Planes of at most kFlatArea pixels (f, p, u and a mask: 20 KB of float32 at 32x32)
+// stay in L1; for them per-row loop overhead costs more than the arithmetic of short
+// rows, so each iteration is two loops over the whole flattened plane instead.
+constexpr int64_t kFlatArea = 64 * 64;
+
+// Work values per plane: the row-streaming solver's and the flat solver's, whichever
+// the plane takes.
+inline int64_t tv_work_size(int64_t height, int64_t width) {
+  const int64_t area = height * width;
+  return area <= kFlatArea ? 5 * area + 1 : 3 * area + 2 * width;
+}
+
+// u = f - div p over a flattened plane. px is 0 in the last column, so px[i - 1] at
+// the start of a row adds 0; the order of additions is primal_row's.
+template <typename acc_t>
+ORTHOCORE_ALWAYS_INLINE void primal_flat(const acc_t* f, const acc_t* py, const acc_t* px, int64_t area,
+                                         int64_t width, acc_t* u) {
+  const int64_t first_row = std::min(width, area);
+  u[0] = f[0] + -(py[0] + px[0]);
+#pragma omp simd
+  for (int64_t i = 1; i < first_row; ++i) u[i] = f[i] + (-(py[i] + px[i]) + px[i - 1]);
+#pragma omp simd
+  for (int64_t i = first_row; i < area; ++i) u[i] = f[i] + ((-(py[i] + px[i]) + py[i - width]) + px[i - 1]);
+}
+
+// dual_row over a flattened plane: has_right[i] is 1 where pixel i has a right
+// neighbour, else 0 (u[area] is a finite pad, so u[i + 1] is always readable).
+template <typename acc_t>
+ORTHOCORE_ALWAYS_INLINE void dual_flat(const acc_t* u, const acc_t* has_right, int64_t area, int64_t width,
+                                       acc_t tau, acc_t tau_over_weight, acc_t* py, acc_t* px) {
+  const int64_t with_down = std::max<int64_t>(0, area - width);
+#pragma omp simd
+  for (int64_t i = 0; i < with_down; ++i) {
+    const acc_t gy = u[i + width] - u[i];
+    const acc_t gx = (u[i + 1] - u[i]) * has_right[i];
+    const acc_t inv_scale = acc_t(1) / (acc_t(1) + tau_over_weight * std::sqrt(gy * gy + gx * gx));
+    py[i] = (py[i] - tau * gy) * inv_scale;
+    px[i] = (px[i] - tau * gx) * inv_scale;
+  }
+#pragma omp simd
+  for (int64_t i = with_down; i < area; ++i) {
+    const acc_t gx = (u[i + 1] - u[i]) * has_right[i];
+    const acc_t inv_scale = acc_t(1) / (acc_t(1) + tau_over_weight * std::sqrt(gx * gx));
+    py[i] = py[i] * inv_scale;
+    px[i] = (px[i] - tau * gx) * inv_scale;
+  }
+}
+
+// All iterations on one plane. work holds tv_work_size(height, width) values.
 template <typename scalar_t, typename acc_t>
 ORTHOCORE_ALWAYS_INLINE void solve_plane(const scalar_t* in, scalar_t* out, int64_t height, int64_t width,
                                          acc_t weight, int64_t iters, acc_t* work) {
@@ -75,11 +124,24 @@ ORTHOCORE_ALWAYS_INLINE void solve_plane(const scalar_t* in, scalar_t* out, int6
   acc_t* f = work;
   acc_t* py = f + area;
   acc_t* px = py + area;
-  acc_t* ring = px + area;  // rows of u: ring + (y % 2) * width
   for (int64_t i = 0; i < area; ++i) f[i] = static_cast<acc_t>(in[i]);
   std::fill(py, py + 2 * area, acc_t(0));
   const acc_t tau = static_cast<acc_t>(kTvTau);
   const acc_t tau_over_weight = tau / weight;
+  if (area <= kFlatArea) {
+    acc_t* u = px + area;             // area + 1 values, the last a pad
+    acc_t* has_right = u + area + 1;  // area values
+    u[area] = acc_t(0);
+    for (int64_t i = 0; i < area; ++i) has_right[i] = (i % width == width - 1) ? acc_t(0) : acc_t(1);
+    for (int64_t step = 0; step + 1 < iters; ++step) {
+      primal_flat(f, py, px, area, width, u);
+      dual_flat(u, has_right, area, width, tau, tau_over_weight, py, px);
+    }
+    primal_flat(f, py, px, area, width, u);
+    for (int64_t i = 0; i < area; ++i) out[i] = static_cast<scalar_t>(u[i]);
+    return;
+  }
+  acc_t* ring = px + area;  // rows of u: ring + (y % 2) * width
   auto u_row = [&](int64_t y) { return ring + (y % 2) * width; };
   for (int64_t step = 0; step + 1 < iters; ++step) {
     primal_row(f, py, px, static_cast<const acc_t*>(nullptr), width, u_row(0));
@@ -126,7 +188,7 @@ at::Tensor tv_denoise_fwd_cpu(const at::Tensor& x_in, double weight, int64_t ite
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-      std::vector<acc_t> work(3 * area + 2 * width);
+      std::vector<acc_t> work(tv_work_size(height, width));
       for (int64_t plane = begin; plane < end; ++plane) {
         solve(in + plane * area, dst + plane * area, height, width, static_cast<acc_t>(weight), iters, work.data());
       }
