@@ -1,5 +1,6 @@
 // tv_denoise on the CPU: skimage's Chambolle iteration, one (image, channel) plane per
-// task. Each iteration is ONE streaming pass over the dual field: row y+1 of
+// task. Planes of up to kFlatArea pixels run as two flat loops over the whole plane per
+// iteration (below). Larger planes take ONE streaming pass over the dual field: row y+1 of
 // u = f - div p is formed into a two-row ring just before row y of p is updated from
 // rows y and y+1 of u, so u never exists as a full plane. The plane's f, p_y, p_x
 // (3 H W floats: 12 KB for 32x32, 600 KB for 224x224) stay in the core's cache across
