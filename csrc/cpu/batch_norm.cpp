@@ -122,10 +122,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_double_backward_cpu(
         const double cgy = -w * s.gg_xmu * r3 / n + ggw_ptr[c] * r;
         const double cgg = -w * s.gy_xmu * r3 / n;
         const double c0 = w * r3 / n * (s.gg_xmu * s.gy + s.gy_xmu * s.gg) / n - ggw_ptr[c] * r * s.gy / n;
-        const acc_t mu_a = static_cast<acc_t>(mu), a_a = static_cast<acc_t>(a), k1_a = static_cast<acc_t>(k1),
-                    k0_a = static_cast<acc_t>(k0), cx_a = static_cast<acc_t>(cx), cgy_a = static_cast<acc_t>(cgy),
-                    cgg_a = static_cast<acc_t>(cgg), c0_a = static_cast<acc_t>(c0);
-        const OutputCoefficients<acc_t> k{mu_a, a_a, k1_a, k0_a, cx_a, cgy_a, cgg_a, c0_a};
+        const auto cast = [](double v) { return static_cast<acc_t>(v); };
+        const OutputCoefficients<acc_t> k{cast(mu), cast(a), cast(k1), cast(k0), cast(cx), cast(cgy), cast(cgg), cast(c0)};
         for (int64_t b = 0; b < batch; ++b) {
           const int64_t base = offset + b * stride;
           write_gradients(x_ptr + base, gy_ptr + base, ggx_ptr + base, plane, k, ggy_ptr + base, gx_ptr + base);

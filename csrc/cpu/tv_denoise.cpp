@@ -78,7 +78,18 @@ constexpr int64_t kFlatArea = 64 * 64;
 // the plane takes.
 inline int64_t tv_work_size(int64_t height, int64_t width) {
   const int64_t area = height * width;
-  return area <= kFlatArea ? 5 * area + 1 : 3 * area + 2 * width;
+  return area <= kFlatArea ? 4 * area + 1 : 3 * area + 2 * width;
+}
+
+// The flat solver's has_right mask (1 where a pixel has a right neighbour, else 0): it
+// depends on the shape only, so one is built per call and shared by every plane.
+template <typename acc_t>
+std::vector<acc_t> right_neighbour_mask(int64_t height, int64_t width) {
+  const int64_t area = height * width;
+  if (area > kFlatArea) return {};
+  std::vector<acc_t> has_right(area, acc_t(1));
+  for (int64_t i = width - 1; i < area; i += width) has_right[i] = acc_t(0);
+  return has_right;
 }
 
 // u = f - div p over a flattened plane. px is 0 in the last column, so px[i - 1] at
@@ -117,10 +128,11 @@ ORTHOCORE_ALWAYS_INLINE void dual_flat(const acc_t* u, const acc_t* has_right, i
   }
 }
 
-// All iterations on one plane. work holds tv_work_size(height, width) values.
+// All iterations on one plane. work holds tv_work_size(height, width) values; has_right
+// is right_neighbour_mask(height, width).
 template <typename scalar_t, typename acc_t>
 ORTHOCORE_ALWAYS_INLINE void solve_plane(const scalar_t* in, scalar_t* out, int64_t height, int64_t width,
-                                         acc_t weight, int64_t iters, acc_t* work) {
+                                         acc_t weight, int64_t iters, const acc_t* has_right, acc_t* work) {
   const int64_t area = height * width;
   acc_t* f = work;
   acc_t* py = f + area;
@@ -130,10 +142,8 @@ ORTHOCORE_ALWAYS_INLINE void solve_plane(const scalar_t* in, scalar_t* out, int6
   const acc_t tau = static_cast<acc_t>(kTvTau);
   const acc_t tau_over_weight = tau / weight;
   if (area <= kFlatArea) {
-    acc_t* u = px + area;             // area + 1 values, the last a pad
-    acc_t* has_right = u + area + 1;  // area values
+    acc_t* u = px + area;  // area + 1 values, the last a pad
     u[area] = acc_t(0);
-    for (int64_t i = 0; i < area; ++i) has_right[i] = (i % width == width - 1) ? acc_t(0) : acc_t(1);
     for (int64_t step = 0; step + 1 < iters; ++step) {
       primal_flat(f, py, px, area, width, u);
       dual_flat(u, has_right, area, width, tau, tau_over_weight, py, px);
@@ -165,14 +175,14 @@ ORTHOCORE_ALWAYS_INLINE void solve_plane(const scalar_t* in, scalar_t* out, int6
 
 template <typename scalar_t, typename acc_t>
 ORTHOCORE_TARGET_AVX2 void solve_plane_avx2(const scalar_t* in, scalar_t* out, int64_t height, int64_t width,
-                                            acc_t weight, int64_t iters, acc_t* work) {
-  solve_plane<scalar_t, acc_t>(in, out, height, width, weight, iters, work);
+                                            acc_t weight, int64_t iters, const acc_t* has_right, acc_t* work) {
+  solve_plane<scalar_t, acc_t>(in, out, height, width, weight, iters, has_right, work);
 }
 
 template <typename scalar_t, typename acc_t>
 ORTHOCORE_TARGET_BASE void solve_plane_base(const scalar_t* in, scalar_t* out, int64_t height, int64_t width,
-                                            acc_t weight, int64_t iters, acc_t* work) {
-  solve_plane<scalar_t, acc_t>(in, out, height, width, weight, iters, work);
+                                            acc_t weight, int64_t iters, const acc_t* has_right, acc_t* work) {
+  solve_plane<scalar_t, acc_t>(in, out, height, width, weight, iters, has_right, work);
 }
 
 at::Tensor tv_denoise_fwd_cpu(const at::Tensor& x_in, double weight, int64_t iters) {
@@ -188,10 +198,12 @@ at::Tensor tv_denoise_fwd_cpu(const at::Tensor& x_in, double weight, int64_t ite
     const auto solve = cpu_has_avx2() ? solve_plane_avx2<scalar_t, acc_t> : solve_plane_base<scalar_t, acc_t>;
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+    const std::vector<acc_t> has_right = right_neighbour_mask<acc_t>(height, width);
     at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> work(tv_work_size(height, width));
       for (int64_t plane = begin; plane < end; ++plane) {
-        solve(in + plane * area, dst + plane * area, height, width, static_cast<acc_t>(weight), iters, work.data());
+        solve(in + plane * area, dst + plane * area, height, width, static_cast<acc_t>(weight), iters,
+              has_right.data(), work.data());
       }
     });
   });

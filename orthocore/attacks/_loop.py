@@ -180,14 +180,13 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
     if settings.diversity_prob > 0:
         size = tuple(images.shape[-2:])
         plan = DiversityPlan.draw(settings.steps, batch, size, settings.diversity_prob, settings.resize_rate, generator)
-    first_grad = None
-    if settings.first_gradient_shared_across_eps:
-        image_rows = torch.arange(batch)  # CPU
-        first_grad = torch.cat([
-            _input_gradient(model, images[rows], labels[rows], settings.targeted, plan, 0, image_rows[rows])
-            for rows in _chunks(batch, chunk)
-        ])  # fmt: skip  (B, C, H, W)
     image_of_row = torch.arange(batch).repeat(count)  # (E·B,) CPU
+    first_grad = None  # (B, C, H, W) when shared
+    if settings.first_gradient_shared_across_eps:
+        first_grad = torch.cat([
+            _input_gradient(model, images[rows], labels[rows], settings.targeted, plan, 0, image_of_row[rows])
+            for rows in _chunks(batch, chunk)
+        ])  # fmt: skip
     out = torch.empty((count * batch, *images.shape[1:]), dtype=images.dtype, device=images.device)
     for rows in _chunks(count * batch, chunk):
         index = image_of_row[rows]
