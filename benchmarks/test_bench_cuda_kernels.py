@@ -17,7 +17,6 @@ import pytest
 import torch
 
 import orthocore
-from orthocore import dispatch
 from orthocore.ops import attack_step, bilateral, bit_depth, jpeg, normalized_dot, tv_denoise
 
 # The op modules (the package exports functions of the same names).
@@ -67,15 +66,6 @@ OPS = {
 }
 
 
-def _backends(op_backends: dispatch.OpBackends) -> list[str]:
-    status = orthocore.backends()
-    return ["reference"] + [
-        name
-        for name in op_backends.impls
-        if name != "reference" and status[name].available and dispatch.runs_on(name, CUDA)
-    ]
-
-
 def _synchronized(fn, x):
     def run():
         out = fn(x)
@@ -96,7 +86,7 @@ def _cases():
 @pytest.mark.parametrize(("op", "backend", "shape"), list(_cases()))
 def test_cuda_op(benchmark, op, backend, shape):
     op_backends, fn, tolerance = OPS[op]
-    if backend not in _backends(op_backends):
+    if backend != "reference" and backend not in op_backends.compiled_for(CUDA):
         pytest.skip(f"backend {backend!r} cannot run {op} here")
     benchmark.group = f"{op} {shape} cuda"
     # "orthocore" is the backend chosen automatically on a GPU; the ratio table is relative to it.

@@ -199,3 +199,8 @@ class OpBackends:
     def __call__(self, device: torch.device) -> Callable:
         """The implementation that runs this op on ``device`` now."""
         return self.impls[self.select(device)]
+
+    def compiled_for(self, device: torch.device) -> list[str]:
+        """This op's compiled backends (not the reference) that can run on ``device`` here."""
+        status = _status_table()
+        return [name for name in self.impls if name != "reference" and status[name].available and runs_on(name, device)]

@@ -26,12 +26,7 @@ def device(request) -> torch.device:
 
 def backends_for(device: torch.device, op_backends: dispatch.OpBackends) -> list[str]:
     """The compiled backends of an op that can run on ``device`` here (not the reference)."""
-    status = orthocore.backends()
-    return [
-        name
-        for name in op_backends.impls
-        if name != "reference" and status[name].available and dispatch.runs_on(name, device)
-    ]
+    return op_backends.compiled_for(device)
 
 
 @pytest.fixture(autouse=True)
