@@ -72,7 +72,9 @@ def _write(state: dict, path: str | os.PathLike) -> None:
         extra = json.dumps(state["extra"], sort_keys=True)
     except TypeError as error:
         raise ValueError(f"checkpoint: extra must be JSON-serialisable for a .safetensors file ({error})") from None
-    metadata = {"format": state["format"], "arch": state["arch"], "num_classes": str(state["num_classes"]), "extra": extra}
+    metadata = {
+        "format": state["format"], "arch": state["arch"], "num_classes": str(state["num_classes"]), "extra": extra
+    }
     tensors = {name: tensor.contiguous() for name, tensor in state["state_dict"].items()}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)

@@ -114,7 +114,9 @@ def _check_inputs(ggx, ggw, ggb, gy, x, weight, mean, invstd) -> None:
         raise ValueError(f"{_OP}: x must be (B, C, ...), got shape {tuple(x.shape)}")
     for name, t in (("ggx", ggx), ("gy", gy)):
         if t.shape != x.shape or t.dtype != x.dtype:
-            raise ValueError(f"{_OP}: {name} must match x ({tuple(x.shape)}, {x.dtype}), got {tuple(t.shape)}, {t.dtype}")
+            raise ValueError(
+                f"{_OP}: {name} must match x ({tuple(x.shape)}, {x.dtype}), got {tuple(t.shape)}, {t.dtype}"
+            )
     channels = x.shape[1]
     for name, t in (("weight", weight), ("mean", mean), ("invstd", invstd), ("ggw", ggw), ("ggb", ggb)):
         if t is not None and t.shape != (channels,):
