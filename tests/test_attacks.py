@@ -3,6 +3,7 @@ loop's guarantees (gradient once for FGSM, chunking, model state) and input chec
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchattacks
 from torch import nn
 
@@ -148,8 +149,37 @@ def test_fgsm_sweep_takes_one_gradient(model, batch):
     assert model.calls == 2  # the probe that checks labels against the logits, and one gradient
     model.calls = 0
     chunked = attacks.fgsm(model, images, labels, eps=eps, max_batch=5)
-    assert model.calls == 1 + 3  # the 12 images' gradient in chunks of 5
+    assert model.calls == 3  # the 12 images' gradient in chunks of 5; the probe's count is remembered
     torch.testing.assert_close(chunked, whole)
+
+
+def test_the_probe_runs_once_per_model_and_image_shape(model, batch):
+    """The saved-activation count is remembered per model, image shape and parameter count;
+    a repeated attack skips the probe and gives the same result."""
+    images, labels = batch
+    first = attacks.fgsm(model, images, labels, eps=[0.01, 0.02])
+    model.calls = 0
+    again = attacks.fgsm(model, images, labels, eps=[0.01, 0.02])
+    assert model.calls == 1  # the gradient only
+    assert torch.equal(again, first)
+    model.calls = 0
+    attacks.fgsm(model, F.interpolate(images, size=(10, 10)), labels, eps=0.01)
+    assert model.calls == 2  # another image shape: probed again
+    model.net[-1] = nn.Linear(32, 12)  # another head, another parameter count
+    model.calls = 0
+    attacks.fgsm(model, images, labels, eps=0.01)
+    assert model.calls == 2
+
+
+def test_labels_are_checked_by_the_first_pass_when_the_probe_is_skipped(model, batch):
+    images, labels = batch
+    attacks.fgsm(model, images, labels, eps=0.01)  # probes: the count is remembered
+    bad = labels.clone()
+    bad[3] = 10
+    model.calls = 0
+    with pytest.raises(ValueError, match="labels must be < the model's 10 output classes, got label 10"):
+        attacks.ifgsm(model, images, bad, eps=[0.01, 0.02], steps=3)
+    assert model.calls == 1  # the first forward pass, stopped before its backward pass
 
 
 @pytest.mark.parametrize("name", ["ifgsm", "mifgsm", "difgsm"])

@@ -2,7 +2,12 @@
 
 A probe forward pass on a few rows counts the bytes autograd saves for the backward
 pass (``saved_tensors_hooks``, on any device); with the memory free on the device that
-gives the rows per chunk. The probe's logits also serve the label check.
+gives the rows per chunk. Its logits serve the label check (when no probe runs, the
+attack's first forward pass checks the labels instead). The count is
+remembered per model and image shape (and the model's parameter count, so a model whose
+layers were swapped is probed again): a repeated attack on the same model skips the
+probe. On a GPU the probe is a launch-bound model pass of its own, next to the single
+gradient pass of an FGSM sweep.
 
 On a CPU, chunks are also kept small (``CPU_CHUNK_BYTES`` of saved activations): bigger
 passes are slower per image there, not faster. Measured on ResNet-20 (2.4 MiB saved per
@@ -15,6 +20,7 @@ A GPU gets the largest chunk that fits: there a bigger batch is what fills the d
 from __future__ import annotations
 
 import os
+import weakref
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +45,26 @@ def free_bytes(device: torch.device) -> int:
     return int(free * _FREE_SHARE)
 
 
+# model -> {(image shape, dtype, device, parameter count): saved bytes per row}
+_REMEMBERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _key(model: nn.Module, images: Tensor) -> tuple:
+    parameters = sum(p.numel() for p in model.parameters()) if isinstance(model, nn.Module) else 0
+    return tuple(images.shape[1:]), images.dtype, images.device, parameters
+
+
+def remembered_bytes_per_row(model: nn.Module, images: Tensor) -> int | None:
+    """What an earlier :func:`probe` of ``model`` on images like ``images`` counted, if any."""
+    try:
+        return _REMEMBERED.get(model, {}).get(_key(model, images))
+    except TypeError:  # a callable that cannot be weakly referenced: never remembered
+        return None
+
+
 def probe(model: nn.Module, images: Tensor, rows: int = 4) -> tuple[Tensor, int]:
-    """One forward pass on the first ``rows`` images with input gradients on.
+    """One forward pass on the first ``rows`` images with input gradients on; the count
+    is remembered for :func:`remembered_bytes_per_row`.
 
     Returns:
         ``(logits, saved_bytes_per_row)``: the probe's logits :math:`(n, K)` and the
@@ -56,7 +80,12 @@ def probe(model: nn.Module, images: Tensor, rows: int = 4) -> tuple[Tensor, int]
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         logits = model(x)
-    return logits.detach(), max(1, saved // x.shape[0])
+    per_row = max(1, saved // x.shape[0])
+    try:
+        _REMEMBERED.setdefault(model, {})[_key(model, images)] = per_row
+    except TypeError:
+        pass
+    return logits.detach(), per_row
 
 
 def rows_per_chunk(saved_per_row: int, image_bytes: int, total_rows: int, device: torch.device) -> int:

@@ -61,9 +61,9 @@ def check_images(images: Tensor) -> None:
         raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
     if images.numel() == 0:
         raise ValueError(f"images must not be empty, got shape {tuple(images.shape)}")
-    if torch.isnan(images).any():
+    low, high = torch.stack(torch.aminmax(images)).tolist()  # one pass, one device sync; NaN propagates
+    if math.isnan(low) or math.isnan(high):
         raise ValueError("images contain NaN")
-    low, high = images.min().item(), images.max().item()
     if low < 0 or high > 1:
         raise ValueError(f"images must be in [0, 1] (normalise inside the model), got [{low:.4g}, {high:.4g}]")
 
