@@ -98,28 +98,21 @@ def _random_start(images: Tensor, norm: str, generator: torch.Generator | None) 
     return offsets.to(device=images.device, dtype=images.dtype)
 
 
-def _input_gradient(
-    model, x: Tensor, labels: Tensor, targeted: bool, plan: DiversityPlan | None, step: int, rows, check: bool = False
-):
-    """Gradient of the summed cross-entropy (negated when targeted) at ``x`` :math:`(n, ...)`;
-    with ``check``, the logits are checked against the labels before the backward pass."""
+def _input_gradient(model, x: Tensor, labels: Tensor, targeted: bool, plan: DiversityPlan | None, step: int, rows):
+    """Gradient of the summed cross-entropy (negated when targeted) at ``x`` :math:`(n, ...)`."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         inputs = apply_diversity(x, plan.rows(step, rows)) if plan is not None else x
-        logits = model(inputs)
-        if check:
-            _validate.check_logits(logits, labels)
-        loss = F.cross_entropy(logits, labels, reduction="sum")
+        loss = F.cross_entropy(model(inputs), labels, reduction="sum")
         (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
     return grad
 
 
-def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows, first_grad, check=False) -> Tensor:
+def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows, first_grad) -> Tensor:
     """All steps for one chunk of rows: ``clean`` :math:`(n, C, H, W)`, ``eps``/``step``
     :math:`(n,)`, ``start`` the unit random offsets or ``None``, ``rows`` the image index
     of every row (CPU int64, for the diversity plan), ``first_grad`` the gradient of the
-    first step :math:`(n, C, H, W)` when it was computed once for all ε, else ``None``;
-    ``check``: check the first pass's logits against the labels."""
+    first step :math:`(n, C, H, W)` when it was computed once for all ε, else ``None``."""
     adv = clean
     if start is not None:
         adv = (clean + start * eps.to(clean.dtype)[:, None, None, None]).clamp(0, 1)
@@ -128,7 +121,7 @@ def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows, fir
         if t == 0 and first_grad is not None:
             grad = first_grad
         else:
-            grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows, check and t == 0)
+            grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows)
         adv, momentum = attack_step(
             adv, grad, clean, step, eps, norm=settings.norm, momentum=momentum, decay=settings.decay or 0.0
         )
@@ -167,18 +160,33 @@ def run_attack(
         _validate.check_number("max_batch", max_batch, low=1, integer=True)
     labels = labels.to(images.device, torch.int64)
     with _attack_mode(model):
-        saved_per_row = _memory.remembered_bytes_per_row(model, images)
-        probed = saved_per_row is None
-        if probed:
-            logits, saved_per_row = _memory.probe(model, images)
+        logits, saved_per_row = _memory.saved_bytes_per_row(model, images)
+        if logits is not None:
             _validate.check_logits(logits, labels)
-        adv = _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, not probed)
+        else:  # no probe ran: the attack's first forward pass checks the labels
+            model = _checking_first_logits(model, labels)
+        adv = _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row)
     return adv if is_list else adv[0]
 
 
-def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, check) -> Tensor:
-    """All ε at once: :math:`(E, B, C, H, W)`; ``check``: the labels are yet to be checked
-    against the logits (no probe ran), which the first forward pass does."""
+def _checking_first_logits(model, labels: Tensor):
+    """``model``, whose first call checks its logits against all ``labels`` :math:`(B,)`
+    (before the caller's backward pass)."""
+    pending = True
+
+    def forward(inputs: Tensor) -> Tensor:
+        nonlocal pending
+        logits = model(inputs)
+        if pending:
+            _validate.check_logits(logits, labels)
+            pending = False
+        return logits
+
+    return forward
+
+
+def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
+    """All ε at once: :math:`(E, B, C, H, W)`."""
     batch, count = images.shape[0], len(values)
     acc = torch.float64 if images.dtype == torch.float64 else torch.float32
     eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)  # (E·B,)
@@ -195,20 +203,17 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
     first_grad = None  # (B, C, H, W) when shared
     if settings.first_gradient_shared_across_eps:
         first_grad = torch.cat([
-            _input_gradient(
-                model, images[rows], labels[rows], settings.targeted, plan, 0, image_of_row[rows], check and i == 0
-            )
-            for i, rows in enumerate(_chunks(batch, chunk))
+            _input_gradient(model, images[rows], labels[rows], settings.targeted, plan, 0, image_of_row[rows])
+            for rows in _chunks(batch, chunk)
         ])  # fmt: skip
-        check = False
     out = torch.empty((count * batch, *images.shape[1:]), dtype=images.dtype, device=images.device)
-    for i, rows in enumerate(_chunks(count * batch, chunk)):
+    for rows in _chunks(count * batch, chunk):
         index = image_of_row[rows]
         device_index = index.to(images.device)
         out[rows] = _run_chunk(
             model, images[device_index], labels[device_index], eps_rows[rows], step_rows[rows], settings,
             None if start is None else start[device_index], plan, index,
-            None if first_grad is None else first_grad[device_index], check and i == 0,
+            None if first_grad is None else first_grad[device_index],
         )  # fmt: skip
     return out.view(count, *images.shape)
 

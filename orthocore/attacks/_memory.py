@@ -54,17 +54,27 @@ def _key(model: nn.Module, images: Tensor) -> tuple:
     return tuple(images.shape[1:]), images.dtype, images.device, parameters
 
 
-def remembered_bytes_per_row(model: nn.Module, images: Tensor) -> int | None:
-    """What an earlier :func:`probe` of ``model`` on images like ``images`` counted, if any."""
+def saved_bytes_per_row(model: nn.Module, images: Tensor) -> tuple[Tensor | None, int]:
+    """The activation bytes autograd keeps per image of ``images``' shape: remembered from
+    an earlier call for this model, else counted by a :func:`probe` (and remembered).
+
+    Returns:
+        ``(logits, bytes)``: the probe's logits :math:`(n, K)`, ``None`` when no probe ran.
+    """
+    key = _key(model, images)
     try:
-        return _REMEMBERED.get(model, {}).get(_key(model, images))
+        known = _REMEMBERED.get(model, {}).get(key)
     except TypeError:  # a callable that cannot be weakly referenced: never remembered
-        return None
+        return probe(model, images)
+    if known is not None:
+        return None, known
+    logits, per_row = probe(model, images)
+    _REMEMBERED.setdefault(model, {})[key] = per_row
+    return logits, per_row
 
 
 def probe(model: nn.Module, images: Tensor, rows: int = 4) -> tuple[Tensor, int]:
-    """One forward pass on the first ``rows`` images with input gradients on; the count
-    is remembered for :func:`remembered_bytes_per_row`.
+    """One forward pass on the first ``rows`` images with input gradients on.
 
     Returns:
         ``(logits, saved_bytes_per_row)``: the probe's logits :math:`(n, K)` and the
@@ -80,12 +90,7 @@ def probe(model: nn.Module, images: Tensor, rows: int = 4) -> tuple[Tensor, int]
 
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         logits = model(x)
-    per_row = max(1, saved // x.shape[0])
-    try:
-        _REMEMBERED.setdefault(model, {})[_key(model, images)] = per_row
-    except TypeError:
-        pass
-    return logits.detach(), per_row
+    return logits.detach(), max(1, saved // x.shape[0])
 
 
 def rows_per_chunk(saved_per_row: int, image_bytes: int, total_rows: int, device: torch.device) -> int:
