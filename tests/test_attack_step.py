@@ -19,6 +19,7 @@ SHAPES = [
     (64, 3, 32, 32),  # a CIFAR batch
     (5, 3, 17, 19),  # odd image
     (2, 3, 224, 224),  # ImageNet-sized rows, many blocks per row
+    (3, 40_009),  # few long rows of prime length: CUDA splits them into uneven segments
 ]
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}
 # The momentum is O(1) after division by mean|g|, whose float32 sum order differs per backend.

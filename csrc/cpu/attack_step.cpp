@@ -1,7 +1,7 @@
 // attack_step on the CPU: OpenMP over rows; each row is streamed by up to three
 // reduction loops (sum|g| for momentum, ||direction||^2 and ||x - clean||^2 for L2) and
 // one write loop. A CIFAR/ImageNet row stays in cache between the loops, so memory is
-// read once. Mirrors csrc/cuda/attack_step.cu (one block per row).
+// read once. Mirrors csrc/cuda/attack_step.cu.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>

@@ -1,14 +1,21 @@
-// attack_step on CUDA, the same structure as csrc/cpu/attack_step.cpp: one block per
-// row; block reductions for sum|g| (momentum), ||direction||^2 and ||x - clean||^2 (L2),
-// then one element-wise write loop. All in one launch; rows stay in L2 between loops.
+// attack_step on CUDA, the structure of csrc/cpu/attack_step.cpp: per row, up to three
+// reductions (sum|g| for momentum, ||direction||^2 and ||x - clean||^2 for L2), then one
+// element-wise write loop. With enough rows each block takes a whole row and does all of
+// it in one launch (rows stay in L2 between the loops). A few long rows (an ImageNet
+// batch of 16) would leave most of the GPU idle that way, so each row is then split into
+// segments, one block each, and every reduction the step needs gets a launch of its own
+// that writes one partial sum per segment; later launches add a row's partials in
+// segment order, so the result is deterministic.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "../attack_step.h"
 
@@ -17,6 +24,14 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxGrid = 65535;
+// A row is split only into segments of at least this many elements (8 per thread),
+// and into no more than it takes to give the GPU kBlocksPerSM blocks per multiprocessor.
+constexpr int64_t kMinSegment = 8 * kThreads;
+constexpr int64_t kBlocksPerSM = 4;
+
+// The row reductions of a step, in the order they depend on each other; kWrite is the
+// final element-wise pass. A launch of a split step runs up to its phase.
+enum Phase : int { kL1 = 0, kDirSq = 1, kDeltaSq = 2, kWrite = 3 };
 
 // Sum of one value over the block, returned to every thread.
 template <typename acc_t>
@@ -38,42 +53,80 @@ __device__ inline acc_t block_sum(acc_t value) {
   return result;
 }
 
+// The block's work item: elements [begin, end) of one row, segment `index` of `count`.
+struct Segment {
+  int64_t row, index, count, begin, end;
+};
+
+// One row reduction of the step, sum over the row of term(i). Unsplit rows sum it here
+// and return false. In a split step, the launch of this reduction's phase writes the
+// segment's partial to partials[which][row][index] and returns true (the block is done);
+// later launches add the row's partials in segment order.
+template <typename acc_t, typename Term>
+__device__ inline bool row_reduction(const Segment& seg, Phase which, Phase phase, acc_t* partials, int64_t rows,
+                                     Term term, acc_t& total) {
+  const int64_t first = (which * rows + seg.row) * seg.count;  // of the row's partials
+  if (seg.count > 1 && phase != which) {
+    total = 0;
+    for (int64_t s = 0; s < seg.count; ++s) total += partials[first + s];
+    return false;
+  }
+  acc_t sum = 0;
+  for (int64_t i = seg.begin + threadIdx.x; i < seg.end; i += blockDim.x) sum += term(i);
+  sum = block_sum(sum);
+  if (seg.count == 1) {
+    total = sum;
+    return false;
+  }
+  if (threadIdx.x == 0) partials[first + seg.index] = sum;
+  return true;
+}
+
 template <typename scalar_t, typename acc_t>
 __global__ void attack_step_kernel(const scalar_t* __restrict__ adv, const scalar_t* __restrict__ grad,
                                    const scalar_t* __restrict__ clean, const scalar_t* __restrict__ momentum,
                                    const acc_t* __restrict__ step, const acc_t* __restrict__ eps, int64_t rows,
-                                   int64_t cols, bool l2, acc_t decay, scalar_t* __restrict__ out,
+                                   int64_t cols, bool l2, acc_t decay, int64_t segments, Phase phase,
+                                   acc_t* __restrict__ partials, scalar_t* __restrict__ out,
                                    scalar_t* __restrict__ new_momentum) {
-  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const int64_t base = row * cols;
+  const int64_t segment_len = (cols + segments - 1) / segments;
+  for (int64_t item = blockIdx.x; item < rows * segments; item += gridDim.x) {
+    Segment seg{item / segments, item % segments, segments, 0, cols};
+    if (segments > 1) {
+      seg.begin = seg.index * segment_len;
+      seg.end = seg.begin + segment_len < cols ? seg.begin + segment_len : cols;
+    }
+    const int64_t base = seg.row * cols;
     acc_t l1_mean = 0;
     if (momentum) {
-      acc_t l1 = 0;
-      for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) l1 += fabs(static_cast<acc_t>(grad[base + i]));
-      l1_mean = block_sum(l1) / static_cast<acc_t>(cols);
+      acc_t l1;
+      auto abs_grad = [&](int64_t i) -> acc_t { return fabs(static_cast<acc_t>(grad[base + i])); };
+      if (row_reduction(seg, kL1, phase, partials, rows, abs_grad, l1)) continue;
+      l1_mean = l1 / static_cast<acc_t>(cols);
     }
     auto source = [&](int64_t i) -> acc_t {
       const acc_t g = static_cast<acc_t>(grad[base + i]);
       return momentum ? momentum_update(g, static_cast<acc_t>(momentum[base + i]), l1_mean, decay) : g;
     };
-    const acc_t row_step = step[row], row_eps = eps[row];
+    const acc_t row_step = step[seg.row], row_eps = eps[seg.row];
     acc_t dir_norm = 0, factor = 1;
     if (l2) {
-      acc_t sq = 0;
-      for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+      acc_t dir_sq, delta_sq;
+      auto source_sq = [&](int64_t i) -> acc_t {
         const acc_t d = source(i);
-        sq += d * d;
-      }
-      dir_norm = sqrt(block_sum(sq));
-      acc_t delta_sq = 0;
-      for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        return d * d;
+      };
+      if (row_reduction(seg, kDirSq, phase, partials, rows, source_sq, dir_sq)) continue;
+      dir_norm = sqrt(dir_sq);
+      auto delta_term = [&](int64_t i) -> acc_t {
         const acc_t x = static_cast<acc_t>(adv[base + i]) + row_step * step_direction(source(i), true, dir_norm);
         const acc_t delta = x - static_cast<acc_t>(clean[base + i]);
-        delta_sq += delta * delta;
-      }
-      factor = l2_projection_factor(row_eps, sqrt(block_sum(delta_sq)));
+        return delta * delta;
+      };
+      if (row_reduction(seg, kDeltaSq, phase, partials, rows, delta_term, delta_sq)) continue;
+      factor = l2_projection_factor(row_eps, sqrt(delta_sq));
     }
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+    for (int64_t i = seg.begin + threadIdx.x; i < seg.end; i += blockDim.x) {
       const acc_t d = source(i);
       if (new_momentum) new_momentum[base + i] = static_cast<scalar_t>(d);
       const acc_t x = static_cast<acc_t>(adv[base + i]) + row_step * step_direction(d, l2, dir_norm);
@@ -81,6 +134,16 @@ __global__ void attack_step_kernel(const scalar_t* __restrict__ adv, const scala
       out[base + i] = static_cast<scalar_t>(project_and_clamp(x - c, c, l2, row_eps, factor));
     }
   }
+}
+
+// Segments per row: 1 when the rows alone give every multiprocessor a block.
+int64_t segments_per_row(int64_t rows, int64_t cols, c10::DeviceIndex device) {
+  int sms = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (rows >= sms) return 1;
+  const int64_t by_length = std::max<int64_t>(1, cols / kMinSegment);
+  const int64_t by_occupancy = (kBlocksPerSM * sms + rows - 1) / rows;  // ceil
+  return std::min(by_length, by_occupancy);
 }
 
 std::tuple<at::Tensor, at::Tensor> attack_step_fwd_cuda(const at::Tensor& adv_in, const at::Tensor& grad_in,
@@ -96,15 +159,31 @@ std::tuple<at::Tensor, at::Tensor> attack_step_fwd_cuda(const at::Tensor& adv_in
   const int64_t rows = t.rows, cols = t.cols;
   if (rows == 0 || cols == 0) return {out, new_momentum};
   const auto stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t segments = segments_per_row(rows, cols, adv.get_device());
+  const bool split_reductions = segments > 1 && (has_momentum || l2);
+  const auto acc_type = step.scalar_type();
+  const at::Tensor partials =
+      at::empty({split_reductions ? 3 * rows * segments : 0}, adv.options().dtype(acc_type));
+  // An unsplit step is one launch; a split one launches each reduction it needs first.
+  std::vector<Phase> phases;
+  if (split_reductions && has_momentum) phases.push_back(kL1);
+  if (split_reductions && l2) {
+    phases.push_back(kDirSq);
+    phases.push_back(kDeltaSq);
+  }
+  phases.push_back(kWrite);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, adv.scalar_type(), "attack_step_fwd_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    attack_step_kernel<scalar_t, acc_t><<<std::min(rows, kMaxGrid), kThreads, 0, stream>>>(
-        adv.const_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(), clean.const_data_ptr<scalar_t>(),
-        has_momentum ? momentum.const_data_ptr<scalar_t>() : nullptr, step.const_data_ptr<acc_t>(),
-        eps.const_data_ptr<acc_t>(), rows, cols, l2, static_cast<acc_t>(decay), out.mutable_data_ptr<scalar_t>(),
-        has_momentum ? new_momentum.mutable_data_ptr<scalar_t>() : nullptr);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    for (const Phase phase : phases) {
+      attack_step_kernel<scalar_t, acc_t><<<std::min(rows * segments, kMaxGrid), kThreads, 0, stream>>>(
+          adv.const_data_ptr<scalar_t>(), grad.const_data_ptr<scalar_t>(), clean.const_data_ptr<scalar_t>(),
+          has_momentum ? momentum.const_data_ptr<scalar_t>() : nullptr, step.const_data_ptr<acc_t>(),
+          eps.const_data_ptr<acc_t>(), rows, cols, l2, static_cast<acc_t>(decay), segments, phase,
+          split_reductions ? partials.mutable_data_ptr<acc_t>() : nullptr, out.mutable_data_ptr<scalar_t>(),
+          has_momentum ? new_momentum.mutable_data_ptr<scalar_t>() : nullptr);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
   return {out, new_momentum};
 }
