@@ -9,9 +9,6 @@ if "TRITON_INTERPRET" not in os.environ and not os.path.exists("/dev/nvidia0"):
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import orthocore  # noqa: E402
-from orthocore import dispatch  # noqa: E402
-
 DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
@@ -22,11 +19,6 @@ DEVICES = [
 def device(request) -> torch.device:
     """Every test that takes it runs on the CPU, and on CUDA where a GPU exists."""
     return torch.device(request.param)
-
-
-def backends_for(device: torch.device, op_backends: dispatch.OpBackends) -> list[str]:
-    """The compiled backends of an op that can run on ``device`` here (not the reference)."""
-    return op_backends.compiled_for(device)
 
 
 @pytest.fixture(autouse=True)

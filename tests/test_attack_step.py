@@ -8,7 +8,6 @@ import torch
 
 import orthocore
 from orthocore.ops import attack_step, attack_step_reference
-from tests.conftest import backends_for
 
 step_module = importlib.import_module("orthocore.ops.attack_step")
 
@@ -44,7 +43,7 @@ def _run(backend, adv, grad, clean, step, eps, norm, m, decay=0.9):
 
 
 def _backends(device):
-    return backends_for(device, step_module.STEP)
+    return step_module.STEP.compiled_for(device)
 
 
 def _assert_matches(got, want, tol, what):

@@ -14,7 +14,6 @@ from orthocore.gradients import reference_gradients
 from orthocore.models.batchnorm import BatchNorm2d
 from orthocore.ops.batch_norm import batch_norm_double_backward, batch_norm_double_backward_reference, batch_norm_train
 from orthocore.train import orthogonal_loss
-from tests.conftest import backends_for
 
 bn_module = importlib.import_module("orthocore.ops.batch_norm")
 EPS = 1e-5
@@ -62,7 +61,7 @@ def test_reference_matches_pytorch_double_backward(shape, upstream_params):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("shape", SHAPES + [(0, 3, 4, 4)], ids=str)
 def test_backends_match_reference(device, shape, dtype):
-    backends = backends_for(device, bn_module.DOUBLE_BACKWARD)
+    backends = bn_module.DOUBLE_BACKWARD.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     case = _case(shape, dtype, device) if shape[0] else None

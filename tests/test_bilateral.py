@@ -11,7 +11,6 @@ import orthocore
 from orthocore.ops import bilateral, bilateral_reference
 from orthocore.ops.bilateral import pad_reflect_101, reflect_101_indices, window_taps
 from tests._photos import PHOTOS, photo
-from tests.conftest import backends_for
 
 cv2 = pytest.importorskip("cv2")
 bilateral_module = importlib.import_module("orthocore.ops.bilateral")
@@ -73,7 +72,7 @@ def test_window_is_opencv_circle():
 
 def test_window_one_is_identity(device):
     x = torch.rand(2, 3, 7, 6, device=device)
-    for backend in ["reference"] + backends_for(device, bilateral_module.FORWARD):
+    for backend in ["reference"] + bilateral_module.FORWARD.compiled_for(device):
         with orthocore.use_backend(backend):
             assert torch.equal(bilateral(x, 1, 0.1, 1.0), x), backend
 
@@ -93,7 +92,7 @@ SHAPES = [
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("window", [3, 7])
 def test_backends_match_reference(device, shape, dtype, window):
-    backends = backends_for(device, bilateral_module.FORWARD)
+    backends = bilateral_module.FORWARD.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     x = torch.rand(shape, dtype=dtype, device=device)
@@ -113,7 +112,7 @@ def test_non_contiguous_input(device):
     base = torch.rand(4, 3, 21, 10, device=device)
     x = base.transpose(2, 3)[::2]  # (2, 3, 10, 21), strided
     want = bilateral_reference(x, 2, 0.2, 3.0)
-    for backend in ["reference"] + backends_for(device, bilateral_module.FORWARD):
+    for backend in ["reference"] + bilateral_module.FORWARD.compiled_for(device):
         with orthocore.use_backend(backend):
             torch.testing.assert_close(bilateral(x, 5, 0.2, 3.0), want, atol=2e-6, rtol=0, msg=backend)
 

@@ -9,7 +9,6 @@ import torch
 
 import orthocore
 from orthocore.ops import bit_depth, bit_depth_reference
-from tests.conftest import backends_for
 
 bd_module = importlib.import_module("orthocore.ops.bit_depth")
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -60,7 +59,7 @@ def test_values_are_on_the_grid():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 3, 37, 53), (2, 1, 5, 1030)], ids=str)
 def test_backends_match_reference(device, dtype, shape):
-    backends = backends_for(device, bd_module.REDUCE)
+    backends = bd_module.REDUCE.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     x = _images(shape, dtype, device) if np.prod(shape) >= 511 else torch.rand(shape, device=device).to(dtype)
@@ -79,7 +78,7 @@ def test_backends_match_reference(device, dtype, shape):
 
 def test_non_contiguous_and_empty(device):
     x = torch.rand(4, 3, 10, 12, device=device).transpose(2, 3)[::2]
-    for backend in ["reference"] + backends_for(device, bd_module.REDUCE):
+    for backend in ["reference"] + bd_module.REDUCE.compiled_for(device):
         with orthocore.use_backend(backend):
             assert torch.equal(bit_depth(x, 3), bit_depth_reference(x.contiguous(), 3)), backend
             assert bit_depth(torch.rand(0, 3, 4, 4, device=device), 2).shape == (0, 3, 4, 4)

@@ -12,7 +12,6 @@ from PIL import Image, features
 import orthocore
 from orthocore.ops import jpeg, jpeg_reference
 from orthocore.ops import jpeg_tables
-from tests.conftest import backends_for
 
 skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")
@@ -141,7 +140,7 @@ SHAPES = [
 
 
 def _backends(device):
-    return backends_for(device, jpeg_module.ROUNDTRIP)
+    return jpeg_module.ROUNDTRIP.compiled_for(device)
 
 
 def _levels(x):

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 import orthocore
 from orthocore.ops import normalized_dot, normalized_dot_reference
-from tests.conftest import backends_for
 
 nd_module = importlib.import_module("orthocore.ops.normalized_dot")
 
@@ -37,7 +36,7 @@ def _run(backend, a, b, grad_out):
 
 
 def _backends(device):
-    return backends_for(device, nd_module.FORWARD)
+    return nd_module.FORWARD.compiled_for(device)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)

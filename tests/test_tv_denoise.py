@@ -11,7 +11,6 @@ import orthocore
 from orthocore.ops import tv_denoise, tv_denoise_reference, tv_reconstruct
 from orthocore.ops.tv_denoise import masked_tv_energy, random_keep_mask
 from tests._photos import PHOTOS, photo
-from tests.conftest import backends_for
 
 restoration = pytest.importorskip("skimage.restoration")
 tv_module = importlib.import_module("orthocore.ops.tv_denoise")
@@ -88,7 +87,7 @@ SHAPES = [
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("iters", [1, 2, 9])
 def test_backends_match_reference(device, shape, dtype, iters):
-    backends = backends_for(device, tv_module.FORWARD)
+    backends = tv_module.FORWARD.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     x = torch.rand(shape, dtype=dtype, device=device)
@@ -107,7 +106,7 @@ def test_half_precision_within_twice_reference_error(device, dtype):
     x = torch.rand(2, 3, 16, 16, dtype=torch.float64, device=device).to(dtype)
     oracle = tv_denoise_reference(x.double(), 0.05, 20)
     reference_error = (tv_denoise_reference(x, 0.05, 20).double() - oracle).abs().max()
-    for backend in backends_for(device, tv_module.FORWARD):
+    for backend in tv_module.FORWARD.compiled_for(device):
         with orthocore.use_backend(backend):
             got = tv_denoise(x, 0.05, 20)
         assert got.dtype == dtype
@@ -119,7 +118,7 @@ def test_non_contiguous_input(device):
     x = base.transpose(2, 3)[::2]  # (3, 3, 18, 20), strided
     assert not x.is_contiguous()
     want = tv_denoise_reference(x.contiguous(), 0.05, 6)
-    for backend in ["reference"] + backends_for(device, tv_module.FORWARD):
+    for backend in ["reference"] + tv_module.FORWARD.compiled_for(device):
         with orthocore.use_backend(backend):
             torch.testing.assert_close(tv_denoise(x, 0.05, 6), want, atol=1e-6, rtol=0, msg=backend)
 

@@ -161,9 +161,9 @@ std::tuple<at::Tensor, at::Tensor> attack_step_fwd_cuda(const at::Tensor& adv_in
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const int64_t segments = segments_per_row(rows, cols, adv.get_device());
   const bool split_reductions = segments > 1 && (has_momentum || l2);
-  const auto acc_type = step.scalar_type();
+  // (3, rows, segments) partial sums, allocated only for a split step that reduces
   const at::Tensor partials =
-      at::empty({split_reductions ? 3 * rows * segments : 0}, adv.options().dtype(acc_type));
+      split_reductions ? at::empty({3, rows, segments}, step.options()) : at::Tensor();
   // An unsplit step is one launch; a split one launches each reduction it needs first.
   std::vector<Phase> phases;
   if (split_reductions && has_momentum) phases.push_back(kL1);
