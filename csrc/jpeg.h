@@ -1,7 +1,7 @@
 // Shared by the CPU and CUDA kernels of jpeg: the per-sample and per-block steps of
 // libjpeg's baseline round trip (orthocore/ops/jpeg.py documents the pipeline and holds
 // the plain-PyTorch reference). The quantisation tables and the islow DCT matrices come
-// from Python (orthocore/ops/jpeg_tables.py) as tensors; the fixed-point colour
+// from Python (orthocore/formulas/jpeg_tables.py) as tensors; the fixed-point colour
 // constants and shifts below mirror the ones there.
 //
 // Every bound fits int32: the largest pre-shift sum of the inverse transform is below

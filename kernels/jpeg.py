@@ -17,8 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
-from orthocore.ops import jpeg_tables
-from orthocore.ops.jpeg import padded_size
+from orthocore.formulas import jpeg_tables
+from orthocore.formulas.jpeg_tables import padded_size
 
 _BLOCKS = 16  # 8×8 blocks per program
 _BLOCK = 1024  # output pixels per program

@@ -1,4 +1,4 @@
-"""Triton kernels of ``orthocore::normalized_dot`` (math in orthocore/ops/normalized_dot.py).
+"""Triton kernels of ``orthocore::normalized_dot`` (math in orthocore/formulas/normalized_dot.py).
 
 Forward: program (row, split) sums ``a·b``, ``‖a‖²``, ``‖b‖²`` over one column chunk of
 one row into a ``(B, splits, 3)`` partial buffer; the launcher adds the splits (a
@@ -12,8 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from orthocore.ops._common import accumulate_dtype
-from orthocore.ops.normalized_dot import backward_coefficients, delta_from_stats
+from orthocore.formulas import accumulate_dtype
+from orthocore.formulas.normalized_dot import backward_coefficients, delta_from_stats
 
 _BLOCK = 1024
 

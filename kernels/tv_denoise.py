@@ -13,8 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-from orthocore.ops._common import accumulate_dtype
-from orthocore.ops.tv_denoise import TAU
+from orthocore.formulas import accumulate_dtype
+from orthocore.formulas.tv_denoise import TAU
 
 
 @triton.jit

@@ -11,7 +11,7 @@ from PIL import Image, features
 
 import orthocore
 from orthocore.ops import jpeg, jpeg_reference
-from orthocore.ops import jpeg_tables
+from orthocore.formulas import jpeg_tables
 
 skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")

@@ -5,11 +5,6 @@ from __future__ import annotations
 import torch
 
 
-def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype in which kernels accumulate sums: float64 for float64, else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def check_floating(name: str, x: torch.Tensor, op: str) -> None:
     """Raises ``TypeError`` unless ``x`` is a floating-point tensor."""
     if not isinstance(x, torch.Tensor):

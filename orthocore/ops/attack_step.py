@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops._common import accumulate_dtype, check_floating, check_same
+from orthocore.formulas import accumulate_dtype
+from orthocore.ops._common import check_floating, check_same
 
 _OP = "attack_step"
 NORMS = ("inf", "2")

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops._common import accumulate_dtype
+from orthocore.formulas import accumulate_dtype
 from orthocore.ops._image_checks import check_count, check_image_batch, check_image_values, check_positive
 
 _OP = "bilateral"

@@ -32,16 +32,11 @@ import torch
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops import jpeg_tables
+from orthocore.formulas import jpeg_tables
+from orthocore.formulas.jpeg_tables import padded_size
 from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range, divide_exactly
 
 _OP = "jpeg"
-
-
-def padded_size(height: int, width: int, channels: int) -> tuple[int, int]:
-    """Size of the luminance plane after padding to whole MCUs (16×16 RGB, 8×8 gray)."""
-    mcu = 16 if channels == 3 else 8
-    return -(-height // mcu) * mcu, -(-width // mcu) * mcu
 
 
 # --------------------------------------------------------------------------- reference

@@ -17,7 +17,9 @@ import torch
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops._common import accumulate_dtype, check_floating, check_same
+from orthocore.formulas import accumulate_dtype
+from orthocore.formulas.normalized_dot import backward_coefficients, delta_from_stats
+from orthocore.ops._common import check_floating, check_same
 
 _OP = "normalized_dot"
 
@@ -36,44 +38,6 @@ def row_stats(a: Tensor, b: Tensor) -> Tensor:
     acc = accumulate_dtype(a.dtype)
     af, bf = a.to(acc), b.to(acc)
     return torch.stack(((af * bf).sum(1), (af * af).sum(1), (bf * bf).sum(1)), dim=1)  # (B, 3)
-
-
-def _safe_inverse_norms(stats: Tensor) -> tuple[Tensor, Tensor]:
-    """``(1/(‖a‖‖b‖), valid)`` per row, 0 where a row is all zeros; NaN-free gradients."""
-    aa, bb = stats[:, 1], stats[:, 2]
-    valid = (aa > 0) & (bb > 0)
-    one = torch.ones_like(aa)
-    inv = torch.where(valid, torch.rsqrt(torch.where(valid, aa, one)) * torch.rsqrt(torch.where(valid, bb, one)), 0)
-    return inv, valid
-
-
-def delta_from_stats(stats: Tensor, dtype: torch.dtype) -> Tensor:
-    """δ :math:`(B,)` in ``dtype`` from row statistics :math:`(B, 3)`."""
-    inv, _ = _safe_inverse_norms(stats)
-    return (stats[:, 0] * inv).to(dtype)
-
-
-def backward_coefficients(grad_delta: Tensor, stats: Tensor) -> Tensor:
-    """Per-row coefficients of the backward pass.
-
-    ``grad_a = c[:, 0:1] * b + c[:, 1:2] * a`` and ``grad_b = c[:, 2:3] * a + c[:, 3:4] * b``.
-
-    Args:
-        grad_delta: :math:`(B,)` upstream gradient.
-        stats: :math:`(B, 3)` row statistics.
-
-    Returns:
-        :math:`(B, 4)` in the dtype of ``stats``; zero rows get zero coefficients.
-    """
-    inv, valid = _safe_inverse_norms(stats)
-    g = grad_delta.to(stats.dtype)
-    delta = stats[:, 0] * inv
-    one = torch.ones_like(inv)
-    gd = torch.where(valid, g * delta, 0)
-    return torch.stack(
-        (g * inv, -gd / torch.where(valid, stats[:, 1], one), g * inv, -gd / torch.where(valid, stats[:, 2], one)),
-        dim=1,
-    )  # (B, 4)
 
 
 def _reference_forward(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

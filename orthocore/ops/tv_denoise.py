@@ -50,11 +50,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops._common import accumulate_dtype
+from orthocore.formulas import accumulate_dtype
+from orthocore.formulas.tv_denoise import TAU
 from orthocore.ops._image_checks import check_count, check_image_batch, check_image_values, check_positive
 
 _OP = "tv_denoise"
-TAU = 0.25  # skimage's step 1/(2·ndim) for 2-D planes
 DEFAULT_ITERS = 50
 
 

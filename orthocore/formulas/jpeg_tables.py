@@ -12,8 +12,11 @@
 * The fixed-point colour-conversion constants of ``jccolor.c`` / ``jdcolor.c`` (JFIF
   YCbCr, 16 fractional bits).
 
+* :func:`padded_size`: the plane size after padding to whole MCUs.
+
 The kernels (C++, CUDA, Triton) receive the tables and matrices as tensors, so these
-numbers live in one place.
+numbers live in one place; the Triton kernels and :mod:`orthocore.ops.jpeg` both import
+this module.
 """
 
 from __future__ import annotations
@@ -162,3 +165,9 @@ def quant_tables(quality: int, device: torch.device | str = "cpu") -> torch.Tens
 def dct_matrices(device: torch.device | str = "cpu") -> torch.Tensor:
     """:math:`(2, 8, 8)` int32: the forward and inverse islow matrices."""
     return torch.stack((FDCT_MATRIX, IDCT_MATRIX)).to(device)
+
+
+def padded_size(height: int, width: int, channels: int) -> tuple[int, int]:
+    """Size of the luminance plane after padding to whole MCUs (16×16 RGB, 8×8 gray)."""
+    mcu = 16 if channels == 3 else 8
+    return -(-height // mcu) * mcu, -(-width // mcu) * mcu
