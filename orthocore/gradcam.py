@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from orthocore.checks import check_images, check_labels
+
 
 def last_conv_layer(model: nn.Module) -> str:
     """The qualified name of the last ``nn.Conv2d`` registered in ``model``.
@@ -57,14 +59,13 @@ def gradcam(
         >>> gradcam(net, torch.rand(4, 1, 8, 8)).shape
         torch.Size([4, 8, 8])
     """
-    if not isinstance(images, Tensor) or images.dim() != 4:
-        raise ValueError(f"gradcam: images must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    batch = check_images(images, "images", values=False, where="gradcam")["B"]
     name = target_layer if target_layer is not None else last_conv_layer(model)
     modules = dict(model.named_modules())
     if name not in modules:
         raise ValueError(f"gradcam: target_layer {name!r} is not a module of the model")
-    if classes is not None and (classes.shape != (images.shape[0],)):
-        raise ValueError(f"gradcam: classes must have shape ({images.shape[0]},), got {tuple(classes.shape)}")
+    if classes is not None:
+        check_labels(classes, batch, name="classes", where="gradcam")
 
     captured: list[Tensor] = []
     handle = modules[name].register_forward_hook(lambda _m, _i, output: captured.append(output))

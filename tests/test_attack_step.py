@@ -175,7 +175,7 @@ def test_opcheck(device):
         ({"eps": torch.ones(2, 1)}, ValueError, r"eps must have shape \(2,\)"),
         ({"momentum": torch.ones(3, 3)}, ValueError, "same shape"),
         ({"norm": "l1"}, ValueError, "norm must be one of"),
-        ({"decay": float("nan")}, ValueError, "decay must be finite"),
+        ({"decay": float("nan")}, ValueError, "decay must be a finite number"),
     ],
 )
 def test_invalid_inputs_raise(kwargs, error, match):

@@ -114,7 +114,7 @@ def test_batch_norm_train_equals_pytorch_forward_and_backward():
 
 def test_bad_input_is_a_clear_error():
     ggx, ggw, ggb, gy, x, weight, mean, invstd = _case((2, 3, 4, 4))
-    with pytest.raises(ValueError, match="gy must match x"):
+    with pytest.raises(ValueError, match="gy and x must have the same shape"):
         batch_norm_double_backward(ggx, ggw, ggb, gy[:1], x, weight, mean, invstd)
     with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
         batch_norm_double_backward(ggx, ggw, ggb, gy, x, weight[:2], mean, invstd)

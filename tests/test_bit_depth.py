@@ -97,8 +97,8 @@ def test_output_never_requires_grad_and_compiles():
     [
         (torch.full((1, 3, 2, 2), float("nan")), 2, ValueError, "NaN"),
         (torch.full((1, 3, 2, 2), 1.01), 2, ValueError, r"in \[0, 1\]"),
-        (torch.rand(1, 3, 2, 2), 0, ValueError, "bits must be in 1..8"),
-        (torch.rand(1, 3, 2, 2), 9, ValueError, "bits must be in 1..8"),
+        (torch.rand(1, 3, 2, 2), 0, ValueError, "bits must be an integer in 1..8"),
+        (torch.rand(1, 3, 2, 2), 9, ValueError, "bits must be an integer in 1..8"),
         (torch.rand(1, 3, 2, 2), 2.0, TypeError, "bits must be an int"),
         (torch.rand(3, 2, 2), 2, ValueError, r"\(B, C, H, W\)"),
         (torch.ones(1, 3, 2, 2, dtype=torch.int32), 2, TypeError, "floating-point"),

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from orthocore import defenses
-from orthocore.defenses import JPEG, BitDepth, Defended, check_setting, defended
+from orthocore.checks import check_number
+from orthocore.defenses import JPEG, BitDepth, Defended, defended
 from orthocore.ops import bit_depth, jpeg
 
 
@@ -79,9 +80,9 @@ def test_paper_settings_and_labels():
 @pytest.mark.parametrize(
     ("build", "error", "match"),
     [
-        (lambda: JPEG(0), ValueError, r"JPEG: quality must be in \[1, 100\], got 0"),
+        (lambda: JPEG(0), ValueError, "JPEG: quality must be an integer in 1..100, got 0"),
         (lambda: JPEG(100.0), TypeError, "JPEG: quality must be an int"),
-        (lambda: BitDepth(9), ValueError, r"BitDepth: bits must be in \[1, 8\], got 9"),
+        (lambda: BitDepth(9), ValueError, "BitDepth: bits must be an integer in 1..8, got 9"),
         (lambda: BitDepth(True), TypeError, "BitDepth: bits must be an int"),
     ],
 )
@@ -90,17 +91,17 @@ def test_invalid_settings_raise_at_construction(build, error, match):
         build()
 
 
-def test_check_setting():
-    check_setting("TV", "weight", 3.5, low=0, low_inclusive=False)
-    check_setting("Bilateral", "window", 5, low=1, odd=True)
-    with pytest.raises(ValueError, match=r"TV: weight must be in \(0, inf\), got 0"):
-        check_setting("TV", "weight", 0, low=0, low_inclusive=False)
+def test_setting_checks_name_the_defense():
+    check_number(3.5, "weight", low=0, low_open=True, where="TV")
+    check_number(5, "window", low=1, odd=True, where="Bilateral")
+    with pytest.raises(ValueError, match=r"TV: weight must be a finite number > 0, got 0"):
+        check_number(0, "weight", low=0, low_open=True, where="TV")
     with pytest.raises(ValueError, match="Bilateral: window must be odd, got 4"):
-        check_setting("Bilateral", "window", 4, low=1, odd=True)
+        check_number(4, "window", low=1, odd=True, where="Bilateral")
     with pytest.raises(TypeError, match="Bilateral: window must be an int"):
-        check_setting("Bilateral", "window", 5.0, odd=True)
+        check_number(5.0, "window", odd=True, where="Bilateral")
     with pytest.raises(TypeError, match="TV: weight must be a number"):
-        check_setting("TV", "weight", "3")
+        check_number("3", "weight", where="TV")
 
 
 def test_modules_have_no_state_and_a_readable_repr():

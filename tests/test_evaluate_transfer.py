@@ -114,7 +114,7 @@ def test_writers_round_trip_and_leave_no_partial_file(models, tmp_path, monkeypa
     [
         ({"attacks": ("fgsm", "cw")}, "unknown attack 'cw'"),
         ({"attacks": ()}, "at least one attack"),
-        ({"eps": (0.01, -0.02)}, "eps must be finite and >= 0"),
+        ({"eps": (0.01, -0.02)}, "eps must be a finite number >= 0"),
         ({"n_images": 0}, "n_images must be an integer"),
     ],
 )

@@ -191,7 +191,7 @@ def test_opcheck(device):
         (torch.ones(2, 3), torch.ones(2, 3, dtype=torch.float64), TypeError, "same dtype"),
         (torch.ones(2, 3, dtype=torch.int64), torch.ones(2, 3, dtype=torch.int64), TypeError, "floating-point"),
         (torch.ones(2, 3), torch.ones(2, 3, device="meta"), ValueError, "same device"),
-        (torch.tensor(1.0), torch.tensor(1.0), ValueError, "batch dimension"),
+        (torch.tensor(1.0), torch.tensor(1.0), ValueError, r"a must have shape \(B, \*\)"),
         (torch.ones(2, 3), [[1.0] * 3] * 2, TypeError, "b must be a torch.Tensor"),
     ],
 )

@@ -212,7 +212,7 @@ def test_reconstruction_recovers_dropped_pixels():
 
 def test_reconstruction_checks_its_mask():
     x = torch.rand(1, 3, 8, 8)
-    with pytest.raises(ValueError, match="keep must have the shape"):
+    with pytest.raises(ValueError, match="keep must have shape"):
         tv_reconstruct(x, torch.ones(1, 3, 8, 7), 0.05)
     with pytest.raises(ValueError, match="rounds"):
         tv_reconstruct(x, torch.ones_like(x), 0.05, rounds=0)

@@ -14,15 +14,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orthocore.attacks import _memory, _validate
+from orthocore import checks
+from orthocore.attacks import _memory
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
 from orthocore.ops import attack_step
+
+
+NORM_ALIASES = {"inf": "inf", "linf": "inf", "2": "2", "2.0": "2", "l2": "2"}
+
+
+def norm_name(norm: str | float) -> str:
+    """``"inf"`` or ``"2"`` from any accepted spelling (``"linf"``, ``"l2"``, ``inf``, ``2``)."""
+    key = str(norm).lower()
+    if key not in NORM_ALIASES:
+        raise ValueError(f"norm must be one of 'inf', 'linf', '2', 'l2'; got {norm!r}")
+    return NORM_ALIASES[key]
+
+
+def eps_values(eps: float | Sequence[float] | Tensor) -> tuple[tuple[float, ...], bool]:
+    """The radii as floats (each a finite number >= 0, a fraction of the [0, 1] range),
+    and whether a list was given (the result then gets an ε axis)."""
+    if isinstance(eps, Tensor) and eps.dim() == 0:
+        eps = eps.item()
+    if isinstance(eps, (Sequence, Tensor)) and not isinstance(eps, (str, bytes)):
+        return checks.check_number_list(eps, "eps", low=0), True
+    return (checks.check_number(eps, "eps", low=0),), False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,15 +66,15 @@ class LoopSettings:
     targeted: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "norm", _validate.norm_name(self.norm))
-        _validate.check_number("steps", self.steps, low=1, integer=True)
+        object.__setattr__(self, "norm", norm_name(self.norm))
+        checks.check_number(self.steps, "steps", low=1, integer=True)
         if self.step_size is not None:
-            _validate.check_number("step_size", self.step_size)
-        _validate.check_number("step_scale", self.step_scale)
+            checks.check_number(self.step_size, "step_size", low=0)
+        checks.check_number(self.step_scale, "step_scale", low=0)
         if self.decay is not None:
-            _validate.check_number("decay", self.decay)
-        _validate.check_number("diversity_prob", self.diversity_prob, high=1.0)
-        _validate.check_number("resize_rate", self.resize_rate, low=1e-3, high=1.0)
+            checks.check_number(self.decay, "decay", low=0)
+        checks.check_number(self.diversity_prob, "diversity_prob", low=0, high=1)
+        checks.check_number(self.resize_rate, "resize_rate", low=1e-3, high=1)
 
     def step_for(self, eps: float) -> float:
         """The step size used at radius ``eps``."""
@@ -152,17 +174,17 @@ def run_attack(
     Returns:
         :math:`(B, C, H, W)` for a single ε, :math:`(E, B, C, H, W)` for a list.
     """
-    values, is_list = _validate.eps_values(eps)
-    _validate.check_images(images)
-    _validate.check_labels(labels, images.shape[0])
-    _validate.check_model(model, images)
+    values, is_list = eps_values(eps)
+    checks.check_images(images, "images", empty=False)
+    checks.check_labels(labels, images.shape[0])
+    checks.check_model(model, like=images)
     if max_batch is not None:
-        _validate.check_number("max_batch", max_batch, low=1, integer=True)
+        checks.check_number(max_batch, "max_batch", low=1, integer=True)
     labels = labels.to(images.device, torch.int64)
     with _attack_mode(model):
         logits, saved_per_row = _memory.saved_bytes_per_row(model, images)
         if logits is not None:
-            _validate.check_logits(logits, labels)
+            checks.check_logits(logits, labels)
         else:  # no probe ran: the attack's first forward pass checks the labels
             model = _checking_first_logits(model, labels)
         adv = _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row)
@@ -178,7 +200,7 @@ def _checking_first_logits(model, labels: Tensor):
         nonlocal pending
         logits = model(inputs)
         if pending:
-            _validate.check_logits(logits, labels)
+            checks.check_logits(logits, labels)
             pending = False
         return logits
 

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from orthocore.attacks._loop import LoopSettings, run_attack
-from orthocore.attacks._validate import eps_values
+from orthocore.attacks._loop import LoopSettings, eps_values, run_attack
 
 
 class Attack:

@@ -10,7 +10,7 @@ added to ``DEFENSES``.
 
 from __future__ import annotations
 
-from orthocore.defenses.base import Defended, Defense, check_setting, defended
+from orthocore.defenses.base import Defended, Defense, defended
 from orthocore.defenses.bilateral import Bilateral
 from orthocore.defenses.bit_depth import BitDepth
 from orthocore.defenses.jpeg import JPEG
@@ -44,7 +44,6 @@ __all__ = [
     "Defense",
     "JPEG",
     "TVDenoise",
-    "check_setting",
     "defended",
     "paper_variants",
 ]

@@ -1,62 +1,13 @@
-"""What every input-transformation defense shares: the :class:`Defense` base module, the
-:func:`defended` wrapper that puts a defense in front of a model, and the check of a
-defense's settings at construction time."""
+"""What every input-transformation defense shares: the :class:`Defense` base module and
+the :func:`defended` wrapper that puts a defense in front of a model. A defense checks
+its settings at construction with :func:`orthocore.checks.check_number`."""
 
 from __future__ import annotations
 
 import abc
-import numbers
 from typing import ClassVar
 
 from torch import Tensor, nn
-
-
-def check_setting(
-    defense: str,
-    name: str,
-    value,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    integer: bool = False,
-    odd: bool = False,
-    low_inclusive: bool = True,
-) -> None:
-    """Raises a clear error unless a defense setting is a number in range.
-
-    Args:
-        defense: the defense's class name, used in messages.
-        name: the setting's name.
-        value: the value given.
-        low: smallest allowed value (``None``: no bound).
-        high: largest allowed value, inclusive (``None``: no bound).
-        integer: the value must be an int.
-        odd: the value must be odd (implies ``integer``).
-        low_inclusive: whether ``low`` itself is allowed (``False`` for "> 0").
-
-    Raises:
-        TypeError: not a number (or not an int where one is needed; bools are refused).
-        ValueError: out of range, or even where odd is needed.
-
-    Examples:
-        >>> check_setting("JPEG", "quality", 101, low=1, high=100, integer=True)
-        Traceback (most recent call last):
-        ...
-        ValueError: JPEG: quality must be in [1, 100], got 101
-    """
-    integer = integer or odd
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        expected = "an int" if integer else "a number"
-        raise TypeError(f"{defense}: {name} must be {expected}, got {type(value).__name__} {value!r}")
-    too_low = low is not None and (value < low if low_inclusive else value <= low)
-    if too_low or (high is not None and value > high):
-        left = "[" if low_inclusive else "("
-        low_text = "-inf" if low is None else f"{low:g}"
-        high_text = "inf)" if high is None else f"{high:g}]"
-        raise ValueError(f"{defense}: {name} must be in {left}{low_text}, {high_text}, got {value}")
-    if odd and value % 2 == 0:
-        raise ValueError(f"{defense}: {name} must be odd, got {value}")
 
 
 class Defense(nn.Module, metaclass=abc.ABCMeta):

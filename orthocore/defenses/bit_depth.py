@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from orthocore.defenses.base import Defense, check_setting
+from orthocore.checks import check_number
+from orthocore.defenses.base import Defense
 from orthocore.ops import bit_depth
 
 
@@ -32,8 +33,7 @@ class BitDepth(Defense):
 
     def __init__(self, bits: int = 4):
         super().__init__()
-        check_setting(type(self).__name__, "bits", bits, low=1, high=8, integer=True)
-        self.bits = bits
+        self.bits = check_number(bits, "bits", low=1, high=8, integer=True, where=type(self).__name__)
 
     def setting(self) -> int:
         return self.bits

@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from orthocore.defenses.base import Defense, check_setting
+from orthocore.checks import check_number
+from orthocore.defenses.base import Defense
 from orthocore.ops import jpeg
 
 
@@ -33,8 +34,7 @@ class JPEG(Defense):
 
     def __init__(self, quality: int = 90):
         super().__init__()
-        check_setting(type(self).__name__, "quality", quality, low=1, high=100, integer=True)
-        self.quality = quality
+        self.quality = check_number(quality, "quality", low=1, high=100, integer=True, where=type(self).__name__)
 
     def setting(self) -> int:
         return self.quality

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from orthocore.defenses.base import Defense
-from orthocore.ops._image_checks import check_count, check_positive
+from orthocore.checks import check_number
 from orthocore.ops.tv_denoise import DEFAULT_ITERS, random_keep_mask, tv_denoise, tv_reconstruct
 
 class TVDenoise(Defense):
@@ -42,12 +42,11 @@ class TVDenoise(Defense):
 
     def __init__(self, weight: float, iters: int = DEFAULT_ITERS, keep_prob: float = 1.0, rounds: int = 4):
         super().__init__()
-        self.weight = check_positive(weight, "TVDenoise", "weight")
-        self.iters = check_count(iters, "TVDenoise", "iters")
-        if not 0.0 < keep_prob <= 1.0:
-            raise ValueError(f"TVDenoise: keep_prob must be in (0, 1], got {keep_prob!r}")
-        self.keep_prob = float(keep_prob)
-        self.rounds = check_count(rounds, "TVDenoise", "rounds")
+        where = type(self).__name__
+        self.weight = check_number(weight, "weight", low=0, low_open=True, where=where)
+        self.iters = check_number(iters, "iters", low=1, integer=True, where=where)
+        self.keep_prob = check_number(keep_prob, "keep_prob", low=0, high=1, low_open=True, where=where)
+        self.rounds = check_number(rounds, "rounds", low=1, integer=True, where=where)
 
     def setting(self) -> float:
         return self.weight

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from orthocore.attacks import ATTACKS, make_attack
-from orthocore.attacks._validate import check_number, eps_values
+from orthocore.checks import check_number, check_number_list
 from orthocore.defenses import defended
 from orthocore.evaluate.transfer import select_correct
 
@@ -85,10 +85,10 @@ def defense_evaluation(
     for name in attacks:
         if name not in ATTACKS:
             raise ValueError(f"attacks: unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
-    eps = list(eps_values(list(eps))[0])
+    eps = list(check_number_list(eps, "eps", low=0))
     for name, value in (("n_images", n_images), ("batch_size", batch_size)):
-        check_number(name, value, low=1, integer=True)
-    check_number("seed", seed, low=0, integer=True)
+        check_number(value, name, low=1, integer=True)
+    check_number(seed, "seed", low=0, integer=True)
     if target_name in orthogonal:
         raise ValueError(f"target_name {target_name!r} is also the name of an orthogonal model")
     parameter = next(iter(source.parameters()), None)

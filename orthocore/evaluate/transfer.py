@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 import orthocore
 from orthocore.attacks import ATTACKS, make_attack
-from orthocore.attacks._validate import check_number, eps_values
+from orthocore.checks import check_number, check_number_list
 from orthocore.evaluate.table import FoolingTable, rows_for
 
 
@@ -51,10 +51,10 @@ class TransferConfig:
         for name in self.attacks:
             if name not in ATTACKS:
                 raise ValueError(f"attacks: unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
-        object.__setattr__(self, "eps", eps_values(list(self.eps))[0])
-        check_number("n_images", self.n_images, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_number("batch_size", self.batch_size, low=1, integer=True)
+        object.__setattr__(self, "eps", check_number_list(self.eps, "eps", low=0))
+        check_number(self.n_images, "n_images", low=1, integer=True)
+        check_number(self.seed, "seed", low=0, integer=True)
+        check_number(self.batch_size, "batch_size", low=1, integer=True)
 
 
 def _as_tensors(dataset) -> tuple[Tensor, Tensor] | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from orthocore.checks import check_choice, check_number
 from orthocore.models import imagenet, normalize
 from orthocore.models.cifar_resnet import CifarResNet
 from orthocore.models.cifar_vgg import CifarVGG
@@ -113,10 +114,8 @@ def create(
         torch.Size([2, 10])
     """
     model_spec = spec(name)
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes: expected an integer >= 2, got {num_classes!r}")
-    if init not in INITS:
-        raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+    check_number(num_classes, "num_classes", low=2, integer=True)
+    check_choice(init, "init", INITS)
     if weights is not None and name not in imagenet.ARCHITECTURES:
         raise ValueError(f"weights: only the ImageNet models load pretrained weights, not {name!r}")
     options = {"weights": weights} if weights is not None else {}

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
-from orthocore.ops._common import check_floating, check_same
+from orthocore.checks import check_choice, check_number, check_same, check_shape, check_tensor
 
 _OP = "attack_step"
 NORMS = ("inf", "2")
@@ -116,23 +116,18 @@ def _per_sample(value: Tensor, like: Tensor) -> Tensor:
 
 
 def _check_inputs(adv, grad, clean, momentum, step, eps, norm, decay) -> None:
-    for name, x in (("adv", adv), ("grad", grad), ("clean", clean), ("step", step), ("eps", eps)):
-        check_floating(name, x, _OP)
-    check_same(_OP, ("adv", "grad"), adv, grad)
-    check_same(_OP, ("adv", "clean"), adv, clean)
-    if momentum is not None:
-        check_floating("momentum", momentum, _OP)
-        check_same(_OP, ("adv", "momentum"), adv, momentum)
-    if adv.dim() < 1:
-        raise ValueError(f"{_OP}: adv must have a batch dimension (B, ...), got a 0-d tensor")
-    rows = adv.shape[0]
-    for name, x in (("step", step), ("eps", eps)):
-        if x.shape != (rows,):
-            raise ValueError(f"{_OP}: {name} must have shape ({rows},) (one value per sample), got {tuple(x.shape)}")
-    if norm not in NORMS:
-        raise ValueError(f"{_OP}: norm must be one of {NORMS}, got {norm!r}")
-    if not math.isfinite(decay):
-        raise ValueError(f"{_OP}: decay must be finite, got {decay}")
+    tensors = {"adv": adv, "grad": grad, "clean": clean, "step": step, "eps": eps, "momentum": momentum}
+    for name, x in tensors.items():
+        if x is not None or name != "momentum":
+            check_tensor(x, name, floating=True, where=_OP)
+    rows = check_shape(adv, "adv", ["B", "*"], where=_OP)["B"]
+    for name in ("grad", "clean", "momentum"):
+        if tensors[name] is not None:
+            check_same(adv, tensors[name], ("adv", name), where=_OP)
+    for name in ("step", "eps"):
+        check_shape(tensors[name], name, [rows], where=_OP)  # one value per sample
+    check_choice(norm, "norm", NORMS, where=_OP)
+    check_number(decay, "decay", where=_OP)
 
 
 @torch.library.custom_op("orthocore::attack_step", mutates_args=())

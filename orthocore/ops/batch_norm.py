@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from orthocore.dispatch import BackendUnavailableError, OpBackends
-from orthocore.ops._common import check_floating
+from orthocore.checks import check_same, check_shape, check_tensor
 
 _OP = "batch_norm_double_backward"
 
@@ -109,18 +109,13 @@ def fused_available(device: torch.device) -> bool:
 
 def _check_inputs(ggx, ggw, ggb, gy, x, weight, mean, invstd) -> None:
     for name, t in (("ggx", ggx), ("gy", gy), ("x", x), ("weight", weight), ("mean", mean), ("invstd", invstd)):
-        check_floating(name, t, _OP)
-    if x.dim() < 2:
-        raise ValueError(f"{_OP}: x must be (B, C, ...), got shape {tuple(x.shape)}")
-    for name, t in (("ggx", ggx), ("gy", gy)):
-        if t.shape != x.shape or t.dtype != x.dtype:
-            raise ValueError(
-                f"{_OP}: {name} must match x ({tuple(x.shape)}, {x.dtype}), got {tuple(t.shape)}, {t.dtype}"
-            )
-    channels = x.shape[1]
+        check_tensor(t, name, floating=True, where=_OP)
+    channels = check_shape(x, "x", ["B", "C", "*"], where=_OP)["C"]
+    for name, t in (("gy", gy), ("ggx", ggx)):
+        check_same(t, x, (name, "x"), where=_OP)
     for name, t in (("weight", weight), ("mean", mean), ("invstd", invstd), ("ggw", ggw), ("ggb", ggb)):
-        if t is not None and t.shape != (channels,):
-            raise ValueError(f"{_OP}: {name} must have shape ({channels},), got {tuple(t.shape)}")
+        if t is not None:
+            check_shape(t, name, [channels], where=_OP)
 
 
 @torch.library.custom_op("orthocore::batch_norm_double_backward", mutates_args=())

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
-from orthocore.ops._image_checks import check_count, check_image_batch, check_image_values, check_positive
+from orthocore.checks import check_images, check_number
 
 _OP = "bilateral"
 
@@ -128,15 +128,13 @@ FORWARD = OpBackends(_OP, {"reference": bilateral_reference, "cpu": _compiled, "
 # ------------------------------------------------------------------------- custom op
 def check_bilateral_settings(window: int, sigma_color: float, sigma_space: float) -> None:
     """Raises ``ValueError`` unless ``window`` is an odd integer >= 1 and both sigmas are > 0."""
-    check_count(window, _OP, "window")
-    if window % 2 == 0:
-        raise ValueError(f"{_OP}: window must be odd (OpenCV's diameter d = 2r + 1), got {window}")
-    check_positive(sigma_color, _OP, "sigma_color")
-    check_positive(sigma_space, _OP, "sigma_space")
+    check_number(window, "window", low=1, odd=True, where=_OP)  # OpenCV's diameter d = 2r + 1
+    check_number(sigma_color, "sigma_color", low=0, low_open=True, where=_OP)
+    check_number(sigma_space, "sigma_space", low=0, low_open=True, where=_OP)
 
 
 def _check_arguments(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> None:
-    check_image_batch(x, _OP)
+    check_images(x, "x", values=False, where=_OP)
     check_bilateral_settings(window, sigma_color, sigma_space)
 
 
@@ -180,5 +178,5 @@ def bilateral(x: Tensor, window: int, sigma_color: float, sigma_space: float) ->
         True
     """
     _check_arguments(x, window, sigma_color, sigma_space)
-    check_image_values(x, _OP)
+    check_images(x, "x", where=_OP)
     return _bilateral_op(x, int(window), float(sigma_color), float(sigma_space))

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from orthocore.dispatch import OpBackends
-from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range, divide_exactly
+from orthocore.checks import check_images, check_number
+from orthocore.ops._exact import divide_exactly
 
 _OP = "bit_depth"
 
@@ -36,7 +37,7 @@ def bit_depth_reference(x: Tensor, bits: int) -> Tensor:
         :math:`(B, C, H, W)` in the dtype of ``x``.
     """
     _check_arguments(x, bits)
-    check_unit_range(_OP, x)
+    check_images(x, "x", where=_OP)
     return _reference_reduce(x, bits)
 
 
@@ -55,14 +56,14 @@ REDUCE = OpBackends(_OP, {"reference": _reference_reduce, "cpu": _compiled_reduc
 
 
 def _check_arguments(x: Tensor, bits: int) -> None:
-    check_image_batch(_OP, x)
-    check_int_in(_OP, "bits", bits, 1, 8)
+    check_images(x, "x", values=False, where=_OP)
+    check_number(bits, "bits", low=1, high=8, integer=True, where=_OP)
 
 
 @torch.library.custom_op("orthocore::bit_depth", mutates_args=())
 def _bit_depth_op(x: Tensor, bits: int) -> Tensor:
     _check_arguments(x, bits)
-    check_unit_range(_OP, x)
+    check_images(x, "x", where=_OP)
     if x.numel() == 0:
         return torch.empty_like(x)
     return REDUCE(x.device)(x.contiguous(), bits)

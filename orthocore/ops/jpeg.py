@@ -34,7 +34,8 @@ from torch import Tensor
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import jpeg_tables
 from orthocore.formulas.jpeg_tables import padded_size
-from orthocore.ops._image import check_image_batch, check_int_in, check_unit_range, divide_exactly
+from orthocore.checks import check_images, check_number
+from orthocore.ops._exact import divide_exactly
 
 _OP = "jpeg"
 
@@ -167,7 +168,7 @@ def jpeg_reference(x: Tensor, quality: int) -> Tensor:
         :math:`(B, C, H, W)` in the dtype of ``x``, values ``k/255``.
     """
     _check_arguments(x, quality)
-    check_unit_range(_OP, x)
+    check_images(x, "x", where=_OP)
     return _reference_roundtrip(x, jpeg_tables.quant_tables(quality, x.device), jpeg_tables.dct_matrices(x.device))
 
 
@@ -190,8 +191,8 @@ ROUNDTRIP = OpBackends(
 
 # -------------------------------------------------------------------------- custom op
 def _check_arguments(x: Tensor, quality: int) -> None:
-    check_image_batch(_OP, x, channels=(1, 3))
-    check_int_in(_OP, "quality", quality, 1, 100)
+    check_images(x, "x", channels=(1, 3), values=False, where=_OP)
+    check_number(quality, "quality", low=1, high=100, integer=True, where=_OP)
     if x.shape[0] > 0 and (x.shape[2] == 0 or x.shape[3] == 0):
         raise ValueError(f"{_OP}: images must be at least 1×1, got shape {tuple(x.shape)}")
 
@@ -199,7 +200,7 @@ def _check_arguments(x: Tensor, quality: int) -> None:
 @torch.library.custom_op("orthocore::jpeg", mutates_args=())
 def _jpeg_op(x: Tensor, quality: int) -> Tensor:
     _check_arguments(x, quality)
-    check_unit_range(_OP, x)
+    check_images(x, "x", where=_OP)
     if x.numel() == 0:
         return torch.empty_like(x)
     tables = jpeg_tables.quant_tables(quality, x.device)

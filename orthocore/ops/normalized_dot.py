@@ -19,7 +19,7 @@ from torch import Tensor
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.normalized_dot import backward_coefficients, delta_from_stats
-from orthocore.ops._common import check_floating, check_same
+from orthocore.checks import check_same, check_shape, check_tensor
 
 _OP = "normalized_dot"
 
@@ -105,11 +105,10 @@ BACKWARD = OpBackends(
 
 # ------------------------------------------------------------------------- custom ops
 def _check_inputs(a: Tensor, b: Tensor) -> None:
-    check_floating("a", a, _OP)
-    check_floating("b", b, _OP)
-    check_same(_OP, ("a", "b"), a, b)
-    if a.dim() < 1:
-        raise ValueError(f"{_OP}: a and b must have a batch dimension (B, ...), got 0-d tensors")
+    check_tensor(a, "a", floating=True, where=_OP)
+    check_tensor(b, "b", floating=True, where=_OP)
+    check_same(a, b, ("a", "b"), where=_OP)
+    check_shape(a, "a", ["B", "*"], where=_OP)
 
 
 

@@ -52,7 +52,7 @@ from torch import Tensor
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.tv_denoise import TAU
-from orthocore.ops._image_checks import check_count, check_image_batch, check_image_values, check_positive
+from orthocore.checks import check_images, check_number, check_shape
 
 _OP = "tv_denoise"
 DEFAULT_ITERS = 50
@@ -121,9 +121,9 @@ FORWARD = OpBackends(
 
 # ------------------------------------------------------------------------- custom op
 def _check_arguments(x: Tensor, weight: float, iters: int) -> None:
-    check_image_batch(x, _OP)
-    check_positive(weight, _OP, "weight")
-    check_count(iters, _OP, "iters")
+    check_images(x, "x", values=False, where=_OP)
+    check_number(weight, "weight", low=0, low_open=True, where=_OP)
+    check_number(iters, "iters", low=1, integer=True, where=_OP)
 
 
 @torch.library.custom_op("orthocore::tv_denoise", mutates_args=())
@@ -162,7 +162,7 @@ def tv_denoise(x: Tensor, weight: float, iters: int = DEFAULT_ITERS) -> Tensor:
         (True, 0.0625)
     """
     _check_arguments(x, weight, iters)
-    check_image_values(x, _OP)
+    check_images(x, "x", where=_OP)
     return _tv_denoise_op(x, float(weight), int(iters))
 
 
@@ -178,9 +178,8 @@ def random_keep_mask(x: Tensor, keep_prob: float, generator: torch.Generator | N
     Returns:
         :math:`(B, C, H, W)` mask of 0 and 1 in the dtype of ``x``.
     """
-    check_image_batch(x, _OP)
-    if not 0.0 < keep_prob <= 1.0:
-        raise ValueError(f"{_OP}: keep_prob must be in (0, 1], got {keep_prob!r}")
+    check_images(x, "x", values=False, where=_OP)
+    check_number(keep_prob, "keep_prob", low=0, high=1, low_open=True, where=_OP)
     draws = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
     return (draws < keep_prob).to(x.dtype)
 
@@ -220,11 +219,10 @@ def tv_reconstruct(x: Tensor, keep: Tensor, weight: float, iters: int = DEFAULT_
         :math:`(B, C, H, W)` reconstruction in the dtype of ``x``.
     """
     _check_arguments(x, weight, iters)
-    check_image_values(x, _OP)
-    check_image_batch(keep, _OP, "keep")
-    if keep.shape != x.shape:
-        raise ValueError(f"{_OP}: keep must have the shape of x {tuple(x.shape)}, got {tuple(keep.shape)}")
-    check_count(rounds, _OP, "rounds")
+    check_images(x, "x", where=_OP)
+    check_images(keep, "keep", where=_OP)  # a 0/1 mask
+    check_shape(keep, "keep", list(x.shape), where=_OP)
+    check_number(rounds, "rounds", low=1, integer=True, where=_OP)
     keep = keep.to(x.dtype)
     u = _neighbourhood_fill(x, keep)
     for _ in range(rounds):
