@@ -14,7 +14,6 @@ import triton
 import triton.language as tl
 
 
-
 @triton.jit
 def _bilateral_kernel(
     padded_ptr,  # (B, C, H + 2R, W + 2R) contiguous, reflect-padded input

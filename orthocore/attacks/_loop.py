@@ -25,7 +25,6 @@ from orthocore.attacks import _memory
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
 from orthocore.ops import attack_step
 
-
 NORM_ALIASES = {"inf": "inf", "linf": "inf", "2": "2", "2.0": "2", "l2": "2"}
 
 

@@ -7,9 +7,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from orthocore.defenses.base import Defense
 from orthocore.checks import check_number
+from orthocore.defenses.base import Defense
 from orthocore.ops.tv_denoise import DEFAULT_ITERS, random_keep_mask, tv_denoise, tv_reconstruct
+
 
 class TVDenoise(Defense):
     """Chambolle TV denoising of every channel, optionally from randomly kept pixels.

@@ -26,9 +26,9 @@ import math
 import torch
 from torch import Tensor
 
+from orthocore.checks import check_choice, check_number, check_same, check_shape, check_tensor
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
-from orthocore.checks import check_choice, check_number, check_same, check_shape, check_tensor
 
 _OP = "attack_step"
 NORMS = ("inf", "2")

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from orthocore.checks import check_images, check_number
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
-from orthocore.checks import check_images, check_number
 
 _OP = "bilateral"
 

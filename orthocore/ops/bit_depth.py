@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from orthocore.dispatch import OpBackends
 from orthocore.checks import check_images, check_number
+from orthocore.dispatch import OpBackends
 from orthocore.ops._exact import divide_exactly
 
 _OP = "bit_depth"

@@ -31,10 +31,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from orthocore.checks import check_images, check_number
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import jpeg_tables
 from orthocore.formulas.jpeg_tables import padded_size
-from orthocore.checks import check_images, check_number
 from orthocore.ops._exact import divide_exactly
 
 _OP = "jpeg"

@@ -49,10 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from orthocore.checks import check_images, check_number, check_shape
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.tv_denoise import TAU
-from orthocore.checks import check_images, check_number, check_shape
 
 _OP = "tv_denoise"
 DEFAULT_ITERS = 50

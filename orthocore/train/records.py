@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import metadata
 import platform
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
