@@ -194,3 +194,34 @@ def test_opcheck_and_compile():
     compiled = torch.compile(batch_norm_double_backward, fullgraph=True, backend="aot_eager")
     for got, want in zip(compiled(*case), batch_norm_double_backward(*case)):
         torch.testing.assert_close(got, want)
+
+
+def test_train_ops_opcheck_and_compile():
+    """The forward and first-backward ops: opcheck (schema, fake, autograd registration),
+    and batch_norm_train's forward and backward under torch.compile(fullgraph=True)
+    (inductor does not compile double backward: pytorch/pytorch#181581)."""
+    _, _, _, gy, x, weight, mean, invstd = _case((3, 4, 5, 6), torch.float64)
+    x, weight = x.requires_grad_(), weight.requires_grad_()
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    torch.library.opcheck(torch.ops.orthocore.batch_norm_train.default, (x, weight, bias, EPS))
+    torch.library.opcheck(torch.ops.orthocore.batch_norm_train_backward.default, (gy, x, weight, mean, invstd, EPS))
+
+    def normalised(x, weight, bias):
+        return batch_norm_train(x, weight, bias, EPS)[0]
+
+    compiled = torch.compile(normalised, fullgraph=True, backend="aot_eager")
+    got, want = compiled(x, weight, bias), normalised(x, weight, bias)
+    torch.testing.assert_close(got, want)
+    for g, w in zip(torch.autograd.grad(got, (x, weight, bias), gy), torch.autograd.grad(want, (x, weight, bias), gy)):
+        torch.testing.assert_close(g, w)
+
+
+def test_direct_op_callers_get_the_same_autograd():
+    x = torch.randn(3, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    weight = (torch.rand(2, dtype=torch.float64) + 0.5).requires_grad_()
+    bias = torch.randn(2, dtype=torch.float64, requires_grad=True)
+
+    def direct(x, weight, bias):
+        return torch.ops.orthocore.batch_norm_train(x, weight, bias, EPS)[0]
+
+    assert torch.autograd.gradgradcheck(direct, (x, weight, bias))

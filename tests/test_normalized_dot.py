@@ -182,6 +182,27 @@ def test_opcheck(device):
     for shape in [(3, 7), (2, 3, 5, 5), (0, 4)]:
         a, b = _pair(shape, torch.float32, device)
         torch.library.opcheck(torch.ops.orthocore.normalized_dot.default, (a, b))
+        _, stats = torch.ops.orthocore.normalized_dot(a.detach(), b.detach())
+        grad_delta = torch.randn(shape[0], device=device, requires_grad=True)
+        for need_a, need_b in [(True, True), (True, False), (False, True)]:
+            args = (grad_delta, a, b, stats, need_a, need_b)
+            torch.library.opcheck(torch.ops.orthocore.normalized_dot_backward.default, args)
+
+
+def test_direct_op_callers_get_the_same_autograd():
+    """torch.ops.orthocore.normalized_dot (the registered autograd) and normalized_dot (the
+    Function torch.func accepts) share one derivative, double backward included."""
+    a, b = _pair((4, 6), torch.float64, "cpu")
+
+    def direct(x, y):
+        return torch.ops.orthocore.normalized_dot(x, y)[0]
+
+    assert torch.autograd.gradcheck(direct, (a, b))
+    assert torch.autograd.gradgradcheck(direct, (a, b))
+    grad_out = torch.randn(4, dtype=torch.float64)
+    for got, want in zip(torch.autograd.grad(direct(a, b), (a, b), grad_out),
+                         torch.autograd.grad(normalized_dot(a, b), (a, b), grad_out)):  # fmt: skip
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,10 @@ With the sums ``S_gy = Σ gy``, ``S_gyx = Σ gy·(x−μ)``, ``S_gg = Σ ggx``,
           + w·r³/n²·(S_ggx·S_gy + S_gyx·S_gg) − ggw·r·S_gy/n
 
 (PyTorch's ``batchnorm_double_backward`` regrouped). Third derivatives are not
-supported. Where no compiled kernel runs on a device, :func:`fused_available` is false
+supported. Three custom ops, each with a fake implementation, follow the op recipe of
+:mod:`orthocore.ops._autograd`: ``batch_norm_train`` (derivative:
+``batch_norm_train_backward``, PyTorch's own first backward, whose derivative is
+``batch_norm_double_backward``, the fused kernel). Where no compiled kernel runs on a device, :func:`fused_available` is false
 and :class:`orthocore.models.BatchNorm2d` uses PyTorch's own batch norm.
 """
 
@@ -34,8 +37,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from orthocore.dispatch import BackendUnavailableError, OpBackends
 from orthocore.checks import check_same, check_shape, check_tensor
+from orthocore.dispatch import BackendUnavailableError, OpBackends
+from orthocore.ops._autograd import differentiable
 
 _OP = "batch_norm_double_backward"
 
@@ -138,47 +142,65 @@ def batch_norm_double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd) -> tu
     return _double_backward_op(ggx, ggw, ggb, gy, x, weight, mean, invstd)
 
 
-class _BatchNormBackward(torch.autograd.Function):
-    """PyTorch's first backward of train-mode batch norm, whose own backward is the fused op."""
-
-    @staticmethod
-    def forward(gy, x, weight, mean, invstd, eps):
-        return torch.ops.aten.native_batch_norm_backward(
-            gy, x, weight, None, None, mean, invstd, True, eps, [True, True, True]
-        )
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        gy, x, weight, mean, invstd, _ = inputs
-        ctx.save_for_backward(gy, x, weight, mean, invstd)
-
-    @staticmethod
-    def backward(ctx, ggx, ggw, ggb):
-        gy, x, weight, mean, invstd = ctx.saved_tensors
-        if ggx is None:
-            ggx = torch.zeros_like(x)
-        ggy, gx, gw = batch_norm_double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd)
-        return ggy, gx, gw, None, None, None
+@torch.library.custom_op("orthocore::batch_norm_train_backward", mutates_args=())
+def _train_backward_op(
+    gy: Tensor, x: Tensor, weight: Tensor, mean: Tensor, invstd: Tensor, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """PyTorch's first backward of train-mode batch norm: ``(gx, gw, gb)``."""
+    return torch.ops.aten.native_batch_norm_backward(gy, x, weight, None, None, mean, invstd, True, eps, [True] * 3)
 
 
-class _BatchNormTrain(torch.autograd.Function):
-    @staticmethod
-    def forward(x, weight, bias, eps):
-        return torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)
+@_train_backward_op.register_fake
+def _(gy, x, weight, mean, invstd, eps):
+    return torch.empty_like(x), torch.empty_like(weight), torch.empty_like(weight)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, weight, _, eps = inputs
-        _, mean, invstd = output
-        ctx.mark_non_differentiable(mean, invstd)
-        ctx.save_for_backward(x, weight, mean, invstd)
-        ctx.eps = eps
 
-    @staticmethod
-    def backward(ctx, gy, _grad_mean, _grad_invstd):
-        x, weight, mean, invstd = ctx.saved_tensors
-        gx, gw, gb = _BatchNormBackward.apply(gy, x, weight, mean, invstd, ctx.eps)
-        return gx, gw, gb, None
+@torch.library.custom_op("orthocore::batch_norm_train", mutates_args=())
+def _train_op(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """PyTorch's train-mode batch norm without running statistics: ``(y, mean, invstd)``."""
+    return torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)
+
+
+@_train_op.register_fake
+def _(x, weight, bias, eps):
+    return torch.native_batch_norm(x, weight, bias, None, None, True, 0.0, eps)  # fake tensors propagate shapes
+
+
+def _train_setup_context(ctx, inputs, output) -> None:
+    x, weight, _, eps = inputs
+    _, mean, invstd = output
+    ctx.mark_non_differentiable(mean, invstd)
+    ctx.save_for_backward(x, weight, mean, invstd)
+    ctx.eps = eps
+
+
+def _train_backward(ctx, gy: Tensor, _grad_mean, _grad_invstd):
+    """PyTorch's first backward; in its differentiable form (derivative: the fused op)
+    when a graph of it is built (double backprop)."""
+    x, weight, mean, invstd = ctx.saved_tensors
+    backward = _differentiable_train_backward if torch.is_grad_enabled() else _train_backward_op
+    gx, gw, gb = backward(gy, x, weight, mean, invstd, ctx.eps)
+    return gx, gw, gb, None
+
+
+def _train_backward_setup_context(ctx, inputs, output) -> None:
+    gy, x, weight, mean, invstd, _ = inputs
+    ctx.save_for_backward(gy, x, weight, mean, invstd)
+
+
+def _train_double_backward(ctx, ggx: Tensor | None, ggw: Tensor | None, ggb: Tensor | None):
+    """The derivative of the first backward: the fused op."""
+    gy, x, weight, mean, invstd = ctx.saved_tensors
+    if ggx is None:
+        ggx = torch.zeros_like(x)
+    ggy, gx, gw = batch_norm_double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd)
+    return ggy, gx, gw, None, None, None
+
+
+_differentiable_train_backward = differentiable(
+    "batch_norm_train_backward", _train_backward_op, _train_double_backward, _train_backward_setup_context
+)
+_differentiable_train = differentiable("batch_norm_train", _train_op, _train_backward, _train_setup_context)
 
 
 def batch_norm_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor, Tensor]:
@@ -200,4 +222,4 @@ def batch_norm_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5)
         >>> y.flatten().tolist(), mean.tolist()
         ([-1.0, -1.0, 1.0, 1.0], [2.0, 4.0])
     """
-    return _BatchNormTrain.apply(x, weight, bias, eps)
+    return _differentiable_train(x, weight, bias, float(eps))

@@ -8,18 +8,23 @@ The fused kernels make one pass over ``a`` and ``b`` forward (``a·b``, ``‖a�
 ``‖b‖²`` together, no normalised copies) and save the three sums per row; backward is
 one pass that writes only the gradients asked for (the reference-model gradient is
 usually a constant). Sums accumulate in float32 (float64 for float64 inputs).
+
+The op recipe (see :mod:`orthocore.ops._autograd`): two custom ops, ``normalized_dot``
+(returns δ and the row statistics) and ``normalized_dot_backward``, each with a fake
+implementation and a registered derivative; the backward's derivative (the double
+backward) differentiates the reference formula.
 """
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor
 
+from orthocore.checks import check_same, check_shape, check_tensor
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.normalized_dot import backward_coefficients, delta_from_stats
-from orthocore.checks import check_same, check_shape, check_tensor
+from orthocore.ops._autograd import differentiable
 
 _OP = "normalized_dot"
 
@@ -111,34 +116,11 @@ def _check_inputs(a: Tensor, b: Tensor) -> None:
     check_shape(a, "a", ["B", "*"], where=_OP)
 
 
-
-
-def _forward(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    return FORWARD(a.device)(_flat(a), _flat(b))
-
-
-def _backward_kernels(grad_delta, a, b, stats, need_a, need_b) -> tuple[Tensor | None, Tensor | None]:
-    impl = BACKWARD(a.device)
-    grad_a, grad_b = impl(grad_delta.contiguous(), _flat(a), _flat(b), stats.contiguous(), need_a, need_b)
-    return (grad_a.view(a.shape) if need_a else None), (grad_b.view(b.shape) if need_b else None)
-
-
-def _plain_eager(*tensors: Tensor) -> bool:
-    """True for ordinary tensors outside any tracing: then the kernels are called
-    directly, skipping the custom op's Python dispatch (tens of µs per call, which is most
-    of the time of a small batch). Compilation, fake tensors and tensor subclasses go
-    through the custom op and its fake implementation."""
-    return (
-        not torch.compiler.is_compiling()
-        and torch.utils._python_dispatch._get_current_dispatch_mode() is None
-        and all(type(t) is Tensor for t in tensors)
-    )
-
-
 @torch.library.custom_op("orthocore::normalized_dot", mutates_args=())
 def _normalized_dot_op(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(delta, stats)``: δ :math:`(B,)` and the row statistics :math:`(B, 3)` the backward reuses."""
     _check_inputs(a, b)
-    return _forward(a, b)
+    return FORWARD(a.device)(_flat(a), _flat(b))
 
 
 @_normalized_dot_op.register_fake
@@ -152,9 +134,11 @@ def _(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
 def _normalized_dot_backward_op(
     grad_delta: Tensor, a: Tensor, b: Tensor, stats: Tensor, need_a: bool, need_b: bool
 ) -> tuple[Tensor, Tensor]:
-    grad_a, grad_b = _backward_kernels(grad_delta, a, b, stats, need_a, need_b)
+    """``(grad_a, grad_b)`` shaped like ``a`` and ``b``; an empty tensor for one not asked for."""
+    impl = BACKWARD(a.device)
+    grad_a, grad_b = impl(grad_delta.contiguous(), _flat(a), _flat(b), stats.contiguous(), need_a, need_b)
     empty = a.new_empty((0,))
-    return (grad_a if grad_a is not None else empty), (grad_b if grad_b is not None else empty.clone())
+    return (grad_a.view(a.shape) if need_a else empty), (grad_b.view(b.shape) if need_b else empty.clone())
 
 
 @_normalized_dot_backward_op.register_fake
@@ -162,72 +146,51 @@ def _(grad_delta, a, b, stats, need_a, need_b):
     return (torch.empty_like(a) if need_a else a.new_empty((0,))), (torch.empty_like(b) if need_b else b.new_empty((0,)))
 
 
-def _shaped_reference_backward(grad_delta, a, b, need_a, need_b):
-    grad_a, grad_b = _reference_backward(grad_delta, _flat(a), _flat(b), None, need_a, need_b)
-    return (grad_a.view(a.shape) if need_a else None), (grad_b.view(b.shape) if need_b else None)
+# --------------------------------------------------------------------------- autograd
+def _forward_setup_context(ctx, inputs, output) -> None:
+    a, b = inputs
+    _, stats = output
+    ctx.mark_non_differentiable(stats)
+    ctx.save_for_backward(a, b, stats)
 
 
-class _NormalizedDotBackward(torch.autograd.Function):
-    """The fused backward pass, itself differentiable: its own backward (the op's double
-    backward) differentiates the reference formula, which recomputes the statistics."""
-
-    @staticmethod
-    def forward(grad_delta, a, b, stats, need_a, need_b):
-        if _plain_eager(grad_delta, a, b, stats):
-            return _backward_kernels(grad_delta, a, b, stats, need_a, need_b)
-        grad_a, grad_b = _normalized_dot_backward_op(grad_delta, a, b, stats, need_a, need_b)
-        return (grad_a if need_a else None), (grad_b if need_b else None)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        grad_delta, a, b, _, need_a, need_b = inputs
-        ctx.save_for_backward(grad_delta, a, b)
-        ctx.need = (need_a, need_b)
-
-    @staticmethod
-    def backward(ctx, grad_grad_a, grad_grad_b):
-        grad_delta, a, b = ctx.saved_tensors
-        need_a, need_b = ctx.need
-
-        def needed_gradients(g, x, y):
-            return tuple(t for t in _shaped_reference_backward(g, x, y, need_a, need_b) if t is not None)
-
-        outputs, vjp = torch.func.vjp(needed_gradients, grad_delta, a, b)
-        cotangents = [c for c, need in zip((grad_grad_a, grad_grad_b), (need_a, need_b)) if need]
-        grads = vjp(tuple(torch.zeros_like(o) if c is None else c for o, c in zip(outputs, cotangents)))
-        return (*grads, None, None, None)
+def _forward_backward(ctx, grad_delta: Tensor, _grad_stats) -> tuple[Tensor | None, Tensor | None]:
+    """The fused backward. When a graph of it is built (double backprop) it runs in its
+    differentiable form, whose own derivative is :func:`_backward_backward`; otherwise the
+    op is called as it is (which is also what ``torch.compile`` traces)."""
+    a, b, stats = ctx.saved_tensors
+    need_a, need_b = ctx.needs_input_grad
+    backward = _differentiable_backward if torch.is_grad_enabled() else _normalized_dot_backward_op
+    grad_a, grad_b = backward(grad_delta, a, b, stats, need_a, need_b)
+    return (grad_a if need_a else None), (grad_b if need_b else None)
 
 
-class _NormalizedDot(torch.autograd.Function):
-    """Autograd of the op in the form torch.func transforms accept (forward without
-    ctx + setup_context): the trainer takes gradients through it inside torch.func.grad."""
-
-    @staticmethod
-    def forward(a, b):
-        return _forward(a, b) if _plain_eager(a, b) else _normalized_dot_op(a, b)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        a, b = inputs
-        _, stats = output
-        ctx.mark_non_differentiable(stats)
-        ctx.save_for_backward(a, b, stats)
-
-    @staticmethod
-    def backward(ctx, grad_delta, _grad_stats):
-        a, b, stats = ctx.saved_tensors
-        need_a, need_b = ctx.needs_input_grad
-        if torch.is_grad_enabled():  # a graph of the backward is wanted: keep it differentiable
-            return _NormalizedDotBackward.apply(grad_delta, a, b, stats, need_a, need_b)
-        return _NormalizedDotBackward.forward(grad_delta, a, b, stats, need_a, need_b)
+def _backward_setup_context(ctx, inputs, output) -> None:
+    grad_delta, a, b, _, need_a, need_b = inputs
+    ctx.save_for_backward(grad_delta, a, b)
+    ctx.need = (need_a, need_b)
 
 
-# Direct callers of torch.ops.orthocore.normalized_dot get the same autograd.
-torch.library.register_autograd(
-    "orthocore::normalized_dot",
-    lambda ctx, grad_delta, grad_stats: _NormalizedDot.backward(ctx, grad_delta, grad_stats),
-    setup_context=_NormalizedDot.setup_context,
+def _backward_backward(ctx, grad_grad_a: Tensor, grad_grad_b: Tensor):
+    """The double backward: the vector-Jacobian product of the reference backward formula,
+    which recomputes the statistics from ``a`` and ``b`` (so it depends on them too)."""
+    grad_delta, a, b = ctx.saved_tensors
+    need_a, need_b = ctx.need
+
+    def needed_gradients(g: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, ...]:
+        grads = _reference_backward(g, _flat(x), _flat(y), None, need_a, need_b)
+        return tuple(t.view(x.shape) for t in grads if t is not None)
+
+    outputs, vjp = torch.func.vjp(needed_gradients, grad_delta, a, b)
+    cotangents = [c for c, need in zip((grad_grad_a, grad_grad_b), (need_a, need_b)) if need]
+    grads = vjp(tuple(torch.zeros_like(o) if c is None else c for o, c in zip(outputs, cotangents)))
+    return (*grads, None, None, None)
+
+
+_differentiable_backward = differentiable(
+    "normalized_dot_backward", _normalized_dot_backward_op, _backward_backward, _backward_setup_context
 )
+_differentiable_forward = differentiable("normalized_dot", _normalized_dot_op, _forward_backward, _forward_setup_context)
 
 
 def normalized_dot(a: Tensor, b: Tensor) -> Tensor:
@@ -251,4 +214,4 @@ def normalized_dot(a: Tensor, b: Tensor) -> Tensor:
         [0.0, 1.0]
     """
     _check_inputs(a, b)
-    return _NormalizedDot.apply(a, b)[0]
+    return _differentiable_forward(a, b)[0]
