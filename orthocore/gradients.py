@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from orthocore._io import atomic_path, atomic_write_json
+from orthocore.modes import eval_mode
 from orthocore.ops import normalized_dot
 
 
@@ -110,15 +111,11 @@ def deltas(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 25
     """
     if device is None:
         device = next(model_a.parameters()).device
-    modes = (model_a.training, model_b.training)
-    model_a.eval(), model_b.eval()
-    try:
-        values = []
+    values = []
+    with eval_mode(model_a, model_b):
         for batch in _loader(data, batch_size):
             x, y = batch[0].to(device), batch[1].to(device)
             values.append(normalized_dot(reference_gradients(model_a, x, y), reference_gradients(model_b, x, y)))
-    finally:
-        model_a.train(modes[0]), model_b.train(modes[1])
     if not values:
         raise ValueError("data: the data set is empty")
     return torch.cat(values).double().cpu()

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from orthocore.attacks import PAPER_ATTACKS
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
@@ -22,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="CIFAR-10 python-batches folder")
     parser.add_argument("--runs", default="runs/table1", help="folder of cifar10_table1.py's checkpoints")
-    parser.add_argument("--attacks", default="fgsm,ifgsm,pgd,mifgsm")
+    parser.add_argument("--attacks", default=",".join(PAPER_ATTACKS))
     parser.add_argument("--n-images", type=int, default=1000)
     args = parser.parse_args()
 

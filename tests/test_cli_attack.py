@@ -54,7 +54,7 @@ def test_bad_eps_is_rejected_with_the_syntax(text, capsys):
 def test_unknown_attack_is_rejected(capsys):
     with pytest.raises(SystemExit):
         _parse("--source", "a.ckpt", "--attacks", "fgsm,deepfool")
-    assert "unknown ['deepfool']" in capsys.readouterr().err
+    assert "unknown attack 'deepfool'" in capsys.readouterr().err
     with pytest.raises(argparse.ArgumentTypeError):
         attack_cli.parse_attacks(" , ")
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from orthocore import checks
 from orthocore.attacks import _memory
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
+from orthocore.modes import eval_mode
 from orthocore.ops import attack_step
 
 NORM_ALIASES = {"inf": "inf", "linf": "inf", "2": "2", "2.0": "2", "l2": "2"}
@@ -90,20 +91,15 @@ class LoopSettings:
 def _attack_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode (batch-norm statistics, dropout off) and no parameter gradients while
     attacking — autograd then keeps only what the input gradient needs; both restored."""
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    training = model.training
-    grads = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in grads:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in grads:
-            p.requires_grad_(flag)
-        model.train(training)
+    grads = [(p, p.requires_grad) for p in model.parameters()] if isinstance(model, nn.Module) else []
+    with eval_mode(model):
+        for p, _ in grads:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in grads:
+                p.requires_grad_(flag)
 
 
 def _random_start(images: Tensor, norm: str, generator: torch.Generator | None) -> Tensor:

@@ -9,6 +9,9 @@ import pathlib
 
 import torch
 
+from orthocore.attacks import ATTACKS, PAPER_ATTACKS, attack_names
+from orthocore.runtime import resolve_device
+
 
 def parse_eps(text: str) -> tuple[float, ...]:
     """An ε grid from ``start:stop:count`` (``count`` evenly spaced values, both ends
@@ -33,13 +36,10 @@ def parse_eps(text: str) -> tuple[float, ...]:
 
 def parse_attacks(text: str) -> tuple[str, ...]:
     """Comma-separated attack names, each one of :data:`orthocore.attacks.ATTACKS`."""
-    from orthocore.attacks import ATTACKS
-
-    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in ATTACKS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"--attacks: unknown {unknown or text!r}; choose from {', '.join(ATTACKS)}")
-    return names
+    try:
+        return attack_names([name.strip().lower() for name in text.split(",") if name.strip()])
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _int_at_least(low: int):
@@ -68,7 +68,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from orthocore import data
     from orthocore.checkpoint import load_model
 
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     source_name, *target_names = model_names([args.source, *args.target])
     source = load_model(args.source, map_location=device)
     targets = {name: load_model(path, map_location=device) for name, path in zip(target_names, args.target)}
@@ -90,7 +90,7 @@ def cmd_defend(args: argparse.Namespace) -> int:
     from orthocore.evaluate.defenses import defense_evaluation
     from orthocore.report import defense_table, markdown_table
 
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     dataset = open_dataset(args.data, "val")  # bad data fails before any model is read
     source = load_model(args.source, device)
     target = load_model(args.target, device)
@@ -118,14 +118,23 @@ def model_names(paths: list[str]) -> list[str]:
     return [stem if stems.count(stem) == 1 else f"{stem}#{i}" for i, stem in enumerate(stems)]
 
 
+def _add_attacks_argument(parser) -> None:
+    parser.add_argument(
+        "--attacks", type=parse_attacks, default=PAPER_ATTACKS,
+        help=f"comma-separated, from {','.join(ATTACKS)} (default {','.join(PAPER_ATTACKS)})",
+    )  # fmt: skip
+
+
+def add_device_argument(parser) -> None:
+    """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")
+
+
 def _add_attack_parser(commands) -> None:
     parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets")
     parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
     parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
-    parser.add_argument(
-        "--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
-        help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm (default fgsm,ifgsm,pgd,mifgsm)",
-    )  # fmt: skip
+    _add_attacks_argument(parser)
     parser.add_argument(
         "--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
         help="start:stop:count or a comma list, fractions of [0, 1] (default 0.005:0.08:16)",
@@ -134,7 +143,7 @@ def _add_attack_parser(commands) -> None:
     parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
     parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
     parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH (its validation split)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser)
     parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
     parser.set_defaults(func=cmd_attack)
 
@@ -145,13 +154,12 @@ def _add_defend_parser(commands) -> None:
     parser.add_argument("--target", required=True, help="checkpoint of the ordinary model the defenses protect")
     parser.add_argument("--orthogonal", action="append", default=[], help="checkpoint of an orthogonal model (repeatable)")
     parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
-    parser.add_argument("--attacks", type=parse_attacks, default=("fgsm", "ifgsm", "pgd", "mifgsm"),
-                        help="comma-separated: fgsm,ifgsm,pgd,mifgsm,difgsm")  # fmt: skip
+    _add_attacks_argument(parser)
     parser.add_argument("--eps", type=parse_eps, default=(0.03, 0.05), help="the two ε of Table III (default 0.03,0.05)")
     parser.add_argument("--n-images", type=_int_at_least(1), default=1000, help="images evaluated (default 1000)")
     parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
     parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser)
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     parser.set_defaults(func=cmd_defend)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
+from orthocore.cli.attack import add_device_argument
+from orthocore.runtime import resolve_device
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -48,9 +49,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_similarity(args: argparse.Namespace) -> int:
     from orthocore import data, gradients
     from orthocore.checkpoint import load_model
-    from orthocore.train import accuracy
+    from orthocore.metrics import accuracy
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     model_a, model_b = load_model(args.model_a, device), load_model(args.model_b, device)
     dataset = data.open_dataset(args.data, args.split)
     stats = gradients.similarity(model_a, model_b, dataset, batch_size=args.batch_size, device=device)
@@ -104,7 +105,7 @@ def _add_similarity_parser(commands) -> None:
     parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
     parser.add_argument("--split", default="val", choices=["train", "val"])
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_argument(parser)
     parser.set_defaults(func=cmd_similarity)
 
 

@@ -21,10 +21,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from orthocore.attacks import ATTACKS, make_attack
+from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.defenses import defended
 from orthocore.evaluate.transfer import select_correct
+from orthocore.modes import eval_mode
+from orthocore.runtime import resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +57,7 @@ def defense_evaluation(
     orthogonal: Mapping[str, nn.Module],
     dataset,
     *,
-    attacks: Sequence[str] = ("fgsm", "ifgsm", "pgd", "mifgsm"),
+    attacks: Sequence[str] = PAPER_ATTACKS,
     eps: Sequence[float] = (0.03, 0.05),
     n_images: int = 1000,
     seed: int = 0,
@@ -82,26 +84,20 @@ def defense_evaluation(
         Rows in the order: undefended target, each defense, each orthogonal model; per
         row, attacks × ε.
     """
-    for name in attacks:
-        if name not in ATTACKS:
-            raise ValueError(f"attacks: unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
+    attacks = attack_names(attacks)
     eps = list(check_number_list(eps, "eps", low=0))
     for name, value in (("n_images", n_images), ("batch_size", batch_size)):
         check_number(value, name, low=1, integer=True)
     check_number(seed, "seed", low=0, integer=True)
     if target_name in orthogonal:
         raise ValueError(f"target_name {target_name!r} is also the name of an orthogonal model")
-    parameter = next(iter(source.parameters()), None)
-    device = torch.device(device) if device is not None else (parameter.device if parameter is not None else "cpu")
+    device = resolve_device(device, model=source)
 
     variants: list[tuple[str, str, nn.Module]] = [(target_name, "none", target)]
     variants += [(target_name, label, defended(target, module)) for label, module in defenses.items()]
     variants += [(name, "none", model) for name, model in orthogonal.items()]
     models = [source, target, *orthogonal.values()]
-    modes = [m.training for m in models]
-    for m in models:
-        m.eval()
-    try:
+    with eval_mode(*models):
         images, labels = select_correct(models, dataset, n_images, seed, batch_size, device)
         total = len(labels)
         clean = [100.0 * _wrong(model, images, labels, batch_size) / total for _, _, model in variants]
@@ -116,9 +112,6 @@ def defense_evaluation(
                     for v, (_, _, model) in enumerate(variants):
                         counts[e, v] += _wrong(model, adversarial[e], y, batch_size)
             fooled[name] = counts
-    finally:
-        for m, mode in zip(models, modes):
-            m.train(mode)
     return [
         DefenseRow(who, defense, clean[v], name, eps[e], 100.0 * int(fooled[name][e, v]) / total, total)
         for v, (who, defense, _) in enumerate(variants)

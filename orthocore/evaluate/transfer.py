@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-import orthocore
-from orthocore.attacks import ATTACKS, make_attack
+from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.evaluate.table import FoolingTable, rows_for
+from orthocore.modes import eval_mode
+from orthocore.runtime import resolve_device, versions
 
 
 def default_eps_grid() -> tuple[float, ...]:
@@ -39,18 +40,14 @@ class TransferConfig:
         batch_size: clean images per crafting batch (each becomes ``len(eps)`` rows).
     """
 
-    attacks: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
+    attacks: tuple[str, ...] = PAPER_ATTACKS
     eps: tuple[float, ...] = dataclasses.field(default_factory=default_eps_grid)
     n_images: int = 1000
     seed: int = 0
     batch_size: int = 128
 
     def __post_init__(self) -> None:
-        if not self.attacks:
-            raise ValueError("attacks must name at least one attack")
-        for name in self.attacks:
-            if name not in ATTACKS:
-                raise ValueError(f"attacks: unknown attack {name!r}; expected one of {', '.join(ATTACKS)}")
+        object.__setattr__(self, "attacks", attack_names(self.attacks))
         object.__setattr__(self, "eps", check_number_list(self.eps, "eps", low=0))
         check_number(self.n_images, "n_images", low=1, integer=True)
         check_number(self.seed, "seed", low=0, integer=True)
@@ -137,14 +134,10 @@ def transfer_evaluation(
     config = config or TransferConfig()
     if source_name in targets:
         raise ValueError(f"source_name {source_name!r} is also the name of a target")
-    parameter = next(iter(source.parameters()), None)
-    device = torch.device(device) if device is not None else (parameter.device if parameter is not None else "cpu")
+    device = resolve_device(device, model=source)
     models = [(source_name, "source", source)] + [(name, "target", model) for name, model in targets.items()]
-    modes = [model.training for _, _, model in models]
-    for _, _, model in models:
-        model.eval()
-    try:
-        nets = [model for _, _, model in models]
+    nets = [model for _, _, model in models]
+    with eval_mode(*nets):
         images, labels = select_correct(nets, dataset, config.n_images, config.seed, config.batch_size, device)
         rows = []
         for index, name in enumerate(config.attacks):
@@ -158,14 +151,11 @@ def transfer_evaluation(
                     predictions = _predict(model, adversarial.flatten(0, 1)).view(len(config.eps), -1)  # (E, b)
                     fooled[:, j] += (predictions != y).sum(1).cpu()
             rows += rows_for(name, config.eps, [(n, r) for n, r, _ in models], fooled.tolist(), len(labels))
-    finally:
-        for (_, _, model), mode in zip(models, modes):
-            model.train(mode)
     metadata = {
         "config": {**dataclasses.asdict(config), "attacks": list(config.attacks), "eps": list(config.eps)},
         "source": source_name,
         "targets": list(targets),
         "images": len(labels),
-        "versions": {"orthocore": orthocore.__version__, "torch": torch.__version__},
+        "versions": versions(),
     }
     return FoolingTable(tuple(rows), metadata)

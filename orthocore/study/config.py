@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ATTACK_NAMES = ("fgsm", "ifgsm", "pgd", "mifgsm", "difgsm")
+from orthocore.attacks import PAPER_ATTACKS, attack_names
+
 
 
 @dataclass
@@ -50,7 +51,7 @@ class StudyConfig:
     max_epochs: int = 30
     eval_every: int = 5
     batch_size: int = 64
-    attacks: list[str] = field(default_factory=lambda: ["fgsm", "ifgsm", "pgd", "mifgsm"])
+    attacks: list[str] = field(default_factory=lambda: list(PAPER_ATTACKS))
     eps: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08])
     n_images: int = 1000
     defense_eps: list[float] = field(default_factory=lambda: [0.03, 0.05])
@@ -67,9 +68,7 @@ class StudyConfig:
             raise ValueError(f"lambdas: expected one or more λ > 0, got {self.lambdas}")
         if len(set(self.lambdas)) != len(self.lambdas):
             raise ValueError(f"lambdas: values must be distinct, got {self.lambdas}")
-        unknown = [a for a in self.attacks if a not in ATTACK_NAMES]
-        if not self.attacks or unknown:
-            raise ValueError(f"attacks: expected names from {', '.join(ATTACK_NAMES)}, got {self.attacks}")
+        attack_names(self.attacks)
         for name in ("eps", "defense_eps"):
             values = getattr(self, name)
             if not values or any(not (0 < e <= 1) for e in values):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -32,7 +31,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-import orthocore
 from orthocore import gradients
 from orthocore._io import atomic_write_json
 from orthocore.attacks import make_attack
@@ -42,11 +40,12 @@ from orthocore.defenses import paper_variants
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.gradcam import gradcam
+from orthocore.metrics import accuracy
 from orthocore.report import write_report
+from orthocore.runtime import resolve_device, versions
 from orthocore.study.cache import StageCache, file_digest, fingerprint
 from orthocore.study.config import StudyConfig
 from orthocore.train import TrainConfig, train
-from orthocore.train.trainer import accuracy
 
 
 @dataclasses.dataclass
@@ -63,12 +62,6 @@ class StudyModel:
     @property
     def checkpoint(self) -> Path:
         return self.folder / "model.ckpt"
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _roster(config: StudyConfig) -> list[tuple[str, str, float, int]]:
@@ -96,7 +89,7 @@ def _train_model(config: StudyConfig, name, role, lam, seed, references, progres
         train(train_config, resume=(folder / "state.pt").is_file())
         atomic_write_json(timing_file, {"train_seconds": time.perf_counter() - start})
     seconds = json.loads(timing_file.read_text())["train_seconds"] if timing_file.is_file() else None
-    model = load_model(folder / "model.ckpt", map_location=_device(config.device))
+    model = load_model(folder / "model.ckpt", map_location=resolve_device(config.device))
     return StudyModel(name, role, lam, folder, model, seconds)
 
 
@@ -205,11 +198,6 @@ def panels(config: StudyConfig, models: list[StudyModel], val_set, device, run_d
     }
 
 
-def _versions() -> dict:
-    return {"orthocore": orthocore.__version__, "torch": torch.__version__, "python": platform.python_version(),
-            "backends": {k: v.available for k, v in orthocore.backends().items()}}  # fmt: skip
-
-
 def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     """Runs (or resumes) the whole study and writes ``results.json`` and the report.
 
@@ -222,7 +210,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     """
     config.validate()
     run_dir = Path(config.out)
-    device = _device(config.device)
+    device = resolve_device(config.device)
     val_set = open_dataset(config.data, "val")
     open_dataset(config.data, "train")  # a missing or malformed folder fails here, before training
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +244,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         "title": f"orthocore study: {config.arch} on {config.data}",
         "seed": config.seed,
         "config": config.to_dict(),
-        "versions": _versions(),
+        "versions": versions(),
         "timings": timings,
         "notes": _notes(config),
         "models": table,

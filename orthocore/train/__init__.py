@@ -1,9 +1,10 @@
 """Orthogonal training (Algorithm 1 of the paper) and ordinary training through one loop."""
 
+from orthocore.metrics import accuracy  # also public here, where it always was
 from orthocore.train.config import TrainConfig
 from orthocore.train.objective import PENALTIES, StepLoss, orthogonal_loss
 from orthocore.train.stopping import StoppingRule
-from orthocore.train.trainer import TrainResult, accuracy, epoch_order, resume, train
+from orthocore.train.trainer import TrainResult, epoch_order, resume, train
 
 __all__ = [
     "PENALTIES",

@@ -1,41 +1,14 @@
 """What a run records beside its checkpoints: the JSON-lines metrics and ``run.json``
-(full configuration, seed, library versions, device)."""
+(full configuration, seed, library versions from :func:`orthocore.runtime.versions`, device)."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from orthocore._io import atomic_write_json, atomic_write_text
-
-
-def _installed(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return ""
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries a result depends on."""
-    import orthocore
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "orthocore": orthocore.__version__,
-        "torch": str(torch.__version__),
-        "torchvision": _installed("torchvision"),
-        "numpy": np.__version__,
-        "cuda": torch.version.cuda or "",
-    }
+from orthocore.runtime import versions
 
 
 def write_run_record(path: str | os.PathLike, config: dict, device: str) -> None:

@@ -33,9 +33,11 @@ from orthocore import data as datasets
 from orthocore import models
 from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
 from orthocore.gradients import ReferenceGradientCache, reference_gradients, similarity
+from orthocore.metrics import accuracy
+from orthocore.runtime import resolve_device, versions
 from orthocore.train.config import TrainConfig
 from orthocore.train.objective import orthogonal_loss
-from orthocore.train.records import MetricsLog, versions, write_run_record
+from orthocore.train.records import MetricsLog, write_run_record
 from orthocore.train.state import load_state, restore_rng, save_state
 from orthocore.train.stopping import StoppingRule
 
@@ -78,30 +80,10 @@ def epoch_order(seed: int, epoch: int, size: int) -> list[int]:
     return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: 'cuda' requested but no CUDA device is available")
-    return torch.device(name)
-
-
 def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def accuracy(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512) -> float:
-    """Top-1 accuracy in percent of ``model`` (in eval mode) over ``dataset``."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in DataLoader(dataset, batch_size=batch_size):
-            correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-    model.train(was_training)
-    return 100.0 * correct / len(dataset)
 
 
 class _Run:
@@ -109,7 +91,7 @@ class _Run:
 
     def __init__(self, config: TrainConfig, state: dict | None) -> None:
         self.config = config
-        self.device = _device(config.device)
+        self.device = resolve_device(config.device)
         self.out = Path(config.out)
         self.references = [load_model(path, self.device).requires_grad_(False) for path in config.references]
         if state is None:

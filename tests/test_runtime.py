@@ -1,0 +1,66 @@
+"""The single sources of truth shared by every layer: device resolution, the version
+record, eval mode, accuracy and the attack names."""
+
+import pytest
+import torch
+from torch import nn
+
+import orthocore
+from orthocore import attacks, runtime
+from orthocore.metrics import accuracy
+from orthocore.modes import eval_mode
+
+
+def test_resolve_device():
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+    assert runtime.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert runtime.resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert runtime.resolve_device(None, model=nn.Linear(2, 2)) == torch.device("cpu")
+    assert runtime.resolve_device(None, model=nn.ReLU()) == torch.device("cpu")  # no parameters
+    for bad in ("banana", "meta", "cuda:x"):
+        with pytest.raises(ValueError, match="device: expected one of auto, cpu, cuda"):
+            runtime.resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="'cuda' requested but no CUDA device is available"):
+        runtime.resolve_device("cuda")
+
+
+def test_versions_record():
+    record = runtime.versions()
+    assert record["orthocore"] == orthocore.__version__ and record["torch"] == str(torch.__version__)
+    assert record["backends"]["reference"] is True
+    assert {"python", "platform", "numpy", "torchvision", "cuda"} <= set(record)
+
+
+def test_eval_mode_restores_each_mode_even_on_error():
+    a, b = nn.Dropout().train(), nn.Dropout().eval()
+    with pytest.raises(RuntimeError, match="inside"):
+        with eval_mode(a, b, torch.relu):  # a plain function is left alone
+            assert not a.training and not b.training
+            raise RuntimeError("inside")
+    assert a.training and not b.training
+
+
+def test_accuracy_in_eval_mode_and_restored():
+    class Picky(nn.Module):
+        def forward(self, x):
+            assert not self.training, "accuracy must evaluate in eval mode"
+            return torch.stack([x.sum(1), -x.sum(1)], 1)
+
+    model = Picky().train()
+    data = torch.utils.data.TensorDataset(torch.tensor([[1.0], [-1.0], [2.0], [3.0]]), torch.tensor([0, 1, 1, 0]))
+    assert accuracy(model, data, torch.device("cpu")) == 75.0
+    assert model.training
+
+
+def test_attack_names_are_the_registry():
+    assert set(attacks.PAPER_ATTACKS) <= set(attacks.ATTACKS)
+    assert attacks.attack_names(["pgd"]) == ("pgd",)
+    with pytest.raises(ValueError, match="unknown attack 'cw'; expected one of fgsm, ifgsm, pgd, mifgsm, difgsm"):
+        attacks.attack_names(["fgsm", "cw"])
+    for empty in ([], (), "fgsm"):
+        with pytest.raises(ValueError, match="at least one attack"):
+            attacks.attack_names(empty)
