@@ -11,7 +11,8 @@ The rules:
   and the config readers report as bad input), so one ``except ValueError`` reports every
   bad argument. Booleans are never numbers.
 * **Numbers** (:func:`check_number`): finite, within the stated bounds; integers where
-  an integer is expected (a float such as ``2.0`` is refused, not truncated).
+  an integer is expected (a float such as ``2.0`` is refused, not truncated). Flags
+  (:func:`check_bool`) are bools, never strings read as true.
 * **Tensors** (:func:`check_tensor`, :func:`check_shape`, :func:`check_same`): shapes are
   named by a layout such as ``["B", "C", "H", "W"]`` (kornia's ``KORNIA_CHECK_SHAPE``).
 * **Values** (:func:`check_finite`, :func:`check_unit_range`): NaN and inf are refused the
@@ -107,6 +108,13 @@ def check_number(
         raise ValueError(f"{_prefix(where)}{name} must be {kind}{bounds}, got {value}")
     if odd and value % 2 == 0:
         raise ValueError(f"{_prefix(where)}{name} must be odd, got {value}")
+    return value
+
+
+def check_bool(value, name: str, *, where: str | None = None) -> bool:
+    """Returns ``value`` if it is a bool; a string such as ``"no"`` is refused, not read as true."""
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(f"{_prefix(where)}{name} must be true or false, got {type(value).__name__} {value!r}")
     return value
 
 

@@ -59,6 +59,13 @@ def test_number_lists():
         checks.check_number_list([0.1, -0.1], "eps", low=0)
 
 
+def test_check_bool():
+    assert checks.check_bool(False, "augment") is False
+    for bad in ("no", 0, None):
+        with pytest.raises(ArgumentTypeError, match="augment must be true or false"):
+            checks.check_bool(bad, "augment")
+
+
 def test_check_choice():
     assert checks.check_choice("abs", "penalty", ("abs", "square")) == "abs"
     with pytest.raises(ValueError, match="penalty must be one of abs, square; got 'cube'"):

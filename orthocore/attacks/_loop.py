@@ -125,23 +125,34 @@ def _input_gradient(model, x: Tensor, labels: Tensor, targeted: bool, plan: Dive
     return grad
 
 
-def _run_chunk(model, clean, labels, eps, step, settings, start, plan, rows, first_grad) -> Tensor:
-    """All steps for one chunk of rows: ``clean`` :math:`(n, C, H, W)`, ``eps``/``step``
-    :math:`(n,)`, ``start`` the unit random offsets or ``None``, ``rows`` the image index
-    of every row (CPU int64, for the diversity plan), ``first_grad`` the gradient of the
-    first step :math:`(n, C, H, W)` when it was computed once for all ε, else ``None``."""
-    adv = clean
-    if start is not None:
-        adv = (clean + start * eps.to(clean.dtype)[:, None, None, None]).clamp(0, 1)
-    momentum = torch.zeros_like(clean) if settings.decay is not None else None
+@dataclasses.dataclass(frozen=True)
+class _Chunk:
+    """The rows one chunk attacks, ``n`` of them, each an (image, ε) pair."""
+
+    clean: Tensor  # (n, C, H, W) clean images
+    labels: Tensor  # (n,)
+    eps: Tensor  # (n,) radius of each row
+    step: Tensor  # (n,) step size of each row
+    images: Tensor  # (n,) CPU int64: each row's image index (the diversity plan is drawn per image)
+    start: Tensor | None  # (n, C, H, W) unit random offsets, or None without a random start
+    first_grad: Tensor | None  # (n, C, H, W) first-step gradient when it was taken once for all ε
+
+
+def _run_chunk(model, chunk: _Chunk, settings: LoopSettings, plan: DiversityPlan | None) -> Tensor:
+    """All steps for one chunk: the adversarial rows :math:`(n, C, H, W)`."""
+    adv = chunk.clean
+    if chunk.start is not None:
+        adv = (chunk.clean + chunk.start * chunk.eps.to(adv.dtype)[:, None, None, None]).clamp(0, 1)
+    momentum = torch.zeros_like(chunk.clean) if settings.decay is not None else None
     for t in range(settings.steps):
-        if t == 0 and first_grad is not None:
-            grad = first_grad
+        if t == 0 and chunk.first_grad is not None:
+            grad = chunk.first_grad
         else:
-            grad = _input_gradient(model, adv, labels, settings.targeted, plan, t, rows)
+            grad = _input_gradient(model, adv, chunk.labels, settings.targeted, plan, t, chunk.images)
         adv, momentum = attack_step(
-            adv, grad, clean, step, eps, norm=settings.norm, momentum=momentum, decay=settings.decay or 0.0
-        )
+            adv, grad, chunk.clean, chunk.step, chunk.eps, norm=settings.norm, momentum=momentum,
+            decay=settings.decay or 0.0,
+        )  # fmt: skip
     return adv
 
 
@@ -227,11 +238,12 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
     for rows in _chunks(count * batch, chunk):
         index = image_of_row[rows]
         device_index = index.to(images.device)
-        out[rows] = _run_chunk(
-            model, images[device_index], labels[device_index], eps_rows[rows], step_rows[rows], settings,
-            None if start is None else start[device_index], plan, index,
-            None if first_grad is None else first_grad[device_index],
+        chunk_rows = _Chunk(
+            clean=images[device_index], labels=labels[device_index], eps=eps_rows[rows], step=step_rows[rows],
+            images=index, start=None if start is None else start[device_index],
+            first_grad=None if first_grad is None else first_grad[device_index],
         )  # fmt: skip
+        out[rows] = _run_chunk(model, chunk_rows, settings, plan)
     return out.view(count, *images.shape)
 
 

@@ -10,6 +10,7 @@ import pathlib
 import torch
 
 from orthocore.attacks import ATTACKS, PAPER_ATTACKS, attack_names
+from orthocore.cli._arguments import add_device_argument
 from orthocore.runtime import resolve_device
 
 
@@ -123,11 +124,6 @@ def _add_attacks_argument(parser) -> None:
         "--attacks", type=parse_attacks, default=PAPER_ATTACKS,
         help=f"comma-separated, from {','.join(ATTACKS)} (default {','.join(PAPER_ATTACKS)})",
     )  # fmt: skip
-
-
-def add_device_argument(parser) -> None:
-    """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
-    parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")
 
 
 def _add_attack_parser(commands) -> None:

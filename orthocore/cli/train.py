@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from orthocore.cli.attack import add_device_argument
+from orthocore.cli._arguments import add_config_arguments, add_device_argument, config_from_arguments
 from orthocore.runtime import resolve_device
 
 
@@ -14,30 +14,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume(args.out, progress=not args.no_progress)
     else:
-        config = TrainConfig(
-            arch=args.arch,
-            data=args.data,
-            out=args.out,
-            lam=args.lam,
-            penalty=args.penalty,
-            references=args.reference,
-            max_epochs=args.max_epochs,
-            eval_every=args.eval_every,
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            momentum=args.momentum,
-            weight_decay=args.weight_decay,
-            init=args.init,
-            weights=args.weights,
-            finetune=args.finetune,
-            augment=args.augment,
-            cache=args.cache,
-            seed=args.seed,
-            device=args.device,
-            progress=not args.no_progress,
-        )
-        result = train(config)
+        result = train(config_from_arguments(TrainConfig, args, progress=not args.no_progress))
     best = max(result.history, key=lambda item: item[1]) if result.history else None
     print(f"trained {result.epochs} epochs; validation accuracy by epoch: "
           + ", ".join(f"{epoch}: {acc:.2f}%" for epoch, acc in result.history))
@@ -65,34 +42,10 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _add_train_parser(commands) -> None:
-    from orthocore import models
-    from orthocore.train.config import CACHES, OPTIMIZERS, TrainConfig
-    from orthocore.train.objective import PENALTIES
+    from orthocore.train.config import TrainConfig
 
-    defaults = TrainConfig()
     parser = commands.add_parser("train", help="train an ordinary (lambda 0) or orthogonal model (Algorithm 1)")
-    parser.add_argument("--arch", default=defaults.arch, choices=models.available(), help="model architecture")
-    parser.add_argument("--data", default=defaults.data, help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
-    parser.add_argument("--out", default=defaults.out, help="run folder (checkpoints, metrics.jsonl, run.json)")
-    parser.add_argument("--lambda", dest="lam", type=float, default=defaults.lam,
-                        help="weight of the orthogonality penalty; 0 = ordinary training (digits CNN: 1-3)")
-    parser.add_argument("--penalty", default=defaults.penalty, choices=list(PENALTIES), help="penalty on delta")
-    parser.add_argument("--reference", action="append", default=[], help="reference checkpoint (repeatable)")
-    parser.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every,
-                        help="epochs between validation checks; stop when accuracy stops improving")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the first reference's, else adam")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--momentum", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--init", default=defaults.init, choices=["default", "xavier"])
-    parser.add_argument("--weights", help="ImageNet models: local pretrained torchvision state_dict")
-    parser.add_argument("--finetune", action="store_true", help="train only the re-initialised last FC layer")
-    parser.add_argument("--augment", action="store_true", help="CIFAR-10 random crop and flip")
-    parser.add_argument("--cache", default=defaults.cache, choices=CACHES, help="where reference gradients are kept")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"])
+    add_config_arguments(parser, TrainConfig, skip=("progress",))  # one flag per TrainConfig field
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=cmd_train)

@@ -7,92 +7,71 @@ set ``data``, ``arch`` and the training length (see the README's study section).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orthocore.attacks import PAPER_ATTACKS, attack_names
-
+from orthocore.checks import check_bool, check_number, check_number_list
+from orthocore.train.config import TrainSettings
 
 
 @dataclass
-class StudyConfig:
+class StudyConfig(TrainSettings):
     """Everything that decides a study's results.
 
+    The training options of every model are the fields of
+    :class:`~orthocore.train.config.TrainSettings` (``arch``, ``data``, ``penalty``,
+    ``max_epochs``, ``eval_every``, ``batch_size``, the optimizer, ``init``, ``cache``,
+    ``device``, ...), with the three below given the demo's defaults. The study adds:
+
     Attributes:
-        data: data set spec (``digits``, ``cifar10:PATH``, ``folder:PATH`` or a path).
-        arch: model architecture for every model (registry name).
+        max_epochs, eval_every, batch_size: as in ``TrainSettings``; the defaults are
+            sized for the digits demo (30 epochs, validation every 5, batches of 64).
         out: the run directory.
         seed: base seed: reference ``seed``, ordinary retrain and the orthogonal models
             ``seed + 1`` (the same initialisation, so λ is the only difference), the
             independent surrogate ``seed + 2``.
         lambdas: λ of each orthogonal model (digits CNN: 1–10 keeps accuracy; 30 from
             scratch collapsed it in our measurements).
-        penalty: ``abs``, ``square`` or ``signed`` (see :mod:`orthocore.train.objective`).
-        max_epochs, eval_every, batch_size: training length, validation interval of
-            Algorithm 1's stopping rule, and mini-batch size, for every model.
         attacks: attacks of the transfer study (Figs. 5/6) and of Table III.
         eps: the ε grid of the transfer study (fractions of the range).
         n_images: images per evaluation (all classified correctly by every model).
         defense_eps: the two ε of Table III.
         defenses: whether to run Table III.
         gradcam_images: images in the Grad-CAM panel (Fig. 3).
-        device: ``auto``, ``cpu`` or ``cuda``.
     """
 
-    data: str = "digits"
-    arch: str = "digits_cnn"
-    out: str = "runs/demo"
-    seed: int = 0
-    lambdas: list[float] = field(default_factory=lambda: [1.0, 3.0])
-    penalty: str = "abs"
     max_epochs: int = 30
     eval_every: int = 5
     batch_size: int = 64
+    out: str = "runs/demo"
+    seed: int = 0
+    lambdas: list[float] = field(default_factory=lambda: [1.0, 3.0])
     attacks: list[str] = field(default_factory=lambda: list(PAPER_ATTACKS))
     eps: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08])
     n_images: int = 1000
     defense_eps: list[float] = field(default_factory=lambda: [0.03, 0.05])
     defenses: bool = True
     gradcam_images: int = 6
-    device: str = "auto"
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
-        from orthocore import models
-
-        models.spec(self.arch)
-        if not self.lambdas or any(not (lam > 0) for lam in self.lambdas):
-            raise ValueError(f"lambdas: expected one or more λ > 0, got {self.lambdas}")
-        if len(set(self.lambdas)) != len(self.lambdas):
+        super().validate()
+        lambdas = check_number_list(self.lambdas, "lambdas", low=0, low_open=True)
+        if len(set(lambdas)) != len(lambdas):
             raise ValueError(f"lambdas: values must be distinct, got {self.lambdas}")
         attack_names(self.attacks)
         for name in ("eps", "defense_eps"):
-            values = getattr(self, name)
-            if not values or any(not (0 < e <= 1) for e in values):
-                raise ValueError(f"{name}: expected values in (0, 1] (fractions of the range), got {values}")
-        for name in ("max_epochs", "eval_every", "batch_size", "n_images", "gradcam_images"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-        if self.seed < 0:
-            raise ValueError(f"seed: expected an integer >= 0, got {self.seed}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
+            check_number_list(getattr(self, name), name, low=0, high=1, low_open=True)
+        for name in ("n_images", "gradcam_images"):
+            check_number(getattr(self, name), name, low=1, integer=True)
+        check_number(self.seed, "seed", low=0, integer=True)
+        check_bool(self.defenses, "defenses")
+        if not isinstance(self.out, str):
+            raise ValueError(f"out: expected a folder path, got {self.out!r}")
         _check_writable(Path(self.out))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> StudyConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"config: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> StudyConfig:

@@ -46,6 +46,7 @@ from orthocore.runtime import resolve_device, versions
 from orthocore.study.cache import StageCache, file_digest, fingerprint
 from orthocore.study.config import StudyConfig
 from orthocore.train import TrainConfig, train
+from orthocore.train.config import settings_of
 
 
 @dataclasses.dataclass
@@ -75,14 +76,10 @@ def _roster(config: StudyConfig) -> list[tuple[str, str, float, int]]:
 
 
 def _train_model(config: StudyConfig, name, role, lam, seed, references, progress) -> StudyModel:
-    train_config = TrainConfig(
-        arch=config.arch, data=config.data, lam=lam, penalty=config.penalty, references=references,
-        max_epochs=config.max_epochs, eval_every=config.eval_every, batch_size=config.batch_size,
-        seed=seed, device=config.device, progress=progress,
-    )  # fmt: skip
+    train_config = TrainConfig(**settings_of(config), lam=lam, references=references, seed=seed, progress=progress)
     settings = {k: v for k, v in train_config.to_dict().items() if k not in ("out", "progress")}
     folder = Path(config.out) / "models" / f"{name}-{fingerprint(settings)}"
-    train_config.out = str(folder)
+    train_config = dataclasses.replace(train_config, out=str(folder))
     timing_file = folder / "study_timing.json"
     if not (folder / "model.ckpt").is_file():
         start = time.perf_counter()

@@ -1,10 +1,22 @@
-"""The configuration of a training run: one dataclass, saved beside its results."""
+"""The configuration of a training run: one dataclass, saved beside its results.
+
+:class:`TrainSettings` holds the options that every model of a run or study shares; it
+is the one place a training option is declared, described and checked.
+:class:`TrainConfig` adds what one run alone decides (its folder, λ, references, seed),
+and :class:`orthocore.study.StudyConfig` builds on the same settings, so a new option
+reaches the trainer, the study's TOML file and ``orthocore train``'s flags (generated
+from the fields' metadata) at once.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 
 from orthocore import models
+from orthocore.checks import check_bool, check_choice, check_number
+from orthocore.models.registry import INITS
+from orthocore.runtime import DEVICE_CHOICES, resolve_device
 from orthocore.train.objective import PENALTIES
 
 OPTIMIZERS = ("adam", "sgd")
@@ -16,18 +28,22 @@ OPTIMIZER_DEFAULTS = {
 CACHES = ("memory", "disk", "none")
 
 
+def option(default, help: str, **metadata):
+    """A config field with its command-line description: ``help``, and optionally
+    ``flag`` (the option's name when it is not ``--field-name``), ``metavar`` and
+    ``choices`` (a tuple, or a function returning one)."""
+    factory = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**factory, metadata={"help": help, **metadata})
+
+
 @dataclass
-class TrainConfig:
-    """Everything that decides a run's result.
+class TrainSettings:
+    """The training options every model of a run shares.
 
     Attributes:
         arch: registry name of the model (:func:`orthocore.models.available`).
         data: data set spec (:func:`orthocore.data.open_dataset`), default the digits.
-        out: run folder (checkpoints, metrics, ``run.json``).
-        lam: λ of Eq. 3; 0 is ordinary training. See :mod:`orthocore.train.objective`
-            for guidance (digits CNN: 1–3).
         penalty: ``abs`` (default), ``square`` or ``signed``.
-        references: checkpoint files of the frozen reference models (penalty averaged).
         max_epochs: cap on epochs.
         eval_every: epochs between validation evaluations (Algorithm 1: 20).
         batch_size: mini-batch size b.
@@ -41,71 +57,114 @@ class TrainConfig:
         augment: CIFAR-10 random crop and flip (disables the reference-gradient cache).
         cache: reference gradients kept in ``memory``, on ``disk`` (in ``out``), or
             recomputed every batch (``none``).
-        seed: seeds initialisation, data order, dropout and augmentation.
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        progress: show a progress bar per epoch.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
-    arch: str = "digits_cnn"
-    data: str = "digits"
-    out: str = "runs/orthocore"
-    lam: float = 0.0
-    penalty: str = "abs"
-    references: list[str] = field(default_factory=list)
-    max_epochs: int = 100
-    eval_every: int = 20
-    batch_size: int = 128
-    optimizer: str | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
-    init: str = "default"
-    weights: str | None = None
-    finetune: bool = False
-    augment: bool = False
-    cache: str = "memory"
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
+    arch: str = option("digits_cnn", "model architecture", choices=models.available)
+    data: str = option("digits", "'digits' (default), cifar10:PATH, folder:PATH or PATH")
+    penalty: str = option("abs", "penalty on delta", choices=PENALTIES)
+    max_epochs: int = option(100, "cap on epochs")
+    eval_every: int = option(20, "epochs between validation checks; stop when accuracy stops improving")
+    batch_size: int = option(128, "mini-batch size")
+    optimizer: str | None = option(None, "default: the first reference's, else adam", choices=OPTIMIZERS)
+    lr: float | None = option(None, "learning rate (default: the optimizer's source)")
+    momentum: float | None = option(None, "SGD momentum (default: the optimizer's source)")
+    weight_decay: float | None = option(None, "weight decay (default: the optimizer's source)")
+    init: str = option("default", "weight initialisation", choices=INITS)
+    weights: str | None = option(None, "ImageNet models: local pretrained torchvision state_dict")
+    finetune: bool = option(False, "train only the re-initialised last FC layer")
+    augment: bool = option(False, "CIFAR-10 random crop and flip")
+    cache: str = option("memory", "where reference gradients are kept", choices=CACHES)
+    device: str = option("auto", "auto (CUDA when a GPU is visible), cpu, cuda or cuda:N")
 
     def validate(self) -> None:
-        """Raises ``ValueError`` naming the first bad field."""
+        """Raises ``ValueError`` naming the first bad field, before any work starts."""
         models.spec(self.arch)
-        if not self.lam >= 0:
-            raise ValueError(f"lam: expected λ >= 0, got {self.lam}")
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"penalty: expected one of {', '.join(PENALTIES)}, got {self.penalty!r}")
-        if self.lam > 0 and not self.references:
-            raise ValueError("references: λ > 0 needs at least one reference checkpoint")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.cache not in CACHES:
-            raise ValueError(f"cache: expected one of {CACHES}, got {self.cache!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device: expected auto, cpu or cuda, got {self.device!r}")
+        for name in ("data",) + (("weights",) if self.weights is not None else ()):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
+        check_choice(self.penalty, "penalty", PENALTIES)
         for name in ("max_epochs", "eval_every", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
-
-    def resolve_optimizer(self, reference_config: dict | None) -> None:
-        """Fills ``optimizer``, ``lr``, ``momentum`` and ``weight_decay`` left as None: from
-        ``reference_config`` (a reference's recorded config) when given, else the defaults."""
-        source = reference_config or {}
-        if self.optimizer is None:
-            self.optimizer = source.get("optimizer") or "adam"
-        same = source.get("optimizer") == self.optimizer
-        for name in ("lr", "momentum", "weight_decay"):
-            if getattr(self, name) is None:
-                value = source.get(name) if same else None
-                setattr(self, name, value if value is not None else OPTIMIZER_DEFAULTS[self.optimizer][name])
+            check_number(getattr(self, name), name, low=1, integer=True)
+        if self.optimizer is not None:
+            check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        if self.lr is not None:
+            check_number(self.lr, "lr", low=0, low_open=True)
+        for name in ("momentum", "weight_decay"):
+            if getattr(self, name) is not None:
+                check_number(getattr(self, name), name, low=0)
+        check_choice(self.init, "init", INITS)
+        check_bool(self.finetune, "finetune")
+        check_bool(self.augment, "augment")
+        check_choice(self.cache, "cache", CACHES)
+        if not isinstance(self.device, str):
+            raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
+        resolve_device(self.device)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
+    def from_dict(cls, values: dict):
+        """The config from a dict of its fields (as saved by :meth:`to_dict`)."""
         known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"config: unknown fields {sorted(unknown)}")
+            raise ValueError(f"config: unknown keys {unknown}; known keys are {sorted(known)}")
         return cls(**values)
+
+
+@dataclass
+class TrainConfig(TrainSettings):
+    """Everything that decides a run's result: the shared :class:`TrainSettings` and
+
+    Attributes:
+        out: run folder (checkpoints, metrics, ``run.json``).
+        lam: λ of Eq. 3; 0 is ordinary training. See :mod:`orthocore.train.objective`
+            for guidance (digits CNN: 1–3).
+        references: checkpoint files of the frozen reference models (penalty averaged).
+        seed: seeds initialisation, data order, dropout and augmentation.
+        progress: show a progress bar per epoch.
+    """
+
+    out: str = option("runs/orthocore", "run folder (checkpoints, metrics.jsonl, run.json)")
+    lam: float = option(
+        0.0, "weight of the orthogonality penalty; 0 = ordinary training (digits CNN: 1-3)",
+        flag="--lambda", metavar="LAMBDA",
+    )
+    references: list[str] = option(list, "reference checkpoint (repeatable)", flag="--reference", metavar="CKPT")
+    seed: int = option(0, "seeds initialisation, data order and augmentation")
+    progress: bool = option(True, "show a progress bar per epoch")
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.out, str):
+            raise ValueError(f"out: expected a folder path, got {self.out!r}")
+        check_number(self.lam, "lam", low=0)
+        if not isinstance(self.references, list) or not all(isinstance(p, str) for p in self.references):
+            raise ValueError(f"references: expected a list of checkpoint paths, got {self.references!r}")
+        if self.lam > 0 and not self.references:
+            raise ValueError("references: λ > 0 needs at least one reference checkpoint")
+        check_number(self.seed, "seed", low=0, integer=True)
+        check_bool(self.progress, "progress")
+
+    def with_optimizer(self, reference_config: dict | None) -> TrainConfig:
+        """A copy whose ``optimizer``, ``lr``, ``momentum`` and ``weight_decay`` left as None
+        are filled: from ``reference_config`` (a reference's recorded config) when given,
+        else the defaults."""
+        source = reference_config or {}
+        optimizer = self.optimizer or source.get("optimizer") or "adam"
+        same = source.get("optimizer") == optimizer
+        filled = {}
+        for name in ("lr", "momentum", "weight_decay"):
+            value = getattr(self, name)
+            if value is None:
+                value = source.get(name) if same else None
+                value = value if value is not None else OPTIMIZER_DEFAULTS[optimizer][name]
+            filled[name] = value
+        return dataclasses.replace(self, optimizer=optimizer, **filled)
+
+
+def settings_of(config: TrainSettings) -> dict:
+    """The :class:`TrainSettings` fields of any config built on them (a study's, a run's)."""
+    return {f.name: getattr(config, f.name) for f in fields(TrainSettings)}

@@ -19,7 +19,7 @@ two in :mod:`orthocore.checkpoint`'s format.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +80,11 @@ def epoch_order(seed: int, epoch: int, size: int) -> list[int]:
     return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
 
 
+def _reference_config(config: TrainConfig) -> dict | None:
+    """The first reference's recorded training config, if it has one."""
+    return read_checkpoint(config.references[0])["extra"].get("config") if config.references else None
+
+
 def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -87,41 +92,55 @@ def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torc
 
 
 class _Run:
-    """The objects of one run, set up from a config (and a training state on resume)."""
+    """The objects of one run, set up from a config (and a training state on resume).
+
+    ``config`` is the run's resolved configuration: the optimizer settings left as None
+    are filled (from the first reference's recorded config, else the defaults) on a
+    fresh run; a resumed run's recorded config has them already. The caller's config is
+    never changed.
+    """
 
     def __init__(self, config: TrainConfig, state: dict | None) -> None:
-        self.config = config
         self.device = resolve_device(config.device)
+        self.config = config if state is not None else config.with_optimizer(_reference_config(config))
         self.out = Path(config.out)
         self.references = [load_model(path, self.device).requires_grad_(False) for path in config.references]
-        if state is None:
-            reference_config = read_checkpoint(config.references[0])["extra"].get("config") if config.references else None
-            config.resolve_optimizer(reference_config)
-        self.train_set = datasets.open_dataset(config.data, "train", augment=config.augment)
-        self.val_set = datasets.open_dataset(config.data, "val")
-        expected = models.spec(config.arch).input_shape
-        if tuple(self.train_set.input_shape) != expected:
-            raise ValueError(
-                f"data: {config.data!r} has images {tuple(self.train_set.input_shape)}, "
-                f"but arch {config.arch!r} expects {expected}"
-            )
-        torch.manual_seed(config.seed)
-        self.model = models.create(config.arch, self.train_set.num_classes, init=config.init, weights=config.weights)
-        if config.finetune:
-            parameters = models.prepare_finetuning(self.model, config.arch)
-        else:
-            parameters = list(self.model.parameters())
-        self.model.to(self.device)
-        self.optimizer = _make_optimizer(config, parameters)
+        self.train_set, self.val_set = self._open_data()
+        self.model, parameters = self._build_model()
+        self.optimizer = _make_optimizer(self.config, parameters)
         self.rule = StoppingRule(config.eval_every, config.max_epochs)
         self.cache = self._reference_cache()
         self.epoch = 0
         if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.rule.history = [(int(e), float(a)) for e, a in state["history"]]
-            self.epoch = int(state["epoch"])
-            restore_rng(state["rng"])
+            self._restore(state)
+
+    def _open_data(self) -> tuple[Dataset, Dataset]:
+        """The training and validation splits, checked against the architecture's input."""
+        config = self.config
+        train_set = datasets.open_dataset(config.data, "train", augment=config.augment)
+        expected = models.spec(config.arch).input_shape
+        if tuple(train_set.input_shape) != expected:
+            raise ValueError(
+                f"data: {config.data!r} has images {tuple(train_set.input_shape)}, "
+                f"but arch {config.arch!r} expects {expected}"
+            )
+        return train_set, datasets.open_dataset(config.data, "val")
+
+    def _build_model(self) -> tuple[nn.Module, list[nn.Parameter]]:
+        """The seeded model on the run's device, and the parameters it trains."""
+        config = self.config
+        torch.manual_seed(config.seed)
+        model = models.create(config.arch, self.train_set.num_classes, init=config.init, weights=config.weights)
+        parameters = models.prepare_finetuning(model, config.arch) if config.finetune else list(model.parameters())
+        return model.to(self.device), parameters
+
+    def _restore(self, state: dict) -> None:
+        """Weights, optimizer, stopping history, epoch and random state of a saved run."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rule.history = [(int(e), float(a)) for e, a in state["history"]]
+        self.epoch = int(state["epoch"])
+        restore_rng(state["rng"])
 
     def _reference_cache(self) -> ReferenceGradientCache | None:
         config = self.config
@@ -209,7 +228,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         ValueError: a bad config field (named), or a resume config that differs.
         FileExistsError: ``config.out`` already holds a run and ``resume`` is False.
     """
-    config = copy.deepcopy(config)
     config.validate()
     state_path = Path(config.out) / "state.pt"
     state = None
@@ -225,14 +243,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         ]
         if differing:
             raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
-        recorded.progress = config.progress
-        config = recorded
+        config = dataclasses.replace(recorded, progress=config.progress)
     elif state_path.exists():
         raise FileExistsError(f"out: {config.out!r} already holds a run; resume it or choose another folder")
     run = _Run(config, state)
     log = MetricsLog(run.out / "metrics.jsonl", keep_until_epoch=run.epoch if resume else None)
     if not resume:
-        write_run_record(run.out / "run.json", config.to_dict(), str(run.device))
+        write_run_record(run.out / "run.json", run.config.to_dict(), str(run.device))
     epoch = run.epoch
     while not (epoch and run.rule.should_stop(epoch)):
         epoch += 1
@@ -241,8 +258,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             run.evaluate(record)
         log.append(record)
         save_state(
-            state_path, model=run.model, optimizer=run.optimizer, epoch=epoch, history=run.rule.history, config=config.to_dict()
-        )
+            state_path, model=run.model, optimizer=run.optimizer, epoch=epoch, history=run.rule.history,
+            config=run.config.to_dict(),
+        )  # fmt: skip
     run.save_model(run.out / "model.ckpt")
     return TrainResult(run.model.eval(), epoch, list(run.rule.history), run.out)
 
@@ -252,6 +270,5 @@ def resume(out: str, *, progress: bool = True) -> TrainResult:
     state_path = Path(out) / "state.pt"
     if not state_path.is_file():
         raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
-    config = TrainConfig.from_dict(load_state(state_path)["config"])
-    config.progress = progress
+    config = dataclasses.replace(TrainConfig.from_dict(load_state(state_path)["config"]), progress=progress)
     return train(config, resume=True)

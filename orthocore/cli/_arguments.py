@@ -1,0 +1,48 @@
+"""Command-line arguments shared by several commands, and those generated from a config
+dataclass's fields (so a new config option needs no hand-written flag)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip: tuple[str, ...] = ()) -> None:
+    """One option per field of ``config_class`` (a dataclass whose fields carry ``help``,
+    and optionally ``flag``, ``metavar`` and ``choices``, in their metadata), defaults
+    from the class.
+
+    A ``bool`` field is a switch, a ``list[...]`` field a repeatable option, an optional
+    field (``X | None``) an option whose default is None.
+    """
+    defaults = config_class()
+    for item in dataclasses.fields(config_class):
+        if item.name in skip:
+            continue
+        flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+        options = {"dest": item.name, "help": item.metadata.get("help")}
+        if "metavar" in item.metadata:
+            options["metavar"] = item.metadata["metavar"]
+        kind = str(item.type).split(" | ")[0]  # annotations are strings here (postponed evaluation)
+        if kind == "bool":
+            options["action"] = "store_true"
+        elif kind.startswith("list["):
+            options.update(action="append", default=[], type=_TYPES[kind[5:-1]])
+        else:
+            choices = item.metadata.get("choices")
+            options.update(type=_TYPES[kind], default=getattr(defaults, item.name),
+                           choices=choices() if callable(choices) else choices)  # fmt: skip
+        parser.add_argument(flag, **options)
+
+
+def config_from_arguments(config_class, args: argparse.Namespace, **values):
+    """``config_class`` from the parsed options of :func:`add_config_arguments`, and ``values``."""
+    names = [item.name for item in dataclasses.fields(config_class) if item.name not in values]
+    return config_class(**{name: getattr(args, name) for name in names}, **values)
