@@ -11,6 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
+import orthocore
+from orthocore.dispatch import backends
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -52,8 +55,6 @@ def _installed(package: str) -> str:
 def versions() -> dict:
     """The versions a result depends on: Python, the platform, orthocore, torch,
     torchvision, numpy, CUDA, and which kernel backends were available."""
-    import orthocore
-
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -62,5 +63,5 @@ def versions() -> dict:
         "torchvision": _installed("torchvision"),
         "numpy": np.__version__,
         "cuda": torch.version.cuda or "",
-        "backends": {name: status.available for name, status in orthocore.backends().items()},
+        "backends": {name: status.available for name, status in backends().items()},
     }
