@@ -7,8 +7,7 @@ import json
 import pytest
 
 from orthocore import cli
-from orthocore.study import StudyConfig
-from orthocore.study import pipeline
+from orthocore.study import StudyConfig, pipeline
 from orthocore.train.config import TrainConfig, TrainSettings, settings_of
 
 SETTINGS = [f.name for f in dataclasses.fields(TrainSettings)]
