@@ -24,6 +24,7 @@ class Attack:
     """
 
     name = "attack"
+    uses_gradients = True  # False for query-based attacks, which never call backward
 
     def __init__(
         self,

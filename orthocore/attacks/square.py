@@ -1,0 +1,310 @@
+"""Square Attack (Andriushchenko et al., "Square Attack: a query-efficient black-box
+adversarial attack via random search", ECCV 2020): gradient-free, forward passes only.
+
+Random search over square-shaped updates of the perturbation, accepted when they lower
+the margin loss, with the square's side shrinking on the paper's ``p_init`` schedule.
+L∞ and L2 follow autoattack's ``SquareAttack`` (which torchattacks ports). Differences,
+each deliberate:
+
+* **Batched over ε.** A list of ``E`` radii runs as ``E·B`` rows in one random search.
+  Every random draw is made per *image* (shared by its ε rows) or per iteration, in a
+  fixed order, so a sweep equals each ε run alone with the same generator.
+* **Budget.** ``n_queries`` is the most forward passes per image, all counted: the clean
+  check, the initialisation and every step (autoattack does not count the clean check
+  and runs ``n_queries`` steps after the initialisation).
+* **Windows** are placed anywhere in the image (``0 <= v <= H − s``); autoattack's draw
+  never reaches the last row or column.
+* **Draws** come from the ``generator`` (CPU), not from torch's global state.
+
+An image is left as it is once it is misclassified (targeted: classified as the target):
+its clean check already succeeded, or a later query did (per-image early stop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orthocore import checks
+from orthocore.attacks._loop import eps_values, norm_name
+from orthocore.attacks.base import Attack
+from orthocore.modes import eval_mode
+
+LOSSES = ("margin", "ce")
+
+
+@dataclasses.dataclass(frozen=True)
+class SquareSettings:
+    """See :class:`Square` for the meanings."""
+
+    norm: str = "inf"
+    n_queries: int = 5000
+    p_init: float = 0.8
+    loss: str = "margin"
+    targeted: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norm", norm_name(self.norm))
+        checks.check_number(self.n_queries, "n_queries", low=2, integer=True)  # the clean check and one try
+        checks.check_number(self.p_init, "p_init", low=0, high=1, low_open=True)
+        checks.check_choice(self.loss, "loss", LOSSES)
+        checks.check_bool(self.targeted, "targeted")
+
+    def fraction(self, step: int) -> float:
+        """The share ``p`` of the image a square covers at ``step`` (autoattack's schedule,
+        rescaled to a budget of 10,000 queries)."""
+        it = int(step / self.n_queries * 10000)
+        for bound, divisor in ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64),
+                               (6000, 128), (8000, 256)):  # fmt: skip
+            if it <= bound:
+                return self.p_init / divisor
+        return self.p_init / 512
+
+
+def _margin_and_loss(logits: Tensor, labels: Tensor, settings: SquareSettings) -> tuple[Tensor, Tensor]:
+    """Per row: the margin (<= 0 means success) and the loss the search lowers."""
+    true = logits.gather(1, labels[:, None])[:, 0]
+    others = logits.scatter(1, labels[:, None], -math.inf).amax(1)
+    margin = others - true if settings.targeted else true - others
+    if settings.loss == "margin":
+        return margin, margin
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    return margin, (ce if settings.targeted else -ce)
+
+
+def _signs(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """Uniform ±1 of ``shape`` (CPU float64)."""
+    return torch.randint(0, 2, shape, generator=generator, dtype=torch.int64).double().mul_(2).sub_(1)
+
+
+def _position(limit: int, generator: torch.Generator | None) -> int:
+    """A uniform integer in ``0..limit``."""
+    return int(torch.randint(0, limit + 1, (1,), generator=generator))
+
+
+def _eta_rectangles(rows: int, cols: int) -> Tensor:
+    """Concentric rectangles of weights 1/k² (autoattack's ``eta_rectangles``), unit L2 norm."""
+    delta = torch.zeros(rows, cols, dtype=torch.float64)
+    top, left = rows // 2, cols // 2
+    for k in range(max(rows // 2 + 1, cols // 2 + 1)):
+        delta[max(top - k, 0) : min(top - k + 2 * k + 1, rows), max(left - k, 0) : min(left - k + 2 * k + 1, cols)] += (
+            1.0 / (k + 1) ** 2
+        )
+    return delta / delta.square().sum().sqrt()
+
+
+def _eta(size: int, transpose: bool) -> Tensor:
+    """The square L2 update: two opposite halves of concentric rectangles, unit norm
+    (autoattack's ``eta``; the random transpose is drawn by the caller)."""
+    delta = torch.cat([_eta_rectangles(size // 2, size), -_eta_rectangles(size - size // 2, size)])
+    delta = delta / delta.square().sum().sqrt()
+    return delta.T if transpose else delta
+
+
+def _l2(x: Tensor) -> Tensor:
+    return x.flatten(1).norm(dim=1).view(-1, 1, 1, 1)  # (n, 1, 1, 1)
+
+
+class _Search:
+    """The random search state over ``E·B`` rows (row ``e·B + b`` is image ``b`` at ``eps[e]``)."""
+
+    def __init__(self, model, images: Tensor, labels: Tensor, eps: Sequence[float], settings: SquareSettings,
+                 generator: torch.Generator | None, max_batch: int | None):  # fmt: skip
+        self.model, self.settings, self.generator, self.max_batch = model, settings, generator, max_batch
+        batch = images.shape[0]
+        self.image_of_row = torch.arange(batch).repeat(len(eps))  # (E·B,) CPU
+        index = self.image_of_row.to(images.device)
+        self.clean = images[index]  # (E·B, C, H, W)
+        self.labels = labels[index]
+        self.eps = torch.tensor(eps, dtype=images.dtype, device=images.device).repeat_interleave(batch)  # (E·B,)
+        self.batch = batch
+        self.queries = torch.zeros(len(index), dtype=torch.int64)
+        self.checked = False
+
+    def evaluate(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """Margin and loss of ``x`` (the candidates of ``rows``), one query each. The first
+        call (the clean check of every row) also checks the labels against the logits."""
+        size = self.max_batch or len(rows)
+        logits = torch.cat([self.model(x[i : i + size]) for i in range(0, len(rows), size)])
+        if not self.checked:
+            checks.check_logits(logits, self.labels[rows])
+            self.checked = True
+        self.queries[rows.cpu()] += 1
+        return _margin_and_loss(logits, self.labels[rows], self.settings)
+
+    def per_image(self, draws: Tensor, rows: Tensor, like: Tensor) -> Tensor:
+        """The draws of each row's image, as ``like``'s dtype and device."""
+        return draws[self.image_of_row[rows.cpu()]].to(device=like.device, dtype=like.dtype)
+
+
+def _initial_linf(search: _Search, rows: Tensor) -> Tensor:
+    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
+    batch = search.batch
+    _, channels, _, width = clean.shape
+    stripes = _signs((batch, channels, 1, width), search.generator)  # vertical stripes per image
+    return (clean + eps * search.per_image(stripes, rows, clean)).clamp(0, 1)
+
+
+def _initial_l2(search: _Search, rows: Tensor) -> Tensor:
+    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
+    batch = search.batch
+    _, channels, height, width = clean.shape
+    size = max(height // 5, 1)
+    start = (height - size * 5) // 2 if height >= 5 else 0
+    delta = torch.zeros_like(clean)
+    for top in range(start, start + size * (height // size), size):
+        for left in range(start, start + size * (width // size), size):
+            if top + size > height or left + size > width:
+                continue
+            signs = search.per_image(_signs((batch, channels, 1, 1), search.generator), rows, clean)
+            transpose = bool(torch.randint(0, 2, (1,), generator=search.generator))
+            delta[:, :, top : top + size, left : left + size] += _eta(size, transpose).to(clean) * signs
+    norm = _l2(delta)
+    direction = torch.where(norm > 0, delta / torch.where(norm > 0, norm, 1), 0)
+    return (clean + direction * eps).clamp(0, 1)
+
+
+def _step_linf(search: _Search, rows: Tensor, best: Tensor, step: int) -> Tensor:
+    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
+    batch = search.batch
+    _, channels, height, width = clean.shape
+    side = min(max(round(math.sqrt(search.settings.fraction(step) * height * width)), 1), height, width)
+    top, left = _position(height - side, search.generator), _position(width - side, search.generator)
+    signs = search.per_image(_signs((batch, channels, 1, 1), search.generator), rows, clean)
+    candidate = best.clone()
+    candidate[:, :, top : top + side, left : left + side] += 2 * eps * signs
+    return torch.minimum(torch.maximum(candidate, clean - eps), clean + eps).clamp(0, 1)
+
+
+def _step_l2(search: _Search, rows: Tensor, best: Tensor, step: int) -> Tensor:
+    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
+    batch = search.batch
+    _, channels, height, width = clean.shape
+    side = max(round(math.sqrt(search.settings.fraction(step) * height * width)), 3)
+    side = min(side + (side % 2 == 0), height, width)
+    top, left = _position(height - side, search.generator), _position(width - side, search.generator)
+    top2, left2 = _position(height - side, search.generator), _position(width - side, search.generator)
+    signs = search.per_image(_signs((batch, channels, 1, 1), search.generator), rows, clean)
+    transpose = bool(torch.randint(0, 2, (1,), generator=search.generator))
+
+    delta = best - clean
+    window = (slice(None), slice(None), slice(top, top + side), slice(left, left + side))
+    window2 = (slice(None), slice(None), slice(top2, top2 + side), slice(left2, left2 + side))
+    both = torch.zeros_like(delta)
+    both[window] = 1
+    both[window2] = 1
+    norm_window = delta[window].square().sum((-2, -1), keepdim=True).sqrt()  # (n, C, 1, 1)
+    norm_image, norm_windows = _l2(delta), _l2(delta * both)
+    update = _eta(side, transpose).to(clean) * signs + delta[window] / (1e-12 + norm_window)
+    budget = ((eps.square() - norm_image.square()).clamp_min(0) / channels + norm_windows.square()).sqrt()
+    update = update / (1e-12 + update.square().sum((-2, -1), keepdim=True).sqrt()) * budget
+    delta[window2] = 0
+    delta[window] = update
+    norm = _l2(delta)
+    direction = torch.where(norm > 0, delta / torch.where(norm > 0, norm, 1), 0)
+    return (clean + direction * eps).clamp(0, 1)
+
+
+def run_square(
+    model,
+    images: Tensor,
+    labels: Tensor,
+    eps,
+    settings: SquareSettings,
+    *,
+    generator: torch.Generator | None = None,
+    max_batch: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Square Attack at one or many ε; every argument is checked before any query.
+
+    Returns:
+        ``(adversarial, queries)``: :math:`(B, C, H, W)` and :math:`(B,)` for a single ε,
+        :math:`(E, B, C, H, W)` and :math:`(E, B)` for a list; ``queries`` counts the
+        forward passes each image took (at most ``n_queries``).
+    """
+    values, is_list = eps_values(eps)
+    checks.check_images(images, "images", empty=False)
+    checks.check_labels(labels, images.shape[0])
+    checks.check_model(model, like=images)
+    if max_batch is not None:
+        checks.check_number(max_batch, "max_batch", low=1, integer=True)
+    labels = labels.to(images.device, torch.int64)
+    search = _Search(model, images, labels, values, settings, generator, max_batch)
+    initial, step = (_initial_linf, _step_linf) if settings.norm == "inf" else (_initial_l2, _step_l2)
+    with torch.no_grad(), eval_mode(model):
+        every = torch.arange(len(search.labels), device=images.device)
+        margin, loss = search.evaluate(search.clean, every)
+        best = search.clean.clone()
+        todo = every[margin > 0]  # the clean check already succeeds elsewhere
+        if len(todo):
+            best[todo] = initial(search, todo)
+            margin[todo], loss[todo] = search.evaluate(best[todo], todo)
+        for iteration in range(settings.n_queries - 2):
+            todo = every[margin > 0]
+            if len(todo) == 0:
+                break
+            candidate = step(search, todo, best[todo], iteration)
+            new_margin, new_loss = search.evaluate(candidate, todo)
+            better = (new_loss < loss[todo]) | (new_margin <= 0)
+            loss[todo] = torch.minimum(new_loss, loss[todo])
+            margin[todo] = torch.where(better, new_margin, margin[todo])
+            best[todo] = torch.where(better.view(-1, 1, 1, 1), candidate, best[todo])
+    shape = (len(values), *images.shape)
+    adversarial, queries = best.view(shape), search.queries.view(len(values), -1)
+    return (adversarial, queries) if is_list else (adversarial[0], queries[0])
+
+
+class Square(Attack):
+    """Square Attack: query-based random search, no gradients (Andriushchenko et al. 2020).
+
+    Args:
+        model: classifier on [0, 1] images (only its outputs are used).
+        eps: radius or list of radii. Default 8/255.
+        norm: ``"inf"`` or ``"2"``.
+        n_queries: most forward passes per image, all counted. Default 5000 (torchattacks
+            and autoattack; orthocore's study uses 1000).
+        p_init: share of the image the first squares cover (the paper's schedule halves
+            it from there). Default 0.8.
+        loss: ``"margin"`` (default) or ``"ce"``.
+        targeted: ``labels`` are targets.
+        generator: CPU generator for the random search (default: torch's global one).
+        max_batch: most images per forward pass; default all the rows still searching.
+
+    Attributes:
+        queries: after a call, the forward passes each image took: :math:`(B,)`, or
+            :math:`(E, B)` for a list of ε.
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+        >>> x = torch.rand(4, 3, 2, 2)
+        >>> adv = Square(model, eps=0.1, n_queries=50, generator=torch.Generator().manual_seed(0))(x, torch.tensor([0, 1, 2, 0]))
+        >>> bool((adv - x).abs().max() <= 0.1 + 1e-7)
+        True
+    """
+
+    name = "square"
+    uses_gradients = False
+
+    def __init__(self, model, eps=8 / 255, *, norm="inf", n_queries=5000, p_init=0.8, loss="margin", targeted=False,
+                 generator=None, max_batch=None):  # fmt: skip
+        settings = SquareSettings(norm=norm, n_queries=n_queries, p_init=p_init, loss=loss, targeted=targeted)
+        super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
+
+    def __call__(self, images: Tensor, labels: Tensor) -> Tensor:
+        """Adversarial images: :math:`(B, C, H, W)`, or :math:`(E, B, C, H, W)` for a list of ε."""
+        adversarial, self.queries = run_square(
+            self.model, images, labels, self.eps, self.settings, generator=self.generator, max_batch=self.max_batch
+        )
+        return adversarial
+
+
+def square(model: nn.Module, images: Tensor, labels: Tensor, eps=8 / 255, **options) -> Tensor:
+    """Function form of :class:`Square`."""
+    return Square(model, eps, **options)(images, labels)
