@@ -12,7 +12,9 @@ from torch import nn
 @contextlib.contextmanager
 def eval_mode(*models: nn.Module) -> Iterator[None]:
     """Puts every model in eval mode (batch-norm running statistics, dropout off) inside
-    the block and restores each one's own mode afterwards, also on an exception.
+    the block and restores the mode of each model and of each of its submodules
+    afterwards, also on an exception (a model may hold submodules kept in eval mode, and
+    an ensemble holds models in modes of their own).
     Anything that is not an ``nn.Module`` (a plain function) is left alone.
 
     Examples:
@@ -25,11 +27,11 @@ def eval_mode(*models: nn.Module) -> Iterator[None]:
         True
     """
     modules = [m for m in models if isinstance(m, nn.Module)]
-    modes = [m.training for m in modules]
+    modes = [(sub, sub.training) for m in modules for sub in m.modules()]  # every submodule's own flag
     for m in modules:
         m.eval()
     try:
         yield
     finally:
-        for m, mode in zip(modules, modes):
-            m.train(mode)
+        for sub, mode in modes:
+            sub.training = mode

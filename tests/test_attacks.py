@@ -325,3 +325,49 @@ def test_labels_beyond_the_model_classes_fail_after_one_probe_only():
 def test_model_must_return_logits():
     with pytest.raises(ValueError, match=r"model must return \(B, num_classes\) logits"):
         attacks.fgsm(nn.Flatten(0), torch.rand(2, 3, 4, 4), torch.tensor([0, 1]), eps=0.1)
+
+
+# ------------------------------------------------------------------ ensembles and restarts
+class _MeanOfTwo(nn.Module):
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x):
+        return torch.stack([self.a(x), self.b(x)]).mean(0)
+
+
+@pytest.mark.parametrize("name", list(attacks.ATTACKS))
+def test_an_ensemble_source_is_the_attack_on_its_mean_logits(model, batch, name):
+    images, labels = batch
+    torch.manual_seed(5)
+    other = CountingModel().eval()
+    model.train()  # the members' own modes are restored afterwards
+    options = {"n_queries": 30} if name == "square" else {}
+    ensemble = attacks.make_attack(name, [model, other], [0.01, 0.03], **_seeded(**options))(images, labels)
+    assert model.training and not other.training
+    mean = attacks.make_attack(name, _MeanOfTwo(model, other), [0.01, 0.03], **_seeded(**options))(images, labels)
+    assert torch.equal(ensemble, mean)
+    with pytest.raises(ValueError, match="at least one model"):
+        attacks.make_attack(name, [], 0.01)
+
+
+def test_restarts_never_fool_less_than_one_run(model, batch):
+    """Restart 0 of three is the single run (same draws); each image keeps the lowest
+    margin, so every image one run fools, three restarts fool too."""
+    images, labels = batch
+    eps = [0.005, 0.01, 0.02]
+    one = attacks.pgd(model, images, labels, eps=eps, steps=3, **_seeded())
+    three = attacks.pgd(model, images, labels, eps=eps, steps=3, restarts=3, **_seeded())
+    with torch.no_grad():
+        for single, best in zip(one, three):
+            logits_1, logits_3 = model(single), model(best)
+            margin_1 = logits_1.gather(1, labels[:, None])[:, 0] - logits_1.scatter(1, labels[:, None], -1e9).amax(1)
+            margin_3 = logits_3.gather(1, labels[:, None])[:, 0] - logits_3.scatter(1, labels[:, None], -1e9).amax(1)
+            assert (margin_3 <= margin_1 + 1e-6).all()
+            assert ((logits_3.argmax(1) != labels) | (logits_1.argmax(1) == labels)).all()
+    assert not torch.equal(one, three)  # the other restarts found lower margins somewhere
+    alone = attacks.pgd(model, images, labels, eps=0.01, steps=3, restarts=3, **_seeded())
+    assert torch.equal(alone, three[1])  # a sweep with restarts equals each ε alone
+    with pytest.raises(ValueError, match="restarts > 1 needs a random start"):
+        attacks.PGD(model, 0.01, restarts=2, random_start=False)

@@ -52,7 +52,9 @@ class LoopSettings:
     """What distinguishes one attack from another; see the attack classes for meanings.
 
     ``step_size`` is absolute when given; ``None`` means ``step_scale · ε / steps``.
-    ``decay`` is ``None`` for no momentum.
+    ``decay`` is ``None`` for no momentum. ``restarts`` runs the attack that many times
+    with fresh random draws and keeps, per image and ε, the run with the lowest margin
+    (one that fools, if any does).
     """
 
     norm: str = "inf"
@@ -64,6 +66,7 @@ class LoopSettings:
     diversity_prob: float = 0.0
     resize_rate: float = 0.9
     targeted: bool = False
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", norm_name(self.norm))
@@ -75,6 +78,9 @@ class LoopSettings:
             checks.check_number(self.decay, "decay", low=0)
         checks.check_number(self.diversity_prob, "diversity_prob", low=0, high=1)
         checks.check_number(self.resize_rate, "resize_rate", low=1e-3, high=1)
+        checks.check_number(self.restarts, "restarts", low=1, integer=True)
+        if self.restarts > 1 and not (self.random_start or self.diversity_prob > 0):
+            raise ValueError("restarts > 1 needs a random start or input diversity: every restart would be the same")
 
     def step_for(self, eps: float) -> float:
         """The step size used at radius ``eps``."""
@@ -213,8 +219,34 @@ def _checking_first_logits(model, labels: Tensor):
     return forward
 
 
+def _margins(model, x: Tensor, labels: Tensor, targeted: bool, chunk: int) -> Tensor:
+    """Per row of ``x`` :math:`(n, C, H, W)`: the true logit minus the largest other
+    (targeted: the largest other minus the target's); below 0 the row fools."""
+    with torch.no_grad():
+        logits = torch.cat([model(x[rows]) for rows in _chunks(len(x), chunk)])
+    own = logits.gather(1, labels[:, None])[:, 0]
+    others = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
+    return others - own if targeted else own - others
+
+
 def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
-    """All ε at once: :math:`(E, B, C, H, W)`."""
+    """All ε at once, the best of ``settings.restarts`` runs: :math:`(E, B, C, H, W)`."""
+    best = best_margin = None
+    for _ in range(settings.restarts):
+        out, chunk = _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row)
+        if settings.restarts == 1:
+            return out.view(len(values), *images.shape)
+        margin = _margins(model, out, labels.repeat(len(values)), settings.targeted, chunk)  # (E·B,)
+        if best is None:
+            best, best_margin = out, margin
+        else:
+            better = margin < best_margin
+            best[better], best_margin = out[better], torch.minimum(margin, best_margin)
+    return best.view(len(values), *images.shape)
+
+
+def _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> tuple[Tensor, int]:
+    """One run over all ε: :math:`(E·B, C, H, W)` rows, and the rows per chunk."""
     batch, count = images.shape[0], len(values)
     acc = torch.float64 if images.dtype == torch.float64 else torch.float32
     eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)  # (E·B,)
@@ -244,7 +276,7 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
             first_grad=None if first_grad is None else first_grad[device_index],
         )  # fmt: skip
         out[rows] = _run_chunk(model, chunk_rows, settings, plan)
-    return out.view(count, *images.shape)
+    return out, chunk
 
 
 def _chunks(total: int, size: int) -> Iterator[slice]:

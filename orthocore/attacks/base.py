@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from orthocore.attacks._loop import LoopSettings, eps_values, run_attack
+from orthocore.attacks.ensemble import as_source
 
 
 class Attack:
@@ -16,7 +17,8 @@ class Attack:
 
     Args:
         model: maps :math:`(n, C, H, W)` images in [0, 1] to :math:`(n, K)` logits
-            (normalisation inside the model).
+            (normalisation inside the model); or a list of such models, whose mean
+            logits are attacked (:class:`~orthocore.attacks.ensemble.LogitEnsemble`).
         eps: radius, or a list of radii for a sweep (fractions of the [0, 1] range).
         settings: the :class:`~orthocore.attacks._loop.LoopSettings` of the method.
         generator: CPU generator for the random draws (default: torch's global one).
@@ -36,7 +38,7 @@ class Attack:
         max_batch: int | None = None,
     ):
         eps_values(eps)  # fail at construction, not at the first call
-        self.model = model
+        self.model = as_source(model)
         self.eps = eps
         self.settings = settings
         self.generator = generator

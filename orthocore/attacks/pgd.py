@@ -19,6 +19,8 @@ class PGD(Attack):
         steps: iterations. Default 10.
         step_size: absolute step; default ``2.5 · ε / steps`` for each ε.
         random_start: start from a random point of the ball. Default True.
+        restarts: runs from that many random starts, keeping per image and ε the one with
+            the lowest margin (one that fools, if any does). Default 1.
         norm: ``"inf"`` or ``"2"``.
         targeted: ``labels`` are targets.
         generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
@@ -44,13 +46,15 @@ class PGD(Attack):
         steps=10,
         step_size=None,
         random_start=True,
+        restarts=1,
         norm="inf",
         targeted=False,
         generator=None,
         max_batch=None,
     ):
         settings = LoopSettings(
-            norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted
+            norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted,
+            restarts=restarts,
         )
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 
