@@ -15,6 +15,9 @@ each deliberate:
 * **Windows** are placed anywhere in the image (``0 <= v <= H − s``); autoattack's draw
   never reaches the last row or column.
 * **Draws** come from the ``generator`` (CPU), not from torch's global state.
+* **Failed searches** return their best point (the lowest loss found), not the clean
+  image as autoattack and torchattacks do: a perturbation that did not fool the model it
+  was searched on may still fool another (transfer), and the evaluation counts it there.
 
 An image is left as it is once it is misclassified (targeted: classified as the target):
 its clean check already succeeded, or a later query did (per-image early stop).
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orthocore import checks
+from orthocore.attacks import _memory
 from orthocore.attacks._loop import eps_values, norm_name
 from orthocore.attacks.base import Attack
 from orthocore.modes import eval_mode
@@ -115,8 +119,13 @@ class _Search:
 
     def __init__(self, model, images: Tensor, labels: Tensor, eps: Sequence[float], settings: SquareSettings,
                  generator: torch.Generator | None, max_batch: int | None):  # fmt: skip
-        self.model, self.settings, self.generator, self.max_batch = model, settings, generator, max_batch
+        self.model, self.settings, self.generator = model, settings, generator
         batch = images.shape[0]
+        if max_batch is None:  # the gradient attacks' chunking (on a CPU, 512-row passes ran 2x slower than 64)
+            _, saved_per_row = _memory.saved_bytes_per_row(model, images)
+            image_bytes = images[0].numel() * images.element_size()
+            max_batch = _memory.rows_per_chunk(saved_per_row, image_bytes, batch * len(eps), images.device)
+        self.max_batch = max_batch
         self.image_of_row = torch.arange(batch).repeat(len(eps))  # (E·B,) CPU
         index = self.image_of_row.to(images.device)
         self.clean = images[index]  # (E·B, C, H, W)
@@ -129,8 +138,7 @@ class _Search:
     def evaluate(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         """Margin and loss of ``x`` (the candidates of ``rows``), one query each. The first
         call (the clean check of every row) also checks the labels against the logits."""
-        size = self.max_batch or len(rows)
-        logits = torch.cat([self.model(x[i : i + size]) for i in range(0, len(rows), size)])
+        logits = torch.cat([self.model(x[i : i + self.max_batch]) for i in range(0, len(rows), self.max_batch)])
         if not self.checked:
             checks.check_logits(logits, self.labels[rows])
             self.checked = True
@@ -273,7 +281,9 @@ class Square(Attack):
         loss: ``"margin"`` (default) or ``"ce"``.
         targeted: ``labels`` are targets.
         generator: CPU generator for the random search (default: torch's global one).
-        max_batch: most images per forward pass; default all the rows still searching.
+        max_batch: most images per forward pass; default: the gradient attacks' chunk
+            size (:mod:`orthocore.attacks._memory`; its probe, one pass on 4 images once
+            per model and image shape, is not counted as a query).
 
     Attributes:
         queries: after a call, the forward passes each image took: :math:`(B,)`, or
@@ -284,7 +294,8 @@ class Square(Attack):
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
         >>> x = torch.rand(4, 3, 2, 2)
-        >>> adv = Square(model, eps=0.1, n_queries=50, generator=torch.Generator().manual_seed(0))(x, torch.tensor([0, 1, 2, 0]))
+        >>> attack = Square(model, eps=0.1, n_queries=50, generator=torch.Generator().manual_seed(0))
+        >>> adv = attack(x, torch.tensor([0, 1, 2, 0]))
         >>> bool((adv - x).abs().max() <= 0.1 + 1e-7)
         True
     """
