@@ -123,3 +123,16 @@ def test_bad_input_fails_before_any_query(linear, options, error, match):
     images, labels = options.pop("images", _images(4)), options.pop("labels", torch.zeros(4, dtype=torch.long))
     with pytest.raises(error, match=match):
         attacks.square(linear, images, labels, **{"eps": 0.1, **options})
+
+
+def test_model_state_is_left_as_it_was():
+    """A model in train mode keeps its mode and its batch-norm statistics: every pass
+    (the memory probe included) runs in eval mode."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(10))
+    model(torch.rand(2, 3, 16, 16))
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    attacks.square(model, _images(5), torch.zeros(5, dtype=torch.long), eps=0.1, n_queries=10, generator=_seeded())
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

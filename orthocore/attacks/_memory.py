@@ -31,6 +31,7 @@ MEMORY_ENV = "ORTHOCORE_ATTACK_MEMORY"
 _FREE_SHARE = 0.5
 _OVERHEAD = 3
 CPU_CHUNK_BYTES = 160 * 2**20
+GPU_FORWARD_BYTES = 4 * 2**30
 
 
 def free_bytes(device: torch.device) -> int:
@@ -91,6 +92,15 @@ def probe(model: nn.Module, images: Tensor, rows: int = 4) -> tuple[Tensor, int]
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         logits = model(x)
     return logits.detach(), max(1, saved // x.shape[0])
+
+
+def forward_rows(saved_per_row: int, total_rows: int, device: torch.device) -> int:
+    """Rows per forward-only pass (query attacks): a fixed activation budget, not the free
+    memory, so that the batches, and with them every float result, do not depend on what
+    else the machine holds (a query attack's accept/reject decisions amplify last-bit
+    differences). CPU: ``CPU_CHUNK_BYTES``; GPU: ``GPU_FORWARD_BYTES``."""
+    budget = CPU_CHUNK_BYTES if device.type == "cpu" else GPU_FORWARD_BYTES
+    return max(1, min(total_rows, budget // saved_per_row))
 
 
 def rows_per_chunk(saved_per_row: int, image_bytes: int, total_rows: int, device: torch.device) -> int:

@@ -121,10 +121,9 @@ class _Search:
                  generator: torch.Generator | None, max_batch: int | None):  # fmt: skip
         self.model, self.settings, self.generator = model, settings, generator
         batch = images.shape[0]
-        if max_batch is None:  # the gradient attacks' chunking (on a CPU, 512-row passes ran 2x slower than 64)
+        if max_batch is None:  # on a CPU, 512-row passes ran 2x slower per image than 64-row ones
             _, saved_per_row = _memory.saved_bytes_per_row(model, images)
-            image_bytes = images[0].numel() * images.element_size()
-            max_batch = _memory.rows_per_chunk(saved_per_row, image_bytes, batch * len(eps), images.device)
+            max_batch = _memory.forward_rows(saved_per_row, batch * len(eps), images.device)
         self.max_batch = max_batch
         self.image_of_row = torch.arange(batch).repeat(len(eps))  # (E·B,) CPU
         index = self.image_of_row.to(images.device)
@@ -242,8 +241,9 @@ def run_square(
     if max_batch is not None:
         checks.check_number(max_batch, "max_batch", low=1, integer=True)
     labels = labels.to(images.device, torch.int64)
-    search = _Search(model, images, labels, values, settings, generator, max_batch)
     initial, step = (_initial_linf, _step_linf) if settings.norm == "inf" else (_initial_l2, _step_l2)
+    with eval_mode(model):  # the memory probe too: a train-mode pass would move batch-norm statistics
+        search = _Search(model, images, labels, values, settings, generator, max_batch)
     with torch.no_grad(), eval_mode(model):
         every = torch.arange(len(search.labels), device=images.device)
         margin, loss = search.evaluate(search.clean, every)
@@ -281,9 +281,10 @@ class Square(Attack):
         loss: ``"margin"`` (default) or ``"ce"``.
         targeted: ``labels`` are targets.
         generator: CPU generator for the random search (default: torch's global one).
-        max_batch: most images per forward pass; default: the gradient attacks' chunk
-            size (:mod:`orthocore.attacks._memory`; its probe, one pass on 4 images once
-            per model and image shape, is not counted as a query).
+        max_batch: most images per forward pass; default: a fixed activation budget
+            (:func:`orthocore.attacks._memory.forward_rows`; its probe, one pass on 4
+            images once per model and image shape, is not counted as a query), so the
+            results do not depend on the free memory.
 
     Attributes:
         queries: after a call, the forward passes each image took: :math:`(B,)`, or
