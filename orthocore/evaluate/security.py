@@ -1,0 +1,243 @@
+"""The security evaluation of a defended model, beyond the paper's transfer protocol.
+
+For each target model, on one seeded sample of images that every target and the public
+reference K classify correctly, and over one ε grid, it measures what the field expects
+of a defense evaluation (Carlini et al., "On Evaluating Adversarial Robustness";
+Tramèr et al., "On Adaptive Attacks to Adversarial Example Defenses"):
+
+* **white-box**: PGD on the target's own gradients, ``white_box_steps`` steps from
+  ``restarts`` random starts, and the same attack with ``short_steps`` steps (more steps
+  must not fool less);
+* **query**: Square Attack on the target, ``square_queries`` queries;
+* **transfer**: PGD crafted on each source, once for all targets: K itself, and any other
+  named source — an independent surrogate, an ensemble (a list of models: their mean
+  logits are attacked), an adaptive surrogate trained orthogonal to K, ...;
+* **worst case** per image: fooled by any transfer source (DVERGE's "all" row), and by
+  any attack at all;
+* **masking diagnostics**: the mean input-gradient norm and logit margin on the clean
+  images, the share of images that a black-box attack (Square or a transfer) fools
+  while white-box PGD does not (≈ 0 for a model whose gradients are informative; more
+  flags gradient masking), and white-box fooling at the largest ε (≈ 100 % expected).
+
+Every ratio is the percentage of the sampled images fooled; the per-image outcomes are
+kept, so every summary can be recomputed from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orthocore.attacks import PGD, Square
+from orthocore.attacks.ensemble import as_source
+from orthocore.checks import check_number, check_number_list
+from orthocore.evaluate.transfer import select_correct
+from orthocore.modes import eval_mode
+from orthocore.runtime import resolve_device, versions
+
+WHITE_BOX, SQUARE = "white-box", "square"
+WORST_TRANSFER, WORST_CASE = "worst transfer", "worst case"
+REFERENCE = "K"
+
+
+def transfer_row(source: str) -> str:
+    """The row name of perturbations transferred from ``source``."""
+    return f"transfer from {source}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SecurityConfig:
+    """What a security evaluation runs; checked on construction.
+
+    Args:
+        eps: the ε grid (fractions of the [0, 1] range).
+        n_images: images sampled (all classified correctly by every target and by K).
+        seed: seeds the sample and every attack's random draws.
+        batch_size: clean images per attack batch (each becomes ``len(eps)`` rows).
+        white_box_steps, restarts: the white-box PGD (DVERGE: 50 steps, 5 restarts; TRS:
+            50 steps, 3 restarts). Step size 2.5·ε/steps.
+        short_steps: the shorter white-box PGD of the convergence check.
+        square_queries: Square Attack's budget per image.
+        transfer_steps: steps of the PGD crafted on each transfer source.
+    """
+
+    eps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
+    n_images: int = 500
+    seed: int = 0
+    batch_size: int = 128
+    white_box_steps: int = 100
+    restarts: int = 3
+    short_steps: int = 10
+    square_queries: int = 1000
+    transfer_steps: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eps", check_number_list(self.eps, "eps", low=0, high=1, low_open=True))
+        for name in ("n_images", "batch_size", "white_box_steps", "restarts", "short_steps", "transfer_steps"):
+            check_number(getattr(self, name), name, low=1, integer=True)
+        check_number(self.seed, "seed", low=0, integer=True)
+        check_number(self.square_queries, "square_queries", low=2, integer=True)
+
+
+@dataclasses.dataclass
+class SecurityResult:
+    """The outcome of :func:`security_evaluation`.
+
+    Attributes:
+        eps: the ε grid, :math:`E` values.
+        fooled: ``(target, row) →`` :math:`(E, N)` bool tensor, per ε and image whether
+            the row's attack fooled the target. Rows: ``"white-box"``, ``"white-box,
+            S steps"`` (the short run), ``"square"``, ``"transfer from <source>"`` per
+            source, ``"worst transfer"``, ``"worst case"``.
+        diagnostics: ``target →`` mean input-gradient norm, mean logit margin, the share
+            (%) per ε of images a black-box attack fools and white-box PGD does not, and
+            white-box fooling (%) at the largest ε.
+        metadata: configuration, sources, sample size, seed and versions.
+    """
+
+    eps: tuple[float, ...]
+    fooled: dict[tuple[str, str], Tensor]
+    diagnostics: dict[str, dict]
+    metadata: dict
+
+    def ratio(self, target: str, row: str) -> list[float]:
+        """Fooling ratio (%) of ``row`` on ``target`` per ε."""
+        return (100.0 * self.fooled[target, row].float().mean(1)).tolist()
+
+    def rows(self) -> list[dict]:
+        """One record per target, row and ε: ``fooled`` images of ``total``, ``fooling_ratio`` in %."""
+        return [
+            {"target": target, "attack": row, "eps": eps, "fooled": int(mask[e].sum()), "total": mask.shape[1],
+             "fooling_ratio": 100.0 * float(mask[e].float().mean())}
+            for (target, row), mask in self.fooled.items()
+            for e, eps in enumerate(self.eps)
+        ]  # fmt: skip
+
+    def format(self) -> str:
+        """A plain-text table per target: rows × ε, fooling ratio in %."""
+        lines = []
+        for target in dict.fromkeys(t for t, _ in self.fooled):
+            lines.append(f"{target} (fooling ratio %, n = {self.metadata['images']})")
+            lines.append(f"  {'attack':<34}" + "".join(f"{f'ε={e:g}':>9}" for e in self.eps))
+            for (who, row), _ in self.fooled.items():
+                if who == target:
+                    lines.append(f"  {row:<34}" + "".join(f"{value:9.1f}" for value in self.ratio(target, row)))
+        return "\n".join(lines)
+
+
+def _craft_and_count(attack, targets: Mapping[str, nn.Module], images: Tensor, labels: Tensor, batch_size: int):
+    """Runs ``attack`` on the sample in batches; per target the :math:`(E, N)` fooled mask."""
+    masks: dict[str, list[Tensor]] = {name: [] for name in targets}
+    for begin in range(0, len(labels), batch_size):
+        x, y = images[begin : begin + batch_size], labels[begin : begin + batch_size]
+        adversarial = attack(x, y)  # (E, b, C, H, W)
+        with torch.no_grad():
+            for name, model in targets.items():
+                predictions = model(adversarial.flatten(0, 1)).argmax(1).view(adversarial.shape[:2])  # (E, b)
+                masks[name].append((predictions != y).cpu())
+    return {name: torch.cat(parts, dim=1) for name, parts in masks.items()}
+
+
+def _gradient_norm_and_margin(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> tuple[float, float]:
+    """Mean L2 norm of the per-image input gradient of the cross-entropy, and mean logit
+    margin (true logit minus the largest other) on the clean images."""
+    norms, margins = [], []
+    for begin in range(0, len(labels), batch_size):
+        x = images[begin : begin + batch_size].detach().requires_grad_(True)
+        y = labels[begin : begin + batch_size]
+        with torch.enable_grad():
+            logits = model(x)
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
+        norms.append(grad.flatten(1).norm(dim=1).detach().cpu())
+        logits = logits.detach()
+        own = logits.gather(1, y[:, None])[:, 0]
+        margins.append((own - logits.scatter(1, y[:, None], float("-inf")).amax(1)).cpu())
+    return float(torch.cat(norms).mean()), float(torch.cat(margins).mean())
+
+
+def security_evaluation(
+    targets: Mapping[str, nn.Module],
+    reference: nn.Module,
+    dataset,
+    config: SecurityConfig | None = None,
+    *,
+    sources: Mapping[str, nn.Module | Sequence[nn.Module]] | None = None,
+    device: torch.device | str | None = None,
+) -> SecurityResult:
+    """White-box, query, transfer and worst-case fooling ratios of every target, with
+    masking diagnostics, on one seeded sample.
+
+    Args:
+        targets: name → model to evaluate (classifiers on [0, 1] images).
+        reference: the public reference K the defense was trained against; always a
+            transfer source (row ``"transfer from K"``).
+        dataset: ``(images, labels)`` tensors or a map-style dataset of ``(image, label)``.
+        config: the ε grid and the attacks' budgets (default :class:`SecurityConfig`).
+        sources: further transfer sources by name: a model, or a list of models for an
+            ensemble (their mean logits are attacked).
+        device: where to run (default: the reference's device).
+
+    Returns:
+        A :class:`SecurityResult`.
+    """
+    config = config or SecurityConfig()
+    sources = dict(sources or {})
+    if not targets:
+        raise ValueError("targets: expected at least one model to evaluate")
+    if REFERENCE in sources:
+        raise ValueError(f"sources: {REFERENCE!r} is the reference's name; give other sources other names")
+    device = resolve_device(device, model=reference)
+    all_sources = {REFERENCE: reference, **{name: as_source(model) for name, model in sources.items()}}
+    eps = list(config.eps)
+    with eval_mode(reference, *targets.values(), *all_sources.values()):
+        images, labels = select_correct([*targets.values(), reference], dataset, config.n_images, config.seed,
+                                        config.batch_size, device)  # fmt: skip
+        fooled: dict[tuple[str, str], Tensor] = {}
+        for index, (name, source) in enumerate(all_sources.items()):  # each crafted once, counted on every target
+            generator = torch.Generator().manual_seed(config.seed + index)
+            attack = PGD(source, eps, steps=config.transfer_steps, generator=generator)
+            for target, mask in _craft_and_count(attack, targets, images, labels, config.batch_size).items():
+                fooled[target, transfer_row(name)] = mask
+        diagnostics = {}
+        for index, (target, model) in enumerate(targets.items()):
+            seed = config.seed + 1000 * (index + 1)
+            own = {target: model}
+            runs = {
+                WHITE_BOX: PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
+                               generator=torch.Generator().manual_seed(seed)),
+                f"{WHITE_BOX}, {config.short_steps} steps": PGD(model, eps, steps=config.short_steps,
+                                                               generator=torch.Generator().manual_seed(seed + 1)),
+                SQUARE: Square(model, eps, n_queries=config.square_queries,
+                               generator=torch.Generator().manual_seed(seed + 2)),
+            }  # fmt: skip
+            for row, attack in runs.items():
+                fooled[target, row] = _craft_and_count(attack, own, images, labels, config.batch_size)[target]
+            transfers = [fooled[target, transfer_row(name)] for name in all_sources]
+            attacks_run = [fooled[target, row] for row in runs]
+            fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)
+            fooled[target, WORST_CASE] = torch.stack([*attacks_run, *transfers]).any(0)
+            black_box = fooled[target, WORST_TRANSFER] | fooled[target, SQUARE]
+            gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.batch_size)
+            diagnostics[target] = {
+                "mean_input_gradient_norm": gradient_norm,
+                "mean_logit_margin": margin,
+                "black_box_only_percent": (100.0 * (black_box & ~fooled[target, WHITE_BOX]).float().mean(1)).tolist(),
+                "white_box_at_largest_eps_percent": 100.0 * float(fooled[target, WHITE_BOX][-1].float().mean()),
+            }
+    order = [WHITE_BOX, f"{WHITE_BOX}, {config.short_steps} steps", SQUARE,
+             *(transfer_row(name) for name in all_sources), WORST_TRANSFER, WORST_CASE]  # fmt: skip
+    fooled = {(target, row): fooled[target, row] for target in targets for row in order}
+    metadata = {
+        "config": dataclasses.asdict(config) | {"eps": eps},
+        "targets": list(targets),
+        "sources": {name: (len(model) if isinstance(model, (list, tuple)) else 1) for name, model in
+                    {REFERENCE: reference, **sources}.items()},
+        "images": len(labels),
+        "seed": config.seed,
+        "versions": versions(),
+    }  # fmt: skip
+    return SecurityResult(tuple(eps), fooled, diagnostics, metadata)
