@@ -1,0 +1,143 @@
+"""Verdicts on a defense, computed from security evaluations — never written by hand.
+
+Each verdict compares a defended model with the ordinary baseline (the same architecture
+trained without the penalty) on the fooling ratio averaged over the ε grid, once per
+seed, and reads the range over seeds:
+
+* **the paper's claim** — perturbations transferred from K and from independent
+  look-alike surrogates fool the defended model less: *holds* when the defended model's
+  transfer fooling is below the baseline's by more than ``margin`` points in every seed;
+* **white-box** and **query** (Square) robustness — the defended model is no easier to
+  fool than the baseline: *holds* when it is fooled at most ``margin`` points more in
+  every seed, *does not hold* when it is fooled more than ``margin`` points more in every
+  seed;
+* **an attacker who knows K** (an adaptive surrogate trained orthogonal to K) and **an
+  attacker who does not** (a surrogate orthogonal to the attacker's own model): the
+  transfer protection survives when the adaptive transfer fools the defended model less
+  than an independent surrogate's transfer fools the baseline, by more than ``margin``
+  points in every seed; it is *broken* when the adaptive transfer fools the defended
+  model at least as often (within ``margin``) in every seed.
+
+Seeds that disagree give *inconclusive*. A verdict whose rows were not measured is left
+out rather than guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from orthocore.evaluate.security import REFERENCE, SQUARE, WHITE_BOX, SecurityResult, transfer_row
+
+MARGIN = 5.0  # percentage points; smaller gaps are read as "no difference"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One claim about a defended model, and what the measurements say of it.
+
+    Attributes:
+        claim: the claim, in words.
+        target: the defended model.
+        outcome: ``"holds"``, ``"does not hold"``, ``"broken by <attacker>"`` or
+            ``"inconclusive over seeds"``.
+        defended, baseline: the compared fooling ratios (%, mean over the ε grid), one per seed.
+        evidence: the numbers in words: means with the min–max over seeds.
+    """
+
+    claim: str
+    target: str
+    outcome: str
+    defended: tuple[float, ...]
+    baseline: tuple[float, ...]
+    evidence: str
+
+
+def _mean_ratio(result: SecurityResult, target: str, row: str) -> float:
+    values = result.ratio(target, row)
+    return sum(values) / len(values)
+
+
+def _spread(values: Sequence[float]) -> str:
+    mean = sum(values) / len(values)
+    return f"{mean:.1f} % ({min(values):.1f}–{max(values):.1f} over {len(values)} seed{'s' * (len(values) > 1)})"
+
+
+def _verdict(claim, target, defended, baseline, *, better, worse, margin) -> Verdict:
+    """``better``/``worse``: the outcome when the defended model is fooled less by more
+    than ``margin`` points in every seed / not (so) in every seed."""
+    gaps = [b - d for d, b in zip(defended, baseline)]  # > 0: the defended model is fooled less
+    outcome = better if min(gaps) > margin else worse if max(gaps) <= margin else "inconclusive over seeds"
+    evidence = f"defended {_spread(defended)} vs baseline {_spread(baseline)}"
+    return Verdict(claim, target, outcome, tuple(defended), tuple(baseline), evidence)
+
+
+def _robustness(claim, target, defended, baseline, margin) -> Verdict:
+    """No easier to fool: holds when at most ``margin`` points more in every seed."""
+    excess = [d - b for d, b in zip(defended, baseline)]  # > 0: the defended model is fooled more
+    outcome = "holds" if max(excess) <= margin else "does not hold" if min(excess) > margin else "inconclusive over seeds"
+    evidence = f"defended {_spread(defended)} vs baseline {_spread(baseline)}"
+    return Verdict(claim, target, outcome, tuple(defended), tuple(baseline), evidence)
+
+
+def security_verdicts(
+    results: Sequence[SecurityResult],
+    *,
+    baseline: str,
+    defended: Sequence[str],
+    surrogates: Sequence[str] = (),
+    adaptive: Sequence[str] = (),
+    adaptive_without_k: Sequence[str] = (),
+    margin: float = MARGIN,
+) -> list[Verdict]:
+    """The verdicts on every defended target, from one security evaluation per seed.
+
+    Args:
+        results: one :class:`SecurityResult` per seed, each with the same targets and sources.
+        baseline: the ordinary model's target name.
+        defended: the defended (orthogonal) models' target names.
+        surrogates: names of independent ordinary surrogate sources (an ensemble counts).
+        adaptive: names of sources trained orthogonal to K (an attacker who knows K).
+        adaptive_without_k: names of sources trained orthogonal to the attacker's own
+            ordinary model (an attacker who does not know K).
+        margin: percentage points below which two fooling ratios count as equal.
+
+    Returns:
+        Per defended target: the paper's transfer claim, white-box, query, and one verdict
+        per adaptive source kind that was measured.
+    """
+    if not results:
+        raise ValueError("results: expected one security evaluation per seed, got none")
+
+    def per_seed(target: str, row: str) -> list[float]:
+        return [_mean_ratio(result, target, row) for result in results]
+
+    def worst_of(target: str, rows: Sequence[str]) -> list[float]:
+        return [max(_mean_ratio(result, target, row) for row in rows) for result in results]
+
+    verdicts = []
+    transfer_rows = [transfer_row(REFERENCE), *(transfer_row(name) for name in surrogates)]
+    surrogate_rows = [transfer_row(name) for name in surrogates] or [transfer_row(REFERENCE)]
+    for target in defended:
+        verdicts.append(_verdict(
+            "transfer from K and look-alike surrogates fools it less (the paper's claim)", target,
+            worst_of(target, transfer_rows), worst_of(baseline, transfer_rows),
+            better="holds", worse="does not hold", margin=margin,
+        ))  # fmt: skip
+        verdicts.append(_robustness("white-box PGD fools it no more than the ordinary model", target,
+                                    per_seed(target, WHITE_BOX), per_seed(baseline, WHITE_BOX), margin))  # fmt: skip
+        verdicts.append(_robustness("a query attack (Square) fools it no more than the ordinary model", target,
+                                    per_seed(target, SQUARE), per_seed(baseline, SQUARE), margin))  # fmt: skip
+        for kind, names in (("an attacker who knows K", adaptive), ("an attacker who does not know K", adaptive_without_k)):
+            if names:
+                verdicts.append(_verdict(
+                    f"its transfer protection holds against {kind} (adaptive surrogate)", target,
+                    worst_of(target, [transfer_row(name) for name in names]), worst_of(baseline, surrogate_rows),
+                    better="holds", worse=f"broken by {kind}", margin=margin,
+                ))  # fmt: skip
+    return verdicts
+
+
+def format_verdicts(verdicts: Sequence[Verdict]) -> str:
+    """One line per verdict: target, claim, outcome and the numbers behind it."""
+    return "\n".join(f"{v.target}: {v.claim}: {v.outcome.upper()} — {v.evidence}" for v in verdicts)
