@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom up, as in the README's Layout table. A module belongs to the first prefix it matches.
 LAYERS = [
-    ["orthocore.kernels", "orthocore.formulas", "orthocore.checks", "orthocore.modes", "orthocore._io"],
+    ["orthocore.kernels", "orthocore.formulas", "orthocore.checks", "orthocore.modes", "orthocore._io", "orthocore.digests"],
     ["orthocore.dispatch", "orthocore.ops"],
     ["orthocore.runtime", "orthocore.gradients", "orthocore.models", "orthocore.data", "orthocore.checkpoint",
      "orthocore.metrics"],

@@ -7,13 +7,13 @@ import argparse
 import pickle
 import sys
 
-from orthocore.cli import attack, backends, study, train
+from orthocore.cli import attack, backends, security, study, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthocore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (study, train, attack, backends):
+    for group in (study, train, attack, security, backends):
         group.add_parsers(commands)
     return parser
 

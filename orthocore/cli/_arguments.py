@@ -9,6 +9,21 @@ import dataclasses
 _TYPES = {"int": int, "float": float, "str": str}
 
 
+def int_at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")

@@ -10,7 +10,7 @@ import pathlib
 import torch
 
 from orthocore.attacks import ATTACKS, PAPER_ATTACKS, attack_names
-from orthocore.cli._arguments import add_device_argument
+from orthocore.cli._arguments import add_device_argument, int_at_least
 from orthocore.runtime import resolve_device
 
 
@@ -41,19 +41,6 @@ def parse_attacks(text: str) -> tuple[str, ...]:
         return attack_names([name.strip().lower() for name in text.split(",") if name.strip()])
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
-        return value
-
-    return parse
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
@@ -135,9 +122,9 @@ def _add_attack_parser(commands) -> None:
         "--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
         help="start:stop:count or a comma list, fractions of [0, 1] (default 0.005:0.08:16)",
     )  # fmt: skip
-    parser.add_argument("--n-images", type=_int_at_least(1), default=1000, help="images evaluated (default 1000)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
-    parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
+    parser.add_argument("--n-images", type=int_at_least(1), default=1000, help="images evaluated (default 1000)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
     parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH (its validation split)")
     add_device_argument(parser)
     parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
@@ -152,9 +139,9 @@ def _add_defend_parser(commands) -> None:
     parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
     _add_attacks_argument(parser)
     parser.add_argument("--eps", type=parse_eps, default=(0.03, 0.05), help="the two ε of Table III (default 0.03,0.05)")
-    parser.add_argument("--n-images", type=_int_at_least(1), default=1000, help="images evaluated (default 1000)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="seeds the sample and the attacks")
-    parser.add_argument("--batch-size", type=_int_at_least(1), default=128, help="clean images per batch")
+    parser.add_argument("--n-images", type=int_at_least(1), default=1000, help="images evaluated (default 1000)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
+    parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
     add_device_argument(parser)
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     parser.set_defaults(func=cmd_defend)

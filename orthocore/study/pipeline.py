@@ -37,13 +37,14 @@ from orthocore.attacks import make_attack
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
+from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.gradcam import gradcam
 from orthocore.metrics import accuracy
 from orthocore.report import write_report
 from orthocore.runtime import resolve_device, versions
-from orthocore.study.cache import StageCache, file_digest, fingerprint
+from orthocore.study.cache import StageCache
 from orthocore.study.config import StudyConfig
 from orthocore.train import TrainConfig, train
 from orthocore.train.config import settings_of

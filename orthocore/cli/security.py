@@ -1,0 +1,123 @@
+"""``orthocore security``: the security evaluation of defended models, with the attacker's
+surrogates it needs trained by the defenders' own method, and the verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+
+from orthocore.cli._arguments import add_device_argument, int_at_least
+from orthocore.cli.attack import model_names, parse_eps
+
+
+def _method(args: argparse.Namespace):
+    """The defenders' training configuration: the first target's recorded one, with
+    ``--lambda`` and ``--epochs`` overriding λ and the training length."""
+    from orthocore.checkpoint import read_checkpoint
+    from orthocore.train import TrainConfig
+
+    recorded = read_checkpoint(args.target[0])["extra"].get("config")
+    if recorded is None:
+        raise ValueError(f"target: {args.target[0]!r} records no training configuration; train it with orthocore")
+    method = TrainConfig.from_dict(recorded)
+    changes = {"progress": not args.no_progress, "data": args.data}
+    if args.lam is not None:
+        changes["lam"] = args.lam
+    if args.epochs is not None:
+        changes.update(max_epochs=args.epochs, eval_every=min(method.eval_every, args.epochs))
+    return dataclasses.replace(method, **changes)
+
+
+def _sources(args, surrogates, load) -> dict:
+    """Transfer sources by name (one model, or a list for an ensemble)."""
+    sources = {}
+    given = [*args.surrogate, *surrogates.ordinary]
+    for name, path in zip(model_names(given), given):
+        sources[f"surrogate {name}"] = load(path)
+    if len(given) > 1:
+        sources["surrogate ensemble"] = [load(path) for path in given]
+    for kind, paths in (("adaptive", surrogates.adaptive), ("adaptive without K", surrogates.adaptive_without_k)):
+        for index, path in enumerate(paths):
+            sources[f"{kind} #{index}"] = load(path)
+        if len(paths) > 1:
+            sources[f"{kind} ensemble"] = [load(path) for path in paths]
+    return sources
+
+
+def cmd_security(args: argparse.Namespace) -> int:
+    """Runs the protocol and writes OUT/security.json and OUT/security.md."""
+    from orthocore._io import atomic_write_json, atomic_write_text
+    from orthocore.checkpoint import load_model
+    from orthocore.data import open_dataset
+    from orthocore.evaluate.security import SecurityConfig, security_evaluation
+    from orthocore.evaluate.surrogates import train_surrogates
+    from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
+    from orthocore.runtime import resolve_device
+
+    config = SecurityConfig(eps=args.eps, n_images=args.n_images, seed=args.seed, white_box_steps=args.white_box_steps,
+                            restarts=args.restarts, square_queries=args.square_queries)  # fmt: skip
+    device = resolve_device(args.device)
+    baselines = [args.baseline] if args.baseline else []
+    missing = [path for path in [args.reference, *args.target, *args.surrogate, *baselines]
+               if not pathlib.Path(path).is_file()]  # fmt: skip
+    if missing:
+        raise ValueError(f"checkpoint not found: {', '.join(missing)}")
+    dataset = open_dataset(args.data, "val")
+    method = _method(args)
+    out = pathlib.Path(args.out)
+    surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
+                                  adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k)  # fmt: skip
+
+    def load(path):
+        return load_model(path, device)
+
+    names = model_names([*args.target, *baselines])
+    targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
+    sources = _sources(args, surrogates, load)
+    result = security_evaluation(targets, load(args.reference), dataset, config, sources=sources, device=device)
+    print(result.format())
+    verdicts = []
+    if baselines:
+        kinds = {kind: [name for name in sources if name.startswith(prefix)] for kind, prefix in
+                 (("surrogates", "surrogate"), ("adaptive", "adaptive #"), ("adaptive_without_k", "adaptive without K"))}
+        verdicts = security_verdicts([result], baseline=names[-1], defended=names[: len(args.target)], **kinds)
+        print("\nverdicts (fooling ratio averaged over the ε grid):\n" + format_verdicts(verdicts))
+    atomic_write_json(out / "security.json", {
+        "rows": result.rows(), "diagnostics": result.diagnostics, "metadata": result.metadata,
+        "verdicts": [dataclasses.asdict(v) for v in verdicts],
+        "surrogates": dataclasses.asdict(surrogates),
+    })  # fmt: skip
+    atomic_write_text(out / "security.md", result.format() + "\n\n" + format_verdicts(verdicts) + "\n")
+    print(f"\nwrote {out / 'security.json'} and {out / 'security.md'}")
+    return 0
+
+
+def add_parsers(commands) -> None:
+    parser = commands.add_parser(
+        "security", help="white-box, query, transfer and adaptive attacks on defended models, with verdicts",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--target", action="append", required=True, help="checkpoint of a defended model (repeatable)")
+    parser.add_argument("--baseline", help="checkpoint of the ordinary model the verdicts compare the targets with")
+    parser.add_argument("--reference", required=True, help="checkpoint of the public reference K")
+    parser.add_argument("--surrogate", action="append", default=[], help="checkpoint of an attacker's surrogate")
+    parser.add_argument("--train-surrogates", type=int_at_least(0), default=0, help="independent surrogates to train")
+    parser.add_argument("--adaptive", type=int_at_least(0), default=1, help="surrogates to train orthogonal to K")
+    parser.add_argument("--adaptive-without-k", type=int_at_least(0), default=1,
+                        help="surrogates to train orthogonal to the attacker's own model")  # fmt: skip
+    parser.add_argument("--lambda", dest="lam", type=float, default=None,
+                        help="λ of the adaptive surrogates (default: the first target's recorded λ)")  # fmt: skip
+    parser.add_argument("--epochs", type=int_at_least(1), default=None,
+                        help="epochs of each surrogate (default: the first target's recorded max_epochs)")  # fmt: skip
+    parser.add_argument("--data", default="digits", help="'digits', cifar10:PATH, folder:PATH or PATH")
+    parser.add_argument("--eps", type=parse_eps, default=(0.02, 0.05, 0.1, 0.2), help="start:stop:count or a list")
+    parser.add_argument("--n-images", type=int_at_least(1), default=500, help="images evaluated")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
+    parser.add_argument("--white-box-steps", type=int_at_least(1), default=100, help="white-box PGD steps")
+    parser.add_argument("--restarts", type=int_at_least(1), default=3, help="white-box PGD restarts")
+    parser.add_argument("--square-queries", type=int_at_least(2), default=1000, help="Square Attack's budget")
+    parser.add_argument("--out", required=True, help="folder for the surrogates and security.json / security.md")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars while training surrogates")
+    add_device_argument(parser)
+    parser.set_defaults(func=cmd_security)

@@ -1,0 +1,60 @@
+"""``orthocore security`` end to end on small digits models: it trains the adaptive
+surrogates by the target's recorded method, reuses them on a second run, and writes the
+tables, diagnostics and verdicts."""
+
+import json
+
+import pytest
+
+from orthocore import cli
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("security")
+    common = ["--max-epochs", "2", "--eval-every", "2", "--no-progress"]
+    assert cli.main(["train", "--out", str(root / "k"), "--seed", "0", *common]) == 0
+    assert cli.main(["train", "--out", str(root / "o"), "--seed", "1", *common]) == 0
+    assert cli.main(["train", "--out", str(root / "m"), "--seed", "1", "--lambda", "2",
+                     "--reference", str(root / "k" / "model.ckpt"), *common]) == 0  # fmt: skip
+    return root
+
+
+def _run(root, capsys, *extra):
+    argv = ["security", "--target", str(root / "m" / "model.ckpt"), "--baseline", str(root / "o" / "model.ckpt"),
+            "--reference", str(root / "k" / "model.ckpt"), "--out", str(root / "sec"), "--eps", "0.1,0.3",
+            "--n-images", "40", "--white-box-steps", "5", "--restarts", "2", "--square-queries", "30", "--epochs", "1",
+            "--adaptive", "2", "--train-surrogates", "1", "--no-progress", *extra]  # fmt: skip
+    code = cli.main(argv)
+    return code, capsys.readouterr()
+
+
+def test_security_trains_its_surrogates_and_writes_the_verdicts(models, capsys):
+    code, captured = _run(models, capsys)
+    assert code == 0, captured.err
+    report = json.loads((models / "sec" / "security.json").read_text())
+    surrogates = report["surrogates"]
+    assert len(surrogates["adaptive"]) == 2 and len(surrogates["adaptive_without_k"]) == 1
+    assert len(surrogates["ordinary"]) == 1
+    attacks = {row["attack"] for row in report["rows"]}
+    assert {"white-box", "square", "transfer from K", "transfer from adaptive #0", "transfer from adaptive ensemble",
+            "transfer from adaptive without K #0", "worst case"} <= attacks  # fmt: skip
+    claims = {v["claim"]: v["outcome"] for v in report["verdicts"]}
+    assert len(claims) == 5 and all(outcome for outcome in claims.values())
+    assert set(report["diagnostics"]) == {"model#0", "model#1"}  # the target and the baseline
+    assert "verdicts" in captured.out and (models / "sec" / "security.md").is_file()
+    trained = {p: p.stat().st_mtime_ns for p in (models / "sec" / "surrogates").rglob("model.ckpt")}
+    assert len(trained) == 5  # 1 ordinary, 2 adaptive, the blind attacker's own model and 1 orthogonal to it
+    code, _ = _run(models, capsys)  # a second run reuses every surrogate
+    assert code == 0
+    assert {p: p.stat().st_mtime_ns for p in (models / "sec" / "surrogates").rglob("model.ckpt")} == trained
+
+
+def test_missing_checkpoints_fail_before_any_training(tmp_path, capsys):
+    argv = ["security", "--target", str(tmp_path / "m.ckpt"), "--reference", str(tmp_path / "k.ckpt"),
+            "--out", str(tmp_path / "sec")]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    assert not (tmp_path / "sec").exists()
