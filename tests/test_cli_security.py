@@ -40,10 +40,11 @@ def test_security_trains_its_surrogates_and_writes_the_verdicts(models, capsys):
     assert len(surrogates["ordinary"]) == 1
     attacks = {row["attack"] for row in report["rows"]}
     assert {"white-box", "square", "transfer from K", "transfer from adaptive #0", "transfer from adaptive ensemble",
+            "transfer from adaptive #1",
             "transfer from adaptive without K #0", "worst case"} <= attacks  # fmt: skip
     claims = {v["claim"]: v["outcome"] for v in report["verdicts"]}
     assert len(claims) == 5 and all(outcome for outcome in claims.values())
-    assert set(report["diagnostics"]) == {"model#0", "model#1"}  # the target and the baseline
+    assert set(report["diagnostics"]) == {"m", "o"}  # the target and the baseline, by run folder
     assert "verdicts" in captured.out and (models / "sec" / "security.md").is_file()
     trained = {p: p.stat().st_mtime_ns for p in (models / "sec" / "surrogates").rglob("model.ckpt")}
     assert len(trained) == 5  # 1 ordinary, 2 adaptive, the blind attacker's own model and 1 orthogonal to it

@@ -29,11 +29,17 @@ def _method(args: argparse.Namespace):
     return dataclasses.replace(method, **changes)
 
 
+def _names(paths: list[str]) -> list[str]:
+    """Table names for checkpoints: the run folder's name for a trainer's ``model.ckpt``,
+    else the file's stem (numbered where two collide)."""
+    return model_names([pathlib.Path(p).parent.name if pathlib.Path(p).name == "model.ckpt" else p for p in paths])
+
+
 def _sources(args, surrogates, load) -> dict:
     """Transfer sources by name (one model, or a list for an ensemble)."""
     sources = {}
     given = [*args.surrogate, *surrogates.ordinary]
-    for name, path in zip(model_names(given), given):
+    for name, path in zip(_names(given), given):
         sources[f"surrogate {name}"] = load(path)
     if len(given) > 1:
         sources["surrogate ensemble"] = [load(path) for path in given]
@@ -72,7 +78,7 @@ def cmd_security(args: argparse.Namespace) -> int:
     def load(path):
         return load_model(path, device)
 
-    names = model_names([*args.target, *baselines])
+    names = _names([*args.target, *baselines])
     targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
     sources = _sources(args, surrogates, load)
     result = security_evaluation(targets, load(args.reference), dataset, config, sources=sources, device=device)
