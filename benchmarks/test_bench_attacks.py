@@ -18,6 +18,7 @@ import os
 import pytest
 import torch
 import torchattacks
+from _timing import DEVICE, synchronized
 from torch import nn
 
 from orthocore import attacks, models
@@ -39,7 +40,6 @@ WARMUP = {"fgsm": 1, "ifgsm": 0, "pgd": 0, "mifgsm": 0}  # a 10-step sweep is it
 # component that is ~0, and that image's trajectory then differs (98.6 % of the I-FGSM
 # pairs agreed with the model zoo's ResNet-20; FGSM, PGD and MI-FGSM agree on all).
 MIN_IDENTICAL = 0.98
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 ORTHOCORE = {
     "fgsm": lambda m, x, y: attacks.fgsm(m, x, y, eps=EPS),
@@ -71,16 +71,6 @@ def setup():
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
-def _synchronized(fn):
-    def run():
-        out = fn()
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
-        return out
-
-    return run
-
-
 def _torchattacks_sweep(name, model, images, labels):
     return torch.stack([TORCHATTACKS[name](model, e)(images, labels) for e in EPS])  # (E, B, C, H, W)
 
@@ -91,8 +81,8 @@ def test_eps_sweep(benchmark, setup, name, provider):
     model, images, labels = setup
     benchmark.group = f"{name} sweep, ResNet-20, 64 images x 8 eps, {DEVICE.type}"
     benchmark.extra_info["provider"] = provider
-    ours = _synchronized(lambda: ORTHOCORE[name](model, images, labels))
-    peer = _synchronized(lambda: _torchattacks_sweep(name, model, images, labels))
+    ours = synchronized(lambda: ORTHOCORE[name](model, images, labels))
+    peer = synchronized(lambda: _torchattacks_sweep(name, model, images, labels))
     timed = ours if provider == "orthocore" else peer
     out = benchmark.pedantic(timed, rounds=ROUNDS[name], warmup_rounds=WARMUP[name])
     OUTPUTS[name, provider] = out

@@ -17,13 +17,13 @@ import os
 import pytest
 import torch
 import torchattacks
+from _timing import DEVICE, synchronized
 
 from orthocore import attacks, models
 
 EPS = [0.005 * k for k in range(1, 9)]
 QUERIES = 50
 ROUNDS = int(os.environ.get("ORTHOCORE_BENCH_ROUNDS", 2))
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 MEDIANS: dict[str, float] = {}
 
 
@@ -35,16 +35,6 @@ def setup():
     with torch.no_grad():
         labels = model(images).argmax(1)
     return model, images, labels
-
-
-def _synchronized(fn):
-    def run():
-        out = fn()
-        if DEVICE.type == "cuda":
-            torch.cuda.synchronize()
-        return out
-
-    return run
 
 
 @pytest.mark.parametrize("provider", ["torchattacks", "orthocore"])
@@ -60,7 +50,7 @@ def test_square_sweep(benchmark, setup, provider):
     def peer():
         return torch.stack([torchattacks.Square(model, eps=e, n_queries=QUERIES, seed=0)(images, labels) for e in EPS])
 
-    out = benchmark.pedantic(_synchronized(ours if provider == "orthocore" else peer), rounds=ROUNDS, warmup_rounds=0)
+    out = benchmark.pedantic(synchronized(ours if provider == "orthocore" else peer), rounds=ROUNDS, warmup_rounds=0)
     assert out.shape == (len(EPS), *images.shape)
     budgets = torch.tensor(EPS, dtype=out.dtype, device=out.device)
     sizes = (out - images).abs().amax((2, 3, 4))  # (E, B)

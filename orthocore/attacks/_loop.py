@@ -162,6 +162,21 @@ def _run_chunk(model, chunk: _Chunk, settings: LoopSettings, plan: DiversityPlan
     return adv
 
 
+def check_attack_arguments(model, images: Tensor, labels: Tensor, eps, max_batch: int | None):
+    """The checks every attack (gradient or query) makes before any work.
+
+    Returns:
+        ``(eps values, whether a list was given, labels as int64 on the images' device)``.
+    """
+    values, is_list = eps_values(eps)
+    checks.check_images(images, "images", empty=False)
+    checks.check_labels(labels, images.shape[0])
+    checks.check_model(model, like=images)
+    if max_batch is not None:
+        checks.check_number(max_batch, "max_batch", low=1, integer=True)
+    return values, is_list, labels.to(images.device, torch.int64)
+
+
 def run_attack(
     model: nn.Module,
     images: Tensor,
@@ -186,13 +201,7 @@ def run_attack(
     Returns:
         :math:`(B, C, H, W)` for a single ε, :math:`(E, B, C, H, W)` for a list.
     """
-    values, is_list = eps_values(eps)
-    checks.check_images(images, "images", empty=False)
-    checks.check_labels(labels, images.shape[0])
-    checks.check_model(model, like=images)
-    if max_batch is not None:
-        checks.check_number(max_batch, "max_batch", low=1, integer=True)
-    labels = labels.to(images.device, torch.int64)
+    values, is_list, labels = check_attack_arguments(model, images, labels, eps, max_batch)
     with _attack_mode(model):
         logits, saved_per_row = _memory.saved_bytes_per_row(model, images)
         if logits is not None:

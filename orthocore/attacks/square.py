@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from orthocore import checks
 from orthocore.attacks import _memory
-from orthocore.attacks._loop import eps_values, norm_name
+from orthocore.attacks._loop import check_attack_arguments, norm_name
 from orthocore.attacks.base import Attack
 from orthocore.modes import eval_mode
 
@@ -217,16 +217,8 @@ def _step_l2(search: _Search, rows: Tensor, best: Tensor, step: int) -> Tensor:
     return (clean + direction * eps).clamp(0, 1)
 
 
-def run_square(
-    model,
-    images: Tensor,
-    labels: Tensor,
-    eps,
-    settings: SquareSettings,
-    *,
-    generator: torch.Generator | None = None,
-    max_batch: int | None = None,
-) -> tuple[Tensor, Tensor]:
+def run_square(model, images: Tensor, labels: Tensor, eps, settings: SquareSettings, *,
+               generator: torch.Generator | None = None, max_batch: int | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Square Attack at one or many ε; every argument is checked before any query.
 
     Returns:
@@ -234,13 +226,7 @@ def run_square(
         :math:`(E, B, C, H, W)` and :math:`(E, B)` for a list; ``queries`` counts the
         forward passes each image took (at most ``n_queries``).
     """
-    values, is_list = eps_values(eps)
-    checks.check_images(images, "images", empty=False)
-    checks.check_labels(labels, images.shape[0])
-    checks.check_model(model, like=images)
-    if max_batch is not None:
-        checks.check_number(max_batch, "max_batch", low=1, integer=True)
-    labels = labels.to(images.device, torch.int64)
+    values, is_list, labels = check_attack_arguments(model, images, labels, eps, max_batch)
     initial, step = (_initial_linf, _step_linf) if settings.norm == "inf" else (_initial_l2, _step_l2)
     with eval_mode(model):  # the memory probe too: a train-mode pass would move batch-norm statistics
         search = _Search(model, images, labels, values, settings, generator, max_batch)
