@@ -35,29 +35,13 @@ def _names(paths: list[str]) -> list[str]:
     return model_names([pathlib.Path(p).parent.name if pathlib.Path(p).name == "model.ckpt" else p for p in paths])
 
 
-def _sources(args, surrogates, load) -> dict:
-    """Transfer sources by name (one model, or a list for an ensemble)."""
-    sources = {}
-    given = [*args.surrogate, *surrogates.ordinary]
-    for name, path in zip(_names(given), given):
-        sources[f"surrogate {name}"] = load(path)
-    if len(given) > 1:
-        sources["surrogate ensemble"] = [load(path) for path in given]
-    for kind, paths in (("adaptive", surrogates.adaptive), ("adaptive without K", surrogates.adaptive_without_k)):
-        for index, path in enumerate(paths):
-            sources[f"{kind} #{index}"] = load(path)
-        if len(paths) > 1:
-            sources[f"{kind} ensemble"] = [load(path) for path in paths]
-    return sources
-
-
 def cmd_security(args: argparse.Namespace) -> int:
     """Runs the protocol and writes OUT/security.json and OUT/security.md."""
     from orthocore._io import atomic_write_json, atomic_write_text
     from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
     from orthocore.evaluate.security import SecurityConfig, security_evaluation
-    from orthocore.evaluate.surrogates import train_surrogates
+    from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
     from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
     from orthocore.runtime import resolve_device
 
@@ -80,14 +64,19 @@ def cmd_security(args: argparse.Namespace) -> int:
 
     names = _names([*args.target, *baselines])
     targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
-    sources = _sources(args, surrogates, load)
-    result = security_evaluation(targets, load(args.reference), dataset, config, sources=sources, device=device)
+    given = [*args.surrogate, *surrogates.ordinary]
+    attackers = attacker_sources(
+        {name: load(path) for name, path in zip(_names(given), given)},
+        [load(path) for path in surrogates.adaptive], [load(path) for path in surrogates.adaptive_without_k],
+    )  # fmt: skip
+    result = security_evaluation(targets, load(args.reference), dataset, config, sources=attackers.sources,
+                                 device=device)  # fmt: skip
     print(result.format())
     verdicts = []
     if baselines:
-        kinds = {kind: [name for name in sources if name.startswith(prefix)] for kind, prefix in
-                 (("surrogates", "surrogate"), ("adaptive", "adaptive #"), ("adaptive_without_k", "adaptive without K"))}
-        verdicts = security_verdicts([result], baseline=names[-1], defended=names[: len(args.target)], **kinds)
+        verdicts = security_verdicts([result], baseline=names[-1], defended=names[: len(args.target)],
+                                     surrogates=attackers.surrogates, adaptive=attackers.adaptive,
+                                     adaptive_without_k=attackers.adaptive_without_k)  # fmt: skip
         print("\nverdicts (fooling ratio averaged over the ε grid):\n" + format_verdicts(verdicts))
     atomic_write_json(out / "security.json", {
         "rows": result.rows(), "diagnostics": result.diagnostics, "metadata": result.metadata,

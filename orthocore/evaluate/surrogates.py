@@ -84,3 +84,36 @@ def train_surrogates(
         adaptive=[orthogonal_to(reference, i, "adaptive") for i in range(adaptive)],
         adaptive_without_k=[orthogonal_to(own, i, "adaptive-without-k") for i in range(adaptive_without_k)],
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackerSources:
+    """Transfer sources of a security evaluation by name, and which names are which kind
+    of attacker (the arguments :func:`orthocore.evaluate.verdicts.security_verdicts` needs)."""
+
+    sources: dict
+    surrogates: list[str]
+    adaptive: list[str]
+    adaptive_without_k: list[str]
+
+
+def attacker_sources(ordinary: dict, adaptive: list, adaptive_without_k: list) -> AttackerSources:
+    """Names the attacker's models as transfer sources: ``surrogate <name>`` per ordinary
+    surrogate (``ordinary``: name → model), ``adaptive #i``, ``adaptive without K #i``, and
+    an ``... ensemble`` of each kind that has two or more models."""
+    sources: dict = {}
+    kinds: dict[str, list[str]] = {"surrogates": [], "adaptive": [], "adaptive_without_k": []}
+    groups = (
+        ("surrogates", "surrogate", [(f"surrogate {name}", model) for name, model in ordinary.items()]),
+        ("adaptive", "adaptive", [(f"adaptive #{i}", model) for i, model in enumerate(adaptive)]),
+        ("adaptive_without_k", "adaptive without K",
+         [(f"adaptive without K #{i}", model) for i, model in enumerate(adaptive_without_k)]),
+    )  # fmt: skip
+    for kind, label, members in groups:
+        for name, model in members:
+            sources[name] = model
+            kinds[kind].append(name)
+        if len(members) > 1:
+            sources[f"{label} ensemble"] = [model for _, model in members]
+            kinds[kind].append(f"{label} ensemble")
+    return AttackerSources(sources, **kinds)
