@@ -20,6 +20,12 @@ image panels, ``panels.npz``. :func:`write_report` turns them into
     defenses[]: target, defense (Table III label or "none"), clean_fooling_ratio, attack,
                 eps, fooling_ratio, total
     panels{}:   gradcam_models[str], perturbation_attacks[str], perturbation_eps[float]
+    security{}: eps[float], images, adaptive_lambda,
+                rows[]: target, attack, eps, fooled, total, fooling_ratio
+                diagnostics{target: {mean_input_gradient_norm, mean_logit_margin,
+                                     black_box_only_percent[per ε], white_box_at_largest_eps_percent}}
+                verdicts[]: claim, target, outcome, defended[per seed], baseline[per seed], evidence
+                (null when the study ran without it)
 
 The report states plainly which of the paper's claims the measured numbers reproduce
 (:func:`reproduction_checks`): verdicts come from the numbers, never from expectations.
@@ -172,6 +178,26 @@ def reproduction_checks(results: Mapping) -> list[tuple[str, str, str]]:
     return checks
 
 
+def security_tables(security: Mapping) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per target of the security evaluation: (caption, header, rows), fooling ratio in %
+    per attack (rows) and ε (columns), then its masking diagnostics."""
+    eps = security["eps"]
+    tables = []
+    for target in dict.fromkeys(row["target"] for row in security["rows"]):
+        ratios: dict[str, dict[float, float]] = {}
+        for row in security["rows"]:
+            if row["target"] == target:
+                ratios.setdefault(row["attack"], {})[row["eps"]] = row["fooling_ratio"]
+        diagnostics = security["diagnostics"][target]
+        rows = [[attack, *(_fmt(values[e]) for e in eps)] for attack, values in ratios.items()]
+        rows.append(["black-box fools, white-box does not (masking flag)",
+                     *(_fmt(v) for v in diagnostics["black_box_only_percent"])])  # fmt: skip
+        caption = (f"{target}: fooling ratio (%) of {security['images']} images; mean input-gradient norm "
+                   f"{diagnostics['mean_input_gradient_norm']:.3g}, mean logit margin {diagnostics['mean_logit_margin']:.3g}")
+        tables.append((caption, ["attack", *(f"ε = {e:g}" for e in eps)], rows))
+    return tables
+
+
 def _figures(run_dir: Path, results: Mapping) -> list[tuple[str, Path]]:
     """Draws every figure the run's data allows; returns (caption, path) pairs."""
     figure_dir = run_dir / "figures"
@@ -256,6 +282,12 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
     md += [f"- {note}" for note in results.get("notes", [])] + [""]
     for caption, (header, rows) in tables:
         md += [f"## {caption}", "", markdown_table(header, rows), ""]
+    security = results.get("security")
+    if security:
+        md += ["## Security evaluation (beyond the paper)", "", _SECURITY_TEXT, ""]
+        md += [markdown_table(["model", "claim", "verdict", "measured (mean over the ε grid)"], _verdict_rows(security)), ""]
+        for caption, header, rows in security_tables(security):
+            md += [f"### {caption}", "", markdown_table(header, rows), ""]
     md += ["## Figures", ""] + [f"![{caption}](figures/{path.name})\n\n*{caption}*\n" for caption, path in figures]
     md += ["## Configuration, versions, seed, timings", "", "```json", config_text, "```", ""]
     markdown_path = run_dir / "report.md"
@@ -272,6 +304,11 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
     parts += ["<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in results.get("notes", [])) + "</ul>"]
     for caption, (header, rows) in tables:
         parts += [f"<h2>{html.escape(caption)}</h2>", _html_table(header, rows)]
+    if security:
+        parts += ["<h2>Security evaluation (beyond the paper)</h2>", f"<p>{html.escape(_SECURITY_TEXT)}</p>",
+                  _html_table(["model", "claim", "verdict", "measured (mean over the ε grid)"], _verdict_rows(security))]
+        for caption, header, rows in security_tables(security):
+            parts += [f"<h3>{html.escape(caption)}</h3>", _html_table(header, rows)]
     parts.append("<h2>Figures</h2>")
     for caption, path in figures:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -298,4 +335,20 @@ def format_summary(results: Mapping) -> str:
         parts += ["", "Table III — defenses vs the orthogonal models:", markdown_table(header, rows)]
     parts += ["", "What was reproduced:"]
     parts += [f"  [{verdict}] {claim}\n      {measured}" for claim, measured, verdict in reproduction_checks(results)]
+    if results.get("security"):
+        parts += ["", "Security evaluation (beyond the paper): " + _SECURITY_TEXT]
+        parts += [f"  [{verdict}] {model}: {claim}\n      {measured}"
+                  for model, claim, verdict, measured in _verdict_rows(results["security"])]  # fmt: skip
     return "\n".join(parts)
+
+
+_SECURITY_TEXT = (
+    "The paper measures transfer only. Here the same models face white-box PGD, the query attack Square, "
+    "and adaptive attackers who train their own surrogate orthogonal to K (or, not knowing K, to a model of "
+    "their own); each verdict compares the orthogonal model with the ordinary retrain and is computed from "
+    "the numbers below."
+)
+
+
+def _verdict_rows(security: Mapping) -> list[list[str]]:
+    return [[v["target"], v["claim"], v["outcome"], v["evidence"]] for v in security["verdicts"]]

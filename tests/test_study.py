@@ -17,7 +17,8 @@ from orthocore.study import pipeline
 def _tiny(out) -> StudyConfig:
     return StudyConfig(
         out=str(out), max_epochs=2, eval_every=1, lambdas=[1.0], attacks=["fgsm"], eps=[0.1, 0.3],
-        defense_eps=[0.1, 0.2], n_images=30, gradcam_images=2, device="cpu",
+        defense_eps=[0.1, 0.2], n_images=30, gradcam_images=2, device="cpu", security_eps=[0.1, 0.3], adaptive=2,
+        adaptive_without_k=1, white_box_steps=3, restarts=1, square_queries=10,
     )  # fmt: skip
 
 
@@ -35,6 +36,14 @@ def test_finished_study_writes_everything(finished):
     for name in ("results.json", "report.html", "report.md", "panels.npz", "figures/gradcam.png",
                  "figures/perturbations.png", "figures/fooling_reference.png", "figures/fooling_surrogate.png"):
         assert (out / name).is_file(), name
+    security = results["security"]
+    assert {r["target"] for r in security["rows"]} == {"ordinary", "orthogonal-λ1"}
+    attacks = {r["attack"] for r in security["rows"]}
+    assert {"white-box", "square", "transfer from K", "transfer from surrogate", "transfer from adaptive ensemble",
+            "transfer from adaptive without K #0", "worst case"} <= attacks  # fmt: skip
+    assert [v["target"] for v in security["verdicts"]] == ["orthogonal-λ1"] * 5
+    report = (out / "report.md").read_text()
+    assert "Security evaluation (beyond the paper)" in report and security["verdicts"][0]["evidence"] in report
 
 
 def test_rerun_with_nothing_changed_reuses_every_stage(finished, monkeypatch):

@@ -104,7 +104,7 @@ def attacker_sources(ordinary: dict, adaptive: list, adaptive_without_k: list) -
     sources: dict = {}
     kinds: dict[str, list[str]] = {"surrogates": [], "adaptive": [], "adaptive_without_k": []}
     groups = (
-        ("surrogates", "surrogate", [(f"surrogate {name}", model) for name, model in ordinary.items()]),
+        ("surrogates", "surrogate", [(f"surrogate {name}".strip(), model) for name, model in ordinary.items()]),
         ("adaptive", "adaptive", [(f"adaptive #{i}", model) for i, model in enumerate(adaptive)]),
         ("adaptive_without_k", "adaptive without K",
          [(f"adaptive without K #{i}", model) for i, model in enumerate(adaptive_without_k)]),

@@ -41,6 +41,12 @@ class StudyConfig(TrainSettings):
         defense_eps: the two ε of Table III.
         defenses: whether to run Table III.
         gradcam_images: images in the Grad-CAM panel (Fig. 3).
+        security: whether to run the security evaluation (beyond the paper:
+            :mod:`orthocore.evaluate.security`) on the ordinary and orthogonal models.
+        security_eps: its ε grid.
+        adaptive, adaptive_without_k: adaptive surrogates to train orthogonal to K, and
+            orthogonal to the attacker's own model (with the study's largest λ).
+        white_box_steps, restarts, square_queries: the white-box PGD and Square budgets.
     """
 
     max_epochs: int = 30
@@ -55,6 +61,13 @@ class StudyConfig(TrainSettings):
     defense_eps: list[float] = field(default_factory=lambda: [0.03, 0.05])
     defenses: bool = True
     gradcam_images: int = 6
+    security: bool = True
+    security_eps: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.05, 0.08])
+    adaptive: int = 2
+    adaptive_without_k: int = 1
+    white_box_steps: int = 100
+    restarts: int = 3
+    square_queries: int = 1000
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
@@ -63,10 +76,14 @@ class StudyConfig(TrainSettings):
         if len(set(lambdas)) != len(lambdas):
             raise ValueError(f"lambdas: values must be distinct, got {self.lambdas}")
         attack_names(self.attacks)
-        for name in ("eps", "defense_eps"):
+        for name in ("eps", "defense_eps", "security_eps"):
             check_number_list(getattr(self, name), name, low=0, high=1, low_open=True)
-        for name in ("n_images", "gradcam_images"):
+        for name in ("n_images", "gradcam_images", "white_box_steps", "restarts"):
             check_number(getattr(self, name), name, low=1, integer=True)
+        for name in ("adaptive", "adaptive_without_k"):
+            check_number(getattr(self, name), name, low=0, integer=True)
+        check_number(self.square_queries, "square_queries", low=2, integer=True)
+        check_bool(self.security, "security")
         check_number(self.seed, "seed", low=0, integer=True)
         check_bool(self.defenses, "defenses")
         if not isinstance(self.out, str):
@@ -100,6 +117,7 @@ def demo_config(out: str = "runs/demo") -> StudyConfig:
         out=out,
         eps=[0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3],
         defense_eps=[0.1, 0.2],
+        security_eps=[0.05, 0.1, 0.2],
     )
 
 

@@ -39,7 +39,10 @@ from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
 from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.defenses import defense_evaluation
+from orthocore.evaluate.security import SecurityConfig, security_evaluation
+from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
+from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.gradcam import gradcam
 from orthocore.metrics import accuracy
 from orthocore.report import write_report
@@ -166,6 +169,45 @@ def defense_rows(config: StudyConfig, models: list[StudyModel], val_set, device,
     return cache.put("defenses", key, [dataclasses.asdict(r) for r in rows])
 
 
+def security_section(config: StudyConfig, models: list[StudyModel], val_set, device, cache, progress) -> dict:
+    """The security evaluation (beyond the paper) of the ordinary and orthogonal models:
+    white-box, Square, transfer from K, from the study's independent surrogate and from
+    adaptive surrogates (trained here, with the study's largest λ, orthogonal to K and to
+    an attacker's own model), worst cases, diagnostics and the verdicts."""
+    reference = models[0]
+    surrogate = next(m for m in models if m.role == "surrogate")
+    targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal")}
+    method = TrainConfig(**settings_of(config), lam=max(config.lambdas), references=[str(reference.checkpoint)],
+                         seed=config.seed + 1, progress=progress)  # fmt: skip
+    with tqdm(total=2, desc="security evaluation", disable=not progress) as bar:
+        trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
+                                   adaptive=config.adaptive, adaptive_without_k=config.adaptive_without_k)  # fmt: skip
+        bar.update()
+        settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=config.seed,
+                                  white_box_steps=config.white_box_steps, restarts=config.restarts,
+                                  square_queries=config.square_queries)  # fmt: skip
+        checkpoints = [m.checkpoint for m in models] + [*trained.adaptive, *trained.adaptive_without_k]
+        key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints])
+        cached = cache.get("security", key)
+        if cached is None:
+            load = lambda path: load_model(path, map_location=device)  # noqa: E731
+            attackers = attacker_sources({"": surrogate.model}, [load(p) for p in trained.adaptive],
+                                         [load(p) for p in trained.adaptive_without_k])  # fmt: skip
+            result = security_evaluation(targets, reference.model, val_set, settings, sources=attackers.sources,
+                                         device=device)  # fmt: skip
+            verdicts = security_verdicts([result], baseline="ordinary",
+                                         defended=[m.name for m in models if m.role == "orthogonal"],
+                                         surrogates=attackers.surrogates, adaptive=attackers.adaptive,
+                                         adaptive_without_k=attackers.adaptive_without_k)  # fmt: skip
+            cached = cache.put("security", key, {
+                "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
+                "diagnostics": result.diagnostics, "verdicts": [dataclasses.asdict(v) for v in verdicts],
+                "adaptive_lambda": method.lam,
+            })  # fmt: skip
+        bar.update()
+    return cached
+
+
 def _val_tensors(val_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     items = [val_set[i] for i in range(min(count, len(val_set)))]
     return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
@@ -234,6 +276,12 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         defenses = defense_rows(config, models, val_set, device, cache, progress)
         timings["defenses"] = time.perf_counter() - start
 
+    security = None
+    if config.security:
+        start = time.perf_counter()
+        security = security_section(config, models, val_set, device, cache, progress)
+        timings["security"] = time.perf_counter() - start
+
     start = time.perf_counter()
     panel_info = panels(config, models, val_set, device, run_dir)
     timings["panels"] = time.perf_counter() - start
@@ -248,6 +296,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         "models": table,
         "transfer": transfer,
         "defenses": defenses,
+        "security": security,
         "panels": panel_info,
     }
     atomic_write_json(run_dir / "results.json", results)
