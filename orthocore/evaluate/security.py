@@ -49,15 +49,11 @@ def transfer_row(source: str) -> str:
     return f"transfer from {source}"
 
 
-@dataclasses.dataclass(frozen=True)
-class SecurityConfig:
-    """What a security evaluation runs; checked on construction.
+@dataclasses.dataclass
+class AttackBudget:
+    """How hard the security evaluation's attackers try; the study takes these fields too.
 
-    Args:
-        eps: the ε grid (fractions of the [0, 1] range).
-        n_images: images sampled (all classified correctly by every target and by K).
-        seed: seeds the sample and every attack's random draws.
-        batch_size: clean images per attack batch (each becomes ``len(eps)`` rows).
+    Attributes:
         white_box_steps, restarts: the white-box PGD (DVERGE: 50 steps, 5 restarts; TRS:
             50 steps, 3 restarts). Step size 2.5·ε/steps.
         short_steps: the shorter white-box PGD of the convergence check.
@@ -65,22 +61,47 @@ class SecurityConfig:
         transfer_steps: steps of the PGD crafted on each transfer source.
     """
 
-    eps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
-    n_images: int = 500
-    seed: int = 0
-    batch_size: int = 128
     white_box_steps: int = 100
     restarts: int = 3
     short_steps: int = 10
     square_queries: int = 1000
     transfer_steps: int = 10
 
+    def check_budget(self) -> None:
+        """Raises ``ValueError`` naming the first bad budget."""
+        for name in ("white_box_steps", "restarts", "short_steps", "transfer_steps"):
+            check_number(getattr(self, name), name, low=1, integer=True)
+        check_number(self.square_queries, "square_queries", low=2, integer=True)
+
+
+def budget_of(config: AttackBudget) -> dict:
+    """The :class:`AttackBudget` fields of any config built on them."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(AttackBudget)}
+
+
+@dataclasses.dataclass
+class SecurityConfig(AttackBudget):
+    """What a security evaluation runs: an :class:`AttackBudget` and the sample; checked
+    on construction.
+
+    Args:
+        eps: the ε grid (fractions of the [0, 1] range).
+        n_images: images sampled (all classified correctly by every target and by K).
+        seed: seeds the sample and every attack's random draws.
+        batch_size: clean images per attack batch (each becomes ``len(eps)`` rows).
+    """
+
+    eps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
+    n_images: int = 500
+    seed: int = 0
+    batch_size: int = 128
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "eps", check_number_list(self.eps, "eps", low=0, high=1, low_open=True))
-        for name in ("n_images", "batch_size", "white_box_steps", "restarts", "short_steps", "transfer_steps"):
+        self.eps = check_number_list(self.eps, "eps", low=0, high=1, low_open=True)
+        for name in ("n_images", "batch_size"):
             check_number(getattr(self, name), name, low=1, integer=True)
         check_number(self.seed, "seed", low=0, integer=True)
-        check_number(self.square_queries, "square_queries", low=2, integer=True)
+        self.check_budget()
 
 
 @dataclasses.dataclass

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from orthocore.attacks import PAPER_ATTACKS, attack_names
 from orthocore.checks import check_bool, check_number, check_number_list
+from orthocore.evaluate.security import AttackBudget
 from orthocore.train.config import TrainSettings
 
 
 @dataclass
-class StudyConfig(TrainSettings):
+class StudyConfig(TrainSettings, AttackBudget):
     """Everything that decides a study's results.
 
     The training options of every model are the fields of
@@ -46,7 +47,9 @@ class StudyConfig(TrainSettings):
         security_eps: its ε grid.
         adaptive, adaptive_without_k: adaptive surrogates to train orthogonal to K, and
             orthogonal to the attacker's own model (with the study's largest λ).
-        white_box_steps, restarts, square_queries: the white-box PGD and Square budgets.
+
+    The attackers' budgets (``white_box_steps``, ``restarts``, ``square_queries``, ...)
+    are the fields of :class:`~orthocore.evaluate.security.AttackBudget`.
     """
 
     max_epochs: int = 30
@@ -65,9 +68,6 @@ class StudyConfig(TrainSettings):
     security_eps: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.05, 0.08])
     adaptive: int = 2
     adaptive_without_k: int = 1
-    white_box_steps: int = 100
-    restarts: int = 3
-    square_queries: int = 1000
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
@@ -78,11 +78,11 @@ class StudyConfig(TrainSettings):
         attack_names(self.attacks)
         for name in ("eps", "defense_eps", "security_eps"):
             check_number_list(getattr(self, name), name, low=0, high=1, low_open=True)
-        for name in ("n_images", "gradcam_images", "white_box_steps", "restarts"):
+        for name in ("n_images", "gradcam_images"):
             check_number(getattr(self, name), name, low=1, integer=True)
         for name in ("adaptive", "adaptive_without_k"):
             check_number(getattr(self, name), name, low=0, integer=True)
-        check_number(self.square_queries, "square_queries", low=2, integer=True)
+        self.check_budget()
         check_bool(self.security, "security")
         check_number(self.seed, "seed", low=0, integer=True)
         check_bool(self.defenses, "defenses")

@@ -39,7 +39,7 @@ from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
 from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.defenses import defense_evaluation
-from orthocore.evaluate.security import SecurityConfig, security_evaluation
+from orthocore.evaluate.security import SecurityConfig, budget_of, security_evaluation
 from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
@@ -184,8 +184,7 @@ def security_section(config: StudyConfig, models: list[StudyModel], val_set, dev
                                    adaptive=config.adaptive, adaptive_without_k=config.adaptive_without_k)  # fmt: skip
         bar.update()
         settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=config.seed,
-                                  white_box_steps=config.white_box_steps, restarts=config.restarts,
-                                  square_queries=config.square_queries)  # fmt: skip
+                                  **budget_of(config))  # fmt: skip
         checkpoints = [m.checkpoint for m in models] + [*trained.adaptive, *trained.adaptive_without_k]
         key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints])
         cached = cache.get("security", key)
