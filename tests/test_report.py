@@ -35,10 +35,23 @@ def _results():
             for eps in (0.03, 0.05):
                 defenses.append({"target": target, "defense": defense, "clean_fooling_ratio": clean,
                                  "attack": attack, "eps": eps, "fooling_ratio": 10.0 + eps * 100, "total": 200})
+    security = {
+        "eps": [0.1, 0.2], "images": 200, "adaptive_lambda": 3.0,
+        "rows": [{"target": target, "attack": attack, "eps": eps, "fooled": 0, "total": 200, "fooling_ratio": ratio}
+                 for target, base in (("ordinary", 30.0), ("orthogonal-λ3", 60.0))
+                 for attack, ratio in (("white-box", base), ("transfer from K", 90.0 - base))
+                 for eps in (0.1, 0.2)],
+        "diagnostics": {target: {"mean_input_gradient_norm": 0.5, "mean_logit_margin": 4.0,
+                                 "black_box_only_percent": [0.0, 1.5], "white_box_at_largest_eps_percent": 99.0}
+                        for target in ("ordinary", "orthogonal-λ3")},
+        "verdicts": [{"claim": "white-box PGD fools it no more than the ordinary model", "target": "orthogonal-λ3",
+                      "outcome": "does not hold", "defended": [60.0], "baseline": [30.0],
+                      "evidence": "defended 60.0 % vs baseline 30.0 %"}],
+    }  # fmt: skip
     return {
         "title": "test study", "seed": 0, "config": {"data": "digits"}, "versions": {"torch": "x"},
         "timings": {"train": 1.0}, "notes": ["a note"], "models": models, "transfer": transfer,
-        "defenses": defenses,
+        "defenses": defenses, "security": security,
         "panels": {"gradcam_models": ["reference", "orthogonal-λ3"], "perturbation_attacks": ATTACKS,
                    "perturbation_eps": EPS},
     }
@@ -65,6 +78,8 @@ def test_report_files_and_contents(finished_run):
     markdown = paths["markdown"].read_text()
     assert "Tables I/II" in markdown and "Table III" in markdown and "figures/gradcam.png" in markdown
     assert "0.020 ± 0.020" in markdown  # the orthogonal model's |δ|
+    assert "| orthogonal-λ3 | white-box PGD fools it no more than the ordinary model | does not hold |" in markdown
+    assert "| white-box | 60.0 | 60.0 |" in markdown and "| black-box fools, white-box does not (masking flag) | 0.0 | 1.5 |" in markdown
     page = paths["html"].read_text()
     assert page.count("data:image/png;base64,") == 3
     assert not list(finished_run.glob("*.tmp")), "no temporary files left behind"
@@ -108,4 +123,5 @@ def test_html_renders_in_headless_chromium(finished_run, tmp_path_factory):
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     assert total and loaded, "the page's load handler did not run"
     assert int(total.group(1)) == 3 and int(loaded.group(1)) == 3
-    assert dom.count("<table>") == 3  # reproduction checks, Tables I/II, Table III
+    assert dom.count("<table>") == 6  # reproduction checks, Tables I/II, Table III, verdicts, one per target
+    assert "Security evaluation (beyond the paper)" in dom and "does not hold" in dom
