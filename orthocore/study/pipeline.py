@@ -309,6 +309,11 @@ def _notes(config: StudyConfig) -> list[str]:
         "Training times are wall-clock seconds of this run on this machine (a resumed model counts "
         "only the part after the resume); the paper's 22x training cost (Table II) is not compared.",
     ]
+    if config.security:
+        notes.append(
+            "The verdicts above are the paper's transfer protocol only. The security evaluation below adds "
+            "white-box, query (Square) and adaptive attackers; read its verdicts before calling a model robust."
+        )
     if config.data == "digits":
         notes.append(
             "The digits (8×8 grey, 1,797 images) stand in for CIFAR-10/ImageNet: the method and "
