@@ -13,7 +13,7 @@ from orthocore.cli.attack import model_names, parse_eps
 
 def _method(args: argparse.Namespace):
     """The defenders' training configuration: the first target's recorded one, with
-    ``--lambda`` and ``--epochs`` overriding λ and the training length."""
+    ``--data``, ``--lambda`` and ``--epochs`` overriding its data, λ and training length."""
     from orthocore.checkpoint import read_checkpoint
     from orthocore.train import TrainConfig
 
@@ -21,7 +21,7 @@ def _method(args: argparse.Namespace):
     if recorded is None:
         raise ValueError(f"target: {args.target[0]!r} records no training configuration; train it with orthocore")
     method = TrainConfig.from_dict(recorded)
-    changes = {"progress": not args.no_progress, "data": args.data}
+    changes = {"progress": not args.no_progress, "data": args.data or method.data}
     if args.lam is not None:
         changes["lam"] = args.lam
     if args.epochs is not None:
@@ -53,8 +53,8 @@ def cmd_security(args: argparse.Namespace) -> int:
                if not pathlib.Path(path).is_file()]  # fmt: skip
     if missing:
         raise ValueError(f"checkpoint not found: {', '.join(missing)}")
-    dataset = open_dataset(args.data, "val")
     method = _method(args)
+    dataset = open_dataset(method.data, "val")
     out = pathlib.Path(args.out)
     surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
                                   adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k)  # fmt: skip
@@ -105,7 +105,7 @@ def add_parsers(commands) -> None:
                         help="λ of the adaptive surrogates (default: the first target's recorded λ)")  # fmt: skip
     parser.add_argument("--epochs", type=int_at_least(1), default=None,
                         help="epochs of each surrogate (default: the first target's recorded max_epochs)")  # fmt: skip
-    parser.add_argument("--data", default="digits", help="'digits', cifar10:PATH, folder:PATH or PATH")
+    parser.add_argument("--data", help="'digits', cifar10:PATH, folder:PATH or PATH (default: the target's recorded data)")
     parser.add_argument("--eps", type=parse_eps, default=(0.02, 0.05, 0.1, 0.2), help="start:stop:count or a list")
     parser.add_argument("--n-images", type=int_at_least(1), default=500, help="images evaluated")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
