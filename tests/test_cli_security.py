@@ -7,6 +7,7 @@ import json
 import pytest
 
 from orthocore import cli
+from orthocore.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,6 +39,13 @@ def test_security_trains_its_surrogates_and_writes_the_verdicts(models, capsys):
     surrogates = report["surrogates"]
     assert len(surrogates["adaptive"]) == 2 and len(surrogates["adaptive_without_k"]) == 1
     assert len(surrogates["ordinary"]) == 1
+    recorded = {path: read_checkpoint(path)["extra"]["config"] for kind in surrogates.values() for path in kind}
+    reference = str(models / "k" / "model.ckpt")
+    assert all(recorded[p]["references"] == [reference] and recorded[p]["lam"] == 2.0 for p in surrogates["adaptive"])
+    (blind,) = surrogates["adaptive_without_k"]
+    assert recorded[blind]["references"] != [reference]  # orthogonal to the attacker's own model, not to K
+    assert read_checkpoint(recorded[blind]["references"][0])["extra"]["config"]["lam"] == 0.0
+    assert all(config["seed"] >= 1000 for config in recorded.values())  # seeds the defender never used
     attacks = {row["attack"] for row in report["rows"]}
     assert {"white-box", "square", "transfer from K", "transfer from adaptive #0", "transfer from adaptive ensemble",
             "transfer from adaptive #1",
