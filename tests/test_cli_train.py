@@ -61,3 +61,25 @@ def test_train_errors_are_reported(tmp_path, capsys):
     assert "no training state" in capsys.readouterr().err
     assert cli.main(["similarity", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt")]) == 2
     assert "checkpoint: no file" in capsys.readouterr().err
+
+
+def test_train_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: digits_cnn)" in help_text and "(default: 128)" in help_text and "(default: abs)" in help_text
+
+
+def test_warnings_print_as_one_line(monkeypatch, capsys):
+    import warnings
+
+    from orthocore.cli import backends as backends_cli
+
+    def warn(args):
+        warnings.warn("only 342 of the requested 1000 images are classified correctly by every model")
+        return 0
+
+    monkeypatch.setattr(backends_cli, "cmd_backends", warn)
+    assert cli.main(["backends"]) == 0
+    err = capsys.readouterr().err
+    assert err == "orthocore backends: warning: only 342 of the requested 1000 images are classified correctly by every model\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+import warnings
 
 from orthocore.cli import attack, backends, security, study, train
 
@@ -20,11 +21,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: say what, no traceback
-        print(f"orthocore {args.command}: error: {error}", file=sys.stderr)
-        return 2
+
+    def one_line(message, category, filename, lineno, file=None, line=None):  # no source path, no code line
+        print(f"orthocore {args.command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = one_line
+        try:
+            return args.func(args)
+        except (ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: say what, no traceback
+            print(f"orthocore {args.command}: error: {error}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

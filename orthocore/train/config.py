@@ -61,7 +61,7 @@ class TrainSettings:
     """
 
     arch: str = option("digits_cnn", "model architecture", choices=models.available)
-    data: str = option("digits", "'digits' (default), cifar10:PATH, folder:PATH or PATH")
+    data: str = option("digits", "data set: 'digits', cifar10:PATH, folder:PATH or PATH")
     penalty: str = option("abs", "penalty on delta", choices=PENALTIES)
     max_epochs: int = option(100, "cap on epochs")
     eval_every: int = option(20, "epochs between validation checks; stop when accuracy stops improving")
