@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from orthocore.cli._arguments import add_config_arguments, add_device_argument, config_from_arguments
+from orthocore.cli._arguments import (
+    add_config_arguments,
+    add_device_argument,
+    config_from_arguments,
+)
 from orthocore.runtime import resolve_device
 
 
