@@ -216,3 +216,9 @@ def test_reconstruction_checks_its_mask():
         tv_reconstruct(x, torch.ones(1, 3, 8, 7), 0.05)
     with pytest.raises(ValueError, match="rounds"):
         tv_reconstruct(x, torch.ones_like(x), 0.05, rounds=0)
+
+
+def test_reconstruction_refuses_a_mask_outside_0_1():
+    """keep = 2.0 used to return values outside [0, 1]; the mask is checked like an image."""
+    with pytest.raises(ValueError, match=r"tv_denoise: keep must be in \[0, 1\]"):
+        tv_reconstruct(torch.rand(1, 3, 8, 8), torch.full((1, 3, 8, 8), 2.0), 0.05)
