@@ -39,7 +39,8 @@ def test_finished_study_writes_everything(finished):
     security = results["security"]
     assert {r["target"] for r in security["rows"]} == {"ordinary", "orthogonal-λ1"}
     attacks = {r["attack"] for r in security["rows"]}
-    assert {"white-box", "square", "transfer from K", "transfer from surrogate", "transfer from adaptive ensemble",
+    assert {"white-box", "square", "transfer from K", "transfer from surrogate", "transfer from surrogate #2",
+            "transfer from surrogate ensemble", "transfer from adaptive ensemble",
             "transfer from adaptive without K #0", "worst case"} <= attacks  # fmt: skip
     assert [v["target"] for v in security["verdicts"]] == ["orthogonal-λ1"] * 5
     report = (out / "report.md").read_text()

@@ -45,6 +45,9 @@ class StudyConfig(TrainSettings, AttackBudget):
         security: whether to run the security evaluation (beyond the paper:
             :mod:`orthocore.evaluate.security`) on the ordinary and orthogonal models.
         security_eps: its ε grid.
+        surrogates: independent ordinary surrogates the security evaluation transfers
+            from: the study's own surrogate and ``surrogates − 1`` more (attacker seeds),
+            and, when there are two or more, their ensemble.
         adaptive, adaptive_without_k: adaptive surrogates to train orthogonal to K, and
             orthogonal to the attacker's own model (with the study's largest λ).
 
@@ -66,6 +69,7 @@ class StudyConfig(TrainSettings, AttackBudget):
     gradcam_images: int = 6
     security: bool = True
     security_eps: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.05, 0.08])
+    surrogates: int = 3
     adaptive: int = 2
     adaptive_without_k: int = 1
 
@@ -78,7 +82,7 @@ class StudyConfig(TrainSettings, AttackBudget):
         attack_names(self.attacks)
         for name in ("eps", "defense_eps", "security_eps"):
             check_number_list(getattr(self, name), name, low=0, high=1, low_open=True)
-        for name in ("n_images", "gradcam_images"):
+        for name in ("n_images", "gradcam_images", "surrogates"):
             check_number(getattr(self, name), name, low=1, integer=True)
         for name in ("adaptive", "adaptive_without_k"):
             check_number(getattr(self, name), name, low=0, integer=True)

@@ -171,8 +171,8 @@ def defense_rows(config: StudyConfig, models: list[StudyModel], val_set, device,
 
 def security_section(config: StudyConfig, models: list[StudyModel], val_set, device, cache, progress) -> dict:
     """The security evaluation (beyond the paper) of the ordinary and orthogonal models:
-    white-box, Square, transfer from K, from the study's independent surrogate and from
-    adaptive surrogates (trained here, with the study's largest λ, orthogonal to K and to
+    white-box, Square, transfer from K, from independent surrogates (the study's and
+    ``surrogates − 1`` more, and their ensemble) and from adaptive surrogates (trained here, with the study's largest λ, orthogonal to K and to
     an attacker's own model), worst cases, diagnostics and the verdicts."""
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
@@ -181,16 +181,19 @@ def security_section(config: StudyConfig, models: list[StudyModel], val_set, dev
                          seed=config.seed + 1, progress=progress)  # fmt: skip
     with tqdm(total=2, desc="security evaluation", disable=not progress) as bar:
         trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
-                                   adaptive=config.adaptive, adaptive_without_k=config.adaptive_without_k)  # fmt: skip
+                                   ordinary=config.surrogates - 1, adaptive=config.adaptive,
+                                   adaptive_without_k=config.adaptive_without_k)  # fmt: skip
         bar.update()
         settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=config.seed,
                                   **budget_of(config))  # fmt: skip
-        checkpoints = [m.checkpoint for m in models] + [*trained.adaptive, *trained.adaptive_without_k]
+        checkpoints = [m.checkpoint for m in models]
+        checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
         key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints])
         cached = cache.get("security", key)
         if cached is None:
             load = lambda path: load_model(path, map_location=device)  # noqa: E731
-            attackers = attacker_sources({"": surrogate.model}, [load(p) for p in trained.adaptive],
+            independent = {"": surrogate.model, **{f"#{i + 1}": load(p) for i, p in enumerate(trained.ordinary)}}
+            attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
                                          [load(p) for p in trained.adaptive_without_k])  # fmt: skip
             result = security_evaluation(targets, reference.model, val_set, settings, sources=attackers.sources,
                                          device=device)  # fmt: skip
