@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from orthocore.modes import eval_mode
@@ -17,3 +17,18 @@ def accuracy(model: nn.Module, dataset: Dataset, device: torch.device, batch_siz
         for x, y in DataLoader(dataset, batch_size=batch_size):
             correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
     return 100.0 * correct / len(dataset)
+
+
+def logit_margin(logits: Tensor, labels: Tensor, *, targeted: bool = False) -> Tensor:
+    """Per row of :math:`(n, K)` logits: the labelled class's logit minus the largest
+    other (targeted: the largest other minus the target's), :math:`(n,)`. Below 0 the
+    prediction is not the label (targeted: it is the target), i.e. an attack succeeded.
+
+    Examples:
+        >>> import torch
+        >>> logit_margin(torch.tensor([[2.0, 0.5, 1.0]]), torch.tensor([0])).tolist()
+        [1.0]
+    """
+    own = logits.gather(1, labels[:, None])[:, 0]
+    others = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
+    return others - own if targeted else own - others

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from orthocore import checks
 from orthocore.attacks import _memory
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
+from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
 from orthocore.ops import attack_step
 
@@ -233,9 +234,7 @@ def _margins(model, x: Tensor, labels: Tensor, targeted: bool, chunk: int) -> Te
     (targeted: the largest other minus the target's); below 0 the row fools."""
     with torch.no_grad():
         logits = torch.cat([model(x[rows]) for rows in _chunks(len(x), chunk)])
-    own = logits.gather(1, labels[:, None])[:, 0]
-    others = logits.scatter(1, labels[:, None], float("-inf")).amax(1)
-    return others - own if targeted else own - others
+    return logit_margin(logits, labels, targeted=targeted)
 
 
 def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:

@@ -37,6 +37,7 @@ from orthocore import checks
 from orthocore.attacks import _memory
 from orthocore.attacks._loop import check_attack_arguments, norm_name
 from orthocore.attacks.base import Attack
+from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
 
 LOSSES = ("margin", "ce")
@@ -72,9 +73,7 @@ class SquareSettings:
 
 def _margin_and_loss(logits: Tensor, labels: Tensor, settings: SquareSettings) -> tuple[Tensor, Tensor]:
     """Per row: the margin (<= 0 means success) and the loss the search lowers."""
-    true = logits.gather(1, labels[:, None])[:, 0]
-    others = logits.scatter(1, labels[:, None], -math.inf).amax(1)
-    margin = others - true if settings.targeted else true - others
+    margin = logit_margin(logits, labels, targeted=settings.targeted)
     if settings.loss == "margin":
         return margin, margin
     ce = F.cross_entropy(logits, labels, reduction="none")

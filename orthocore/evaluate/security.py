@@ -36,6 +36,7 @@ from orthocore.attacks import PGD, Square
 from orthocore.attacks.ensemble import as_source
 from orthocore.checks import check_number, check_number_list
 from orthocore.evaluate.transfer import select_correct
+from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
 from orthocore.runtime import resolve_device, versions
 
@@ -174,9 +175,7 @@ def _gradient_norm_and_margin(model: nn.Module, images: Tensor, labels: Tensor, 
             logits = model(x)
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
         norms.append(grad.flatten(1).norm(dim=1).detach().cpu())
-        logits = logits.detach()
-        own = logits.gather(1, y[:, None])[:, 0]
-        margins.append((own - logits.scatter(1, y[:, None], float("-inf")).amax(1)).cpu())
+        margins.append(logit_margin(logits.detach(), y).cpu())
     return float(torch.cat(norms).mean()), float(torch.cat(margins).mean())
 
 
