@@ -63,19 +63,11 @@ def _spread(values: Sequence[float]) -> str:
     return f"{mean:.1f} % ({min(values):.1f}–{max(values):.1f} over {len(values)} seed{'s' * (len(values) > 1)})"
 
 
-def _verdict(claim, target, defended, baseline, *, better, worse, margin) -> Verdict:
-    """``better``/``worse``: the outcome when the defended model is fooled less by more
-    than ``margin`` points in every seed / not (so) in every seed."""
-    gaps = [b - d for d, b in zip(defended, baseline)]  # > 0: the defended model is fooled less
-    outcome = better if min(gaps) > margin else worse if max(gaps) <= margin else "inconclusive over seeds"
-    evidence = f"defended {_spread(defended)} vs baseline {_spread(baseline)}"
-    return Verdict(claim, target, outcome, tuple(defended), tuple(baseline), evidence)
-
-
-def _robustness(claim, target, defended, baseline, margin) -> Verdict:
-    """No easier to fool: holds when at most ``margin`` points more in every seed."""
-    excess = [d - b for d, b in zip(defended, baseline)]  # > 0: the defended model is fooled more
-    outcome = "holds" if max(excess) <= margin else "does not hold" if min(excess) > margin else "inconclusive over seeds"
+def _verdict(claim, target, defended, baseline, passes, *, yes="holds", no="does not hold") -> Verdict:
+    """``yes`` when ``passes(gap)`` in every seed, ``no`` when in none, else inconclusive;
+    ``gap`` is the baseline's fooling ratio minus the defended model's (> 0: fooled less)."""
+    checks = [passes(b - d) for d, b in zip(defended, baseline)]
+    outcome = yes if all(checks) else no if not any(checks) else "inconclusive over seeds"
     evidence = f"defended {_spread(defended)} vs baseline {_spread(baseline)}"
     return Verdict(claim, target, outcome, tuple(defended), tuple(baseline), evidence)
 
@@ -118,22 +110,28 @@ def security_verdicts(
     verdicts = []
     transfer_rows = [transfer_row(REFERENCE), *(transfer_row(name) for name in surrogates)]
     surrogate_rows = [transfer_row(name) for name in surrogates] or [transfer_row(REFERENCE)]
+
+    def fooled_less(gap: float) -> bool:
+        return gap > margin
+
+    def no_easier(gap: float) -> bool:  # fooled at most `margin` points more
+        return gap >= -margin
+
     for target in defended:
         verdicts.append(_verdict(
             "transfer from K and look-alike surrogates fools it less (the paper's claim)", target,
-            worst_of(target, transfer_rows), worst_of(baseline, transfer_rows),
-            better="holds", worse="does not hold", margin=margin,
+            worst_of(target, transfer_rows), worst_of(baseline, transfer_rows), fooled_less,
         ))  # fmt: skip
-        verdicts.append(_robustness("white-box PGD fools it no more than the ordinary model", target,
-                                    per_seed(target, WHITE_BOX), per_seed(baseline, WHITE_BOX), margin))  # fmt: skip
-        verdicts.append(_robustness("a query attack (Square) fools it no more than the ordinary model", target,
-                                    per_seed(target, SQUARE), per_seed(baseline, SQUARE), margin))  # fmt: skip
+        verdicts.append(_verdict("white-box PGD fools it no more than the ordinary model", target,
+                                 per_seed(target, WHITE_BOX), per_seed(baseline, WHITE_BOX), no_easier))  # fmt: skip
+        verdicts.append(_verdict("a query attack (Square) fools it no more than the ordinary model", target,
+                                 per_seed(target, SQUARE), per_seed(baseline, SQUARE), no_easier))  # fmt: skip
         for kind, names in (("an attacker who knows K", adaptive), ("an attacker who does not know K", adaptive_without_k)):
             if names:
                 verdicts.append(_verdict(
                     f"its transfer protection holds against {kind} (adaptive surrogate)", target,
                     worst_of(target, [transfer_row(name) for name in names]), worst_of(baseline, surrogate_rows),
-                    better="holds", worse=f"broken by {kind}", margin=margin,
+                    fooled_less, no=f"broken by {kind}",
                 ))  # fmt: skip
     return verdicts
 
