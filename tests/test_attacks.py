@@ -9,6 +9,7 @@ from torch import nn
 
 from orthocore import attacks
 from orthocore.attacks import _memory
+from orthocore.attacks._loop import LoopSettings
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
 
 EPS, ALPHA = 8 / 255, 2 / 255
@@ -371,3 +372,23 @@ def test_restarts_never_fool_less_than_one_run(model, batch):
     assert torch.equal(alone, three[1])  # a sweep with restarts equals each ε alone
     with pytest.raises(ValueError, match="restarts > 1 needs a random start"):
         attacks.PGD(model, 0.01, restarts=2, random_start=False)
+
+
+def test_stop_when_fooled_keeps_every_fooling_iterate_and_is_plain_pgd_elsewhere(model, batch):
+    """Until a row fools, its trajectory is plain PGD's: rows that never fool end equal,
+    rows that fool at any iterate end fooled, so it never fools less than the last iterate."""
+    images, labels = batch
+    eps = [0.005, 0.01, 0.03]
+    plain = attacks.pgd(model, images, labels, eps=eps, steps=5, restarts=2, **_seeded())
+    frozen = attacks.pgd(model, images, labels, eps=eps, steps=5, restarts=2, stop_when_fooled=True, **_seeded())
+    with torch.no_grad():
+        for e, (last, first) in enumerate(zip(plain, frozen)):
+            fooled_last, fooled_first = model(last).argmax(1) != labels, model(first).argmax(1) != labels
+            assert (fooled_first | ~fooled_last).all()
+            same = (last == first).flatten(1).all(1)
+            assert (fooled_first | same).all()
+            assert (first - images).abs().max() <= eps[e] + 1e-6 and first.min() >= 0 and first.max() <= 1
+    alone = attacks.pgd(model, images, labels, eps=0.01, steps=5, restarts=2, stop_when_fooled=True, **_seeded())
+    assert torch.equal(alone, frozen[1])  # a sweep equals each ε alone
+    with pytest.raises(ValueError, match="stop_when_fooled needs diversity_prob = 0"):
+        LoopSettings(diversity_prob=0.5, stop_when_fooled=True)

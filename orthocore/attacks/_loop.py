@@ -53,9 +53,12 @@ class LoopSettings:
     """What distinguishes one attack from another; see the attack classes for meanings.
 
     ``step_size`` is absolute when given; ``None`` means ``step_scale · ε / steps``.
-    ``decay`` is ``None`` for no momentum. ``restarts`` runs the attack that many times
-    with fresh random draws and keeps, per image and ε, the run with the lowest margin
-    (one that fools, if any does).
+    ``decay`` is ``None`` for no momentum. ``restarts`` runs the attack up to that many
+    times with fresh random draws, each later run only on the (image, ε) rows no earlier
+    run fooled, and keeps per row the run with the lowest margin. ``stop_when_fooled``
+    freezes a row at the first iterate that fools (its forward pass shows it), as
+    success-rate evaluations do: a row can then never end unfooled after fooling once,
+    and its remaining steps are not computed.
     """
 
     norm: str = "inf"
@@ -68,6 +71,7 @@ class LoopSettings:
     resize_rate: float = 0.9
     targeted: bool = False
     restarts: int = 1
+    stop_when_fooled: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", norm_name(self.norm))
@@ -82,6 +86,10 @@ class LoopSettings:
         checks.check_number(self.restarts, "restarts", low=1, integer=True)
         if self.restarts > 1 and not (self.random_start or self.diversity_prob > 0):
             raise ValueError("restarts > 1 needs a random start or input diversity: every restart would be the same")
+        checks.check_bool(self.stop_when_fooled, "stop_when_fooled")
+        if self.stop_when_fooled and self.diversity_prob > 0:
+            raise ValueError("stop_when_fooled needs diversity_prob = 0: the logits of a diversified input "
+                             "do not say whether the image itself fools")
 
     def step_for(self, eps: float) -> float:
         """The step size used at radius ``eps``."""
@@ -123,13 +131,15 @@ def _random_start(images: Tensor, norm: str, generator: torch.Generator | None) 
 
 
 def _input_gradient(model, x: Tensor, labels: Tensor, targeted: bool, plan: DiversityPlan | None, step: int, rows):
-    """Gradient of the summed cross-entropy (negated when targeted) at ``x`` :math:`(n, ...)`."""
+    """Gradient of the summed cross-entropy (negated when targeted) at ``x`` :math:`(n, ...)`,
+    and whether each row already fools (from the same forward pass) :math:`(n,)`."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         inputs = apply_diversity(x, plan.rows(step, rows)) if plan is not None else x
-        loss = F.cross_entropy(model(inputs), labels, reduction="sum")
+        logits = model(inputs)
+        loss = F.cross_entropy(logits, labels, reduction="sum")
         (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
-    return grad
+    return grad, logit_margin(logits.detach(), labels, targeted=targeted) < 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,15 +161,37 @@ def _run_chunk(model, chunk: _Chunk, settings: LoopSettings, plan: DiversityPlan
     if chunk.start is not None:
         adv = (chunk.clean + chunk.start * chunk.eps.to(adv.dtype)[:, None, None, None]).clamp(0, 1)
     momentum = torch.zeros_like(chunk.clean) if settings.decay is not None else None
+    if settings.stop_when_fooled:
+        return _run_until_fooled(model, chunk, settings, adv, momentum)
     for t in range(settings.steps):
         if t == 0 and chunk.first_grad is not None:
             grad = chunk.first_grad
         else:
-            grad = _input_gradient(model, adv, chunk.labels, settings.targeted, plan, t, chunk.images)
+            grad, _ = _input_gradient(model, adv, chunk.labels, settings.targeted, plan, t, chunk.images)
         adv, momentum = attack_step(
             adv, grad, chunk.clean, chunk.step, chunk.eps, norm=settings.norm, momentum=momentum,
             decay=settings.decay or 0.0,
         )  # fmt: skip
+    return adv
+
+
+def _run_until_fooled(model, chunk: _Chunk, settings: LoopSettings, adv: Tensor, momentum: Tensor | None) -> Tensor:
+    """:func:`_run_chunk` with ``stop_when_fooled`` (no input diversity): only the rows
+    not yet fooled take each step."""
+    adv = adv.clone()
+    active = torch.arange(len(adv), device=adv.device)
+    for t in range(settings.steps + 1):  # the pass after the last step only checks
+        grad, fooled = _input_gradient(model, adv[active], chunk.labels[active], settings.targeted, None, t, None)
+        active, grad = active[~fooled], grad[~fooled]
+        if t == settings.steps or len(active) == 0:
+            break
+        stepped, moved = attack_step(
+            adv[active], grad, chunk.clean[active], chunk.step[active], chunk.eps[active], norm=settings.norm,
+            momentum=None if momentum is None else momentum[active], decay=settings.decay or 0.0,
+        )  # fmt: skip
+        adv[active] = stepped
+        if momentum is not None:
+            momentum[active] = moved
     return adv
 
 
@@ -238,28 +270,43 @@ def _margins(model, x: Tensor, labels: Tensor, targeted: bool, chunk: int) -> Te
 
 
 def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
-    """All ε at once, the best of ``settings.restarts`` runs: :math:`(E, B, C, H, W)`."""
+    """All ε at once, the best of ``settings.restarts`` runs: :math:`(E, B, C, H, W)`.
+
+    Each later run attacks only the (image, ε) rows that no earlier run fooled (as
+    autoattack's restarts do), and a row keeps the run with its lowest margin — so a row
+    once fooled stays fooled, and the draws of every run are made for all images, so
+    which rows a run attacks never changes the draws of the next."""
+    rows = torch.arange(len(values) * images.shape[0])  # CPU: the rows still to attack
     best = best_margin = None
     for _ in range(settings.restarts):
-        out, chunk = _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row)
+        out, chunk = _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, rows)
         if settings.restarts == 1:
             return out.view(len(values), *images.shape)
-        margin = _margins(model, out, labels.repeat(len(values)), settings.targeted, chunk)  # (E·B,)
+        device_rows = rows.to(images.device)
+        margin = _margins(model, out, labels.repeat(len(values))[device_rows], settings.targeted, chunk)
         if best is None:
             best, best_margin = out, margin
         else:
-            better = margin < best_margin
-            best[better], best_margin = out[better], torch.minimum(margin, best_margin)
+            better = margin < best_margin[device_rows]
+            best[device_rows[better]] = out[better]
+            best_margin[device_rows] = torch.minimum(margin, best_margin[device_rows])
+        rows = torch.nonzero(best_margin >= 0).flatten().cpu()
+        if len(rows) == 0:
+            break
     return best.view(len(values), *images.shape)
 
 
-def _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> tuple[Tensor, int]:
-    """One run over all ε: :math:`(E·B, C, H, W)` rows, and the rows per chunk."""
+def _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row,
+               rows: Tensor) -> tuple[Tensor, int]:  # fmt: skip
+    """One run over the chosen (image, ε) ``rows`` (CPU indices into the ε-major
+    :math:`E·B` rows): their adversarial images :math:`(n, C, H, W)`, and the rows per
+    chunk. The run's random draws are made for every image whichever rows it attacks."""
     batch, count = images.shape[0], len(values)
     acc = torch.float64 if images.dtype == torch.float64 else torch.float32
-    eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)  # (E·B,)
+    device_rows = rows.to(images.device)
+    eps_rows = torch.tensor(values, dtype=acc, device=images.device).repeat_interleave(batch)[device_rows]  # (n,)
     step_rows = torch.tensor([settings.step_for(e) for e in values], dtype=acc, device=images.device)
-    step_rows = step_rows.repeat_interleave(batch)  # (E·B,)
+    step_rows = step_rows.repeat_interleave(batch)[device_rows]  # (n,)
     image_bytes = images[0].numel() * images.element_size()
     chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, count * batch, images.device)
     start = _random_start(images, settings.norm, generator) if settings.random_start else None
@@ -267,23 +314,24 @@ def _one_sweep(model, images, labels, values, settings, generator, max_batch, sa
     if settings.diversity_prob > 0:
         size = tuple(images.shape[-2:])
         plan = DiversityPlan.draw(settings.steps, batch, size, settings.diversity_prob, settings.resize_rate, generator)
-    image_of_row = torch.arange(batch).repeat(count)  # (E·B,) CPU
+    image_of_row = torch.arange(batch).repeat(count)[rows]  # (n,) CPU
     first_grad = None  # (B, C, H, W) when shared
-    if settings.first_gradient_shared_across_eps:
+    if settings.first_gradient_shared_across_eps and not settings.stop_when_fooled:
+        every_image = torch.arange(batch)
         first_grad = torch.cat([
-            _input_gradient(model, images[rows], labels[rows], settings.targeted, plan, 0, image_of_row[rows])
-            for rows in _chunks(batch, chunk)
+            _input_gradient(model, images[part], labels[part], settings.targeted, plan, 0, every_image[part])[0]
+            for part in _chunks(batch, chunk)
         ])  # fmt: skip
-    out = torch.empty((count * batch, *images.shape[1:]), dtype=images.dtype, device=images.device)
-    for rows in _chunks(count * batch, chunk):
-        index = image_of_row[rows]
+    out = torch.empty((len(rows), *images.shape[1:]), dtype=images.dtype, device=images.device)
+    for part in _chunks(len(rows), chunk):
+        index = image_of_row[part]
         device_index = index.to(images.device)
         chunk_rows = _Chunk(
-            clean=images[device_index], labels=labels[device_index], eps=eps_rows[rows], step=step_rows[rows],
+            clean=images[device_index], labels=labels[device_index], eps=eps_rows[part], step=step_rows[part],
             images=index, start=None if start is None else start[device_index],
             first_grad=None if first_grad is None else first_grad[device_index],
         )  # fmt: skip
-        out[rows] = _run_chunk(model, chunk_rows, settings, plan)
+        out[part] = _run_chunk(model, chunk_rows, settings, plan)
     return out, chunk
 
 

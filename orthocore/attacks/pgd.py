@@ -19,8 +19,13 @@ class PGD(Attack):
         steps: iterations. Default 10.
         step_size: absolute step; default ``2.5 · ε / steps`` for each ε.
         random_start: start from a random point of the ball. Default True.
-        restarts: runs from that many random starts, keeping per image and ε the one with
-            the lowest margin (one that fools, if any does). Default 1.
+        restarts: runs from up to that many random starts, each later one only on the
+            (image, ε) pairs that no earlier run fooled, keeping per pair the run with the
+            lowest margin. Default 1.
+        stop_when_fooled: freeze each (image, ε) pair at the first iterate that fools
+            and stop computing its steps, as success-rate evaluations (autoattack) do;
+            the result then always fools where any iterate did. Default False: the last
+            iterate, as in Madry et al.
         norm: ``"inf"`` or ``"2"``.
         targeted: ``labels`` are targets.
         generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
@@ -47,6 +52,7 @@ class PGD(Attack):
         step_size=None,
         random_start=True,
         restarts=1,
+        stop_when_fooled=False,
         norm="inf",
         targeted=False,
         generator=None,
@@ -54,7 +60,7 @@ class PGD(Attack):
     ):
         settings = LoopSettings(
             norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted,
-            restarts=restarts,
+            restarts=restarts, stop_when_fooled=stop_when_fooled,
         )
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 
