@@ -139,8 +139,14 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
 
     Returns:
         The model, weights loaded, in eval mode.
+
+    Raises:
+        ValueError: naming the file and the tensor, when a weight is NaN or inf.
     """
     state = read_checkpoint(path, map_location)
+    for name, tensor in state["state_dict"].items():  # NaN weights would read as "δ = 0", "perfectly orthogonal"
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{str(path)!r}: weight {name!r} holds NaN or inf values; this checkpoint is not a usable model")
     model = models.create(state["arch"], state["num_classes"])
     model.load_state_dict(state["state_dict"])
     if isinstance(map_location, (str, torch.device)):

@@ -229,12 +229,16 @@ def _non_finite(low: float, high: float) -> str | None:
     return None
 
 
-def check_finite(x: Tensor, name: str, *, where: str | None = None) -> None:
-    """Raises ``ValueError`` if ``x`` holds NaN or inf."""
+def check_finite(x: Tensor, name: str, *, low: float | None = None, where: str | None = None) -> None:
+    """Raises ``ValueError`` if ``x`` holds NaN or inf, or (given ``low``) a value below ``low``."""
     extremes = _extremes(x)
-    bad = extremes and _non_finite(*extremes)
+    if extremes is None:
+        return
+    bad = _non_finite(*extremes)
     if bad:
         raise ValueError(f"{_prefix(where)}{name} must be finite, got {bad} values")
+    if low is not None and extremes[0] < low:
+        raise ValueError(f"{_prefix(where)}{name} must be >= {low:g}, got {extremes[0]:.4g}")
 
 
 def check_unit_range(x: Tensor, name: str, *, where: str | None = None) -> None:

@@ -176,6 +176,12 @@ def test_opcheck(device):
         ({"momentum": torch.ones(3, 3)}, ValueError, "same shape"),
         ({"norm": "l1"}, ValueError, "norm must be one of"),
         ({"decay": float("nan")}, ValueError, "decay must be a finite number"),
+        ({"decay": -0.5}, ValueError, "decay must be a finite number >= 0"),
+        ({"eps": torch.tensor([0.1, -0.1])}, ValueError, "eps must be >= 0, got -0.1"),
+        ({"eps": torch.tensor([0.1, float("nan")])}, ValueError, "eps must be finite, got NaN"),
+        ({"step": torch.tensor([float("inf"), 0.1])}, ValueError, "step must be finite, got inf"),
+        ({"grad": torch.tensor([[1.0, float("nan"), 0.0]] * 2)}, ValueError, "grad must be finite, got NaN"),
+        ({"momentum": torch.full((2, 3), float("nan"))}, ValueError, "momentum must be finite"),
     ],
 )
 def test_invalid_inputs_raise(kwargs, error, match):

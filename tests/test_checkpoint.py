@@ -1,6 +1,8 @@
 """Model checkpoints: round trip through the registry, weights_only loading, the
 safetensors format, atomic writes."""
 
+import re
+
 import pytest
 import torch
 
@@ -51,6 +53,18 @@ def test_errors(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an orthocore model checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_with_non_finite_weights_is_refused_naming_file_and_tensor(tmp_path, value):
+    model = models.create("digits_cnn")
+    name, weight = next((n, p) for n, p in model.named_parameters() if n.endswith("weight"))
+    with torch.no_grad():
+        weight.view(-1)[7] = value
+    path = tmp_path / "broken.ckpt"
+    save_checkpoint(path, model, arch="digits_cnn", num_classes=10)
+    with pytest.raises(ValueError, match=rf"broken\.ckpt.*'{re.escape(name)}' holds NaN or inf"):
+        load_model(path)
 
 
 def test_safetensors_round_trip_and_export(tmp_path):

@@ -185,3 +185,10 @@ def test_imagenet_finetuning_trains_only_the_last_layer(tmp_path):
     for name, tensor in state.items():
         if not name.startswith("classifier.1."):
             assert torch.equal(tensor, pretrained[name]), name
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_writes_no_weights(tmp_path):
+    run = config(tmp_path, "diverging", optimizer="sgd", lr=1e30, max_epochs=2, eval_every=1)
+    with pytest.raises(ValueError, match=r"training diverged in epoch 1: the loss became NaN or inf .*lr=1e\+30"):
+        train(run)
+    assert not {"model.ckpt", "best.ckpt", "state.pt"} & {p.name for p in (tmp_path / "diverging").iterdir()}

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor
 
-from orthocore.checks import check_choice, check_number, check_same, check_shape, check_tensor
+from orthocore.checks import check_choice, check_finite, check_number, check_same, check_shape, check_tensor
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
 
@@ -126,8 +126,12 @@ def _check_inputs(adv, grad, clean, momentum, step, eps, norm, decay) -> None:
             check_same(adv, tensors[name], ("adv", name), where=_OP)
     for name in ("step", "eps"):
         check_shape(tensors[name], name, [rows], where=_OP)  # one value per sample
+        check_finite(tensors[name], name, low=0, where=_OP)  # a negative ε would flip the projection
+    check_finite(grad, "grad", where=_OP)  # NaN would pass through the sign and the projection unnoticed
+    if momentum is not None:
+        check_finite(momentum, "momentum", where=_OP)
     check_choice(norm, "norm", NORMS, where=_OP)
-    check_number(decay, "decay", where=_OP)
+    check_number(decay, "decay", low=0, where=_OP)
 
 
 @torch.library.custom_op("orthocore::attack_step", mutates_args=())

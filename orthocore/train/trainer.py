@@ -168,6 +168,7 @@ class _Run:
         # Sums stay on the device; reading them (a host sync) happens only for the bar.
         ce_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         delta_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         samples = 0
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not config.progress)
@@ -178,6 +179,7 @@ class _Run:
             result.loss.backward()
             self.optimizer.step()
             ce_sum += result.ce * len(y)
+            loss_sum += result.loss.detach()
             if result.delta is not None:
                 delta_sum += result.delta.abs().mean() * len(y)
             samples += len(y)
@@ -189,6 +191,11 @@ class _Run:
                         "img/s": f"{samples / (time.perf_counter() - start):.0f}",
                     }
                 )
+        if not bool(torch.isfinite(loss_sum)):  # one sync per epoch; the caller then saves nothing of it
+            raise ValueError(
+                f"training diverged in epoch {epoch}: the loss became NaN or inf (lam={config.lam:g}, "
+                f"lr={self.optimizer.param_groups[0]['lr']:g}); nothing of this epoch was saved: lower lam or lr"
+            )
         record = {"epoch": epoch, "train_ce": ce_sum.item() / samples, "images_per_s": samples / (time.perf_counter() - start)}
         if config.lam:
             record["train_abs_delta"] = delta_sum.item() / samples
