@@ -4,6 +4,8 @@
   one panel per attack, one line per target model, for one source model.
 * :func:`plot_gradcam_grid` — Fig. 3: the same images under Grad-CAM of several models.
 * :func:`plot_perturbation_panel` — Fig. 4: clean and adversarial images over the ε grid.
+* :func:`plot_security` — the security evaluation: fooling ratio (%) against ε, one
+  panel per target, one line per attack, shaded between its min and max over seeds.
 """
 
 from __future__ import annotations
@@ -140,4 +142,44 @@ def plot_perturbation_panel(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    return _save(fig, path)
+
+
+def plot_security(rows: Sequence[Mapping], attacks: Sequence[str], path: Path) -> Path:
+    """Fooling ratio against ε of the chosen attacks, one panel per target.
+
+    Args:
+        rows: security records with keys ``target``, ``attack``, ``eps`` (fraction of the
+            range) and ``fooling_ratio`` (%), and where several seeds differ
+            ``fooling_ratio_min`` / ``fooling_ratio_max`` (drawn as a band).
+        attacks: the attack rows to draw, in legend order; rows of other attacks are left out.
+        path: the PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    rows = [r for r in rows if r["attack"] in attacks]
+    if not rows:
+        raise ValueError(f"plot_security: no records of the attacks {list(attacks)}")
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3.3), squeeze=False, sharey=True)
+    colours = plt.get_cmap("tab10")
+    for ax, target in zip(axes[0], targets):
+        for index, attack in enumerate(attacks):
+            mine = sorted((r for r in rows if r["target"] == target and r["attack"] == attack), key=lambda r: r["eps"])
+            if not mine:
+                continue
+            eps = np.array([r["eps"] for r in mine]) * 100
+            colour = colours(index % 10)
+            ax.plot(eps, [r["fooling_ratio"] for r in mine], marker="o", markersize=3, linewidth=1.5, color=colour,
+                    label=attack)  # fmt: skip
+            low = [r.get("fooling_ratio_min", r["fooling_ratio"]) for r in mine]
+            high = [r.get("fooling_ratio_max", r["fooling_ratio"]) for r in mine]
+            ax.fill_between(eps, low, high, color=colour, alpha=0.15, linewidth=0)
+        ax.set_title(target, fontsize=9)
+        ax.set_xlabel("ε (% of dynamic range)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fooling ratio (%)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return _save(fig, path)

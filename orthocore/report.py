@@ -4,16 +4,20 @@ A finished run directory holds ``results.json`` (written by the study) and, for 
 image panels, ``panels.npz``. :func:`write_report` turns them into
 
 * ``figures/fooling_<source>.png`` — Figs. 5/6, ``figures/gradcam.png`` — Fig. 3,
-  ``figures/perturbations.png`` — Fig. 4;
+  ``figures/perturbations.png`` — Fig. 4, ``figures/security.png`` — the security
+  evaluation's main attackers per target;
 * ``report.md`` (links the PNGs) and ``report.html`` (PNGs embedded as data URIs, so the
   one file can be mailed or archived).
 
-``results.json`` schema (all fooling ratios and accuracies in %, ε as fractions):
+``results.json`` schema (all fooling ratios and accuracies in %, ε as fractions). The
+tables are summaries over the study's seeds: each number is the mean over the seeds and,
+where the seeds differ, ``<name>_min`` / ``<name>_max`` hold its extremes
+(:mod:`orthocore.study.seeds`); ``per_seed`` holds each seed's own tables.
 
 .. code-block:: text
 
-    title, seed, config{}, versions{}, timings{stage: seconds}, notes[str]
-    models[]:   name, role (reference|ordinary|surrogate|orthogonal), lambda,
+    title, seeds[int], config{}, versions{}, timings{stage: seconds}, notes[str]
+    models[]:   name, role (reference|ordinary|surrogate|orthogonal|private|secret), lambda,
                 val_accuracy, train_seconds,
                 delta{signed_mean, signed_std, abs_mean, abs_std}   (against the reference)
     transfer[]: source, target, attack, eps, fooling_ratio, n
@@ -21,11 +25,13 @@ image panels, ``panels.npz``. :func:`write_report` turns them into
                 eps, fooling_ratio, total
     panels{}:   gradcam_models[str], perturbation_attacks[str], perturbation_eps[float]
     security{}: eps[float], images, adaptive_lambda,
+                attackers{surrogates[str], adaptive[str], adaptive_without_k[str]}  (source names)
                 rows[]: target, attack, eps, fooled, total, fooling_ratio
                 diagnostics{target: {mean_input_gradient_norm, mean_logit_margin,
                                      black_box_only_percent[per ε], white_box_at_largest_eps_percent}}
                 verdicts[]: claim, target, outcome, defended[per seed], baseline[per seed], evidence
                 (null when the study ran without it)
+    per_seed[]: seed, similarity[] (as models[]), transfer[], defenses[], security{} (without verdicts)
 
 The report states plainly which of the paper's claims the measured numbers reproduce
 (:func:`reproduction_checks`): verdicts come from the numbers, never from expectations.
@@ -44,10 +50,21 @@ import numpy as np
 
 from orthocore import plots
 from orthocore._io import atomic_write_text
+from orthocore.evaluate.security import REFERENCE, SQUARE, WHITE_BOX, WORST_CASE, transfer_row
 
 
 def _fmt(value, digits=1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _spread(record: Mapping, key: str, digits: int = 1, index: int | None = None) -> str:
+    """``record[key]`` formatted, with its min–max over seeds in brackets where they differ
+    (``index``: the element of a per-ε list)."""
+    pick = (lambda v: v) if index is None else (lambda v: v[index])
+    value = _fmt(None if record.get(key) is None else pick(record[key]), digits)
+    if f"{key}_min" not in record:
+        return value
+    return f"{value} ({pick(record[f'{key}_min']):.{digits}f}–{pick(record[f'{key}_max']):.{digits}f})"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -68,10 +85,10 @@ def similarity_table(models: Sequence[Mapping]) -> tuple[list[str], list[list[st
                 m["name"],
                 m["role"],
                 _fmt(m.get("lambda"), 2),
-                _fmt(m.get("val_accuracy"), 2),
-                f"{_fmt(d.get('signed_mean'), 3)} ± {_fmt(d.get('signed_std'), 3)}" if d else "(reference)",
-                f"{_fmt(d.get('abs_mean'), 3)} ± {_fmt(d.get('abs_std'), 3)}" if d else "(reference)",
-                _fmt(m.get("train_seconds"), 1),
+                _spread(m, "val_accuracy", 2),
+                f"{_spread(d, 'signed_mean', 3)} ± {_fmt(d.get('signed_std'), 3)}" if d else "(reference)",
+                f"{_spread(d, 'abs_mean', 3)} ± {_fmt(d.get('abs_std'), 3)}" if d else "(reference)",
+                _spread(m, "train_seconds", 1),
             ]
         )
     return header, rows
@@ -88,10 +105,10 @@ def defense_table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
     table = []
     for target, defense in variants:
         mine = [r for r in rows if (r["target"], r["defense"]) == (target, defense)]
-        cells = [target, defense, _fmt(mine[0]["clean_fooling_ratio"])]
+        cells = [target, defense, _spread(mine[0], "clean_fooling_ratio")]
         for attack in attacks:
-            by_eps = {r["eps"]: r["fooling_ratio"] for r in mine if r["attack"] == attack}
-            cells.append(" / ".join(_fmt(by_eps.get(e)) for e in eps))
+            by_eps = {r["eps"]: r for r in mine if r["attack"] == attack}
+            cells.append(" / ".join(_spread(by_eps[e], "fooling_ratio") if e in by_eps else "–" for e in eps))
         table.append(cells)
     return header, table
 
@@ -106,10 +123,36 @@ def _fooling(transfer, source, target, attack, eps):
 def reproduction_checks(results: Mapping) -> list[tuple[str, str, str]]:
     """The paper's claims, each with what this run measured and a verdict.
 
+    With several seeds (``per_seed``) each claim is checked on every seed's own tables:
+    it is reproduced when it holds in every seed, not reproduced when in none, and
+    inconclusive otherwise; the measured text gives the means over the seeds.
+
     Returns:
         ``(claim, measured, verdict)`` triples; verdict is ``"reproduced"``,
-        ``"not reproduced"`` or ``"not measured"``.
+        ``"not reproduced"``, ``"inconclusive over seeds"`` or ``"not measured"``.
     """
+    checks = _claims_of(results)
+    seeds = results.get("per_seed") or []
+    if len(seeds) < 2:
+        return checks
+    per_seed = [
+        _claims_of({"models": seed["similarity"], "transfer": seed["transfer"], "defenses": seed["defenses"],
+                    "config": results.get("config")})
+        for seed in seeds
+    ]  # fmt: skip
+    combined = []
+    for i, (claim, measured, _) in enumerate(checks):
+        verdicts = [seed_checks[i][2] for seed_checks in per_seed]
+        reproduced = verdicts.count("reproduced")
+        verdict = verdicts[0] if len(set(verdicts)) == 1 else "inconclusive over seeds"
+        if verdict != "not measured":
+            measured += f" (means over {len(seeds)} seeds; reproduced in {reproduced} of {len(seeds)})"
+        combined.append((claim, measured, verdict))
+    return combined
+
+
+def _claims_of(results: Mapping) -> list[tuple[str, str, str]]:
+    """:func:`reproduction_checks` on one set of tables."""
     models = results.get("models", [])
     by_role: dict[str, list[Mapping]] = {}
     for m in models:
@@ -180,22 +223,34 @@ def reproduction_checks(results: Mapping) -> list[tuple[str, str, str]]:
 
 def security_tables(security: Mapping) -> list[tuple[str, list[str], list[list[str]]]]:
     """Per target of the security evaluation: (caption, header, rows), fooling ratio in %
-    per attack (rows) and ε (columns), then its masking diagnostics."""
+    per attack (rows) and ε (columns), then its masking diagnostics; min–max over seeds
+    in brackets."""
     eps = security["eps"]
     tables = []
     for target in dict.fromkeys(row["target"] for row in security["rows"]):
-        ratios: dict[str, dict[float, float]] = {}
+        records: dict[str, dict[float, Mapping]] = {}
         for row in security["rows"]:
             if row["target"] == target:
-                ratios.setdefault(row["attack"], {})[row["eps"]] = row["fooling_ratio"]
+                records.setdefault(row["attack"], {})[row["eps"]] = row
         diagnostics = security["diagnostics"][target]
-        rows = [[attack, *(_fmt(values[e]) for e in eps)] for attack, values in ratios.items()]
+        rows = [[attack, *(_spread(by_eps[e], "fooling_ratio") for e in eps)] for attack, by_eps in records.items()]
         rows.append(["black-box fools, white-box does not (masking flag)",
-                     *(_fmt(v) for v in diagnostics["black_box_only_percent"])])  # fmt: skip
-        caption = (f"{target}: fooling ratio (%) of {security['images']} images; mean input-gradient norm "
-                   f"{diagnostics['mean_input_gradient_norm']:.3g}, mean logit margin {diagnostics['mean_logit_margin']:.3g}")
+                     *(_spread(diagnostics, "black_box_only_percent", index=i) for i in range(len(eps)))])  # fmt: skip
+        caption = (f"{target}: fooling ratio (%) of {_spread(security, 'images', 0)} images; mean input-gradient "
+                   f"norm {_spread(diagnostics, 'mean_input_gradient_norm', 3)}, mean logit margin "
+                   f"{_spread(diagnostics, 'mean_logit_margin', 2)}")  # fmt: skip
         tables.append((caption, ["attack", *(f"ε = {e:g}" for e in eps)], rows))
     return tables
+
+
+def security_figure_attacks(security: Mapping) -> list[str]:
+    """The attack rows the security figure draws: white-box, Square, transfer from K,
+    from the independent surrogates, from the adaptive attackers (their ensembles where
+    there are several) and the worst case."""
+    attackers = security.get("attackers") or {}
+    chosen = [WHITE_BOX, SQUARE, transfer_row(REFERENCE)]
+    chosen += [transfer_row(names[-1]) for names in attackers.values() if names]  # the ensemble comes last
+    return [*chosen, WORST_CASE]
 
 
 def _figures(run_dir: Path, results: Mapping) -> list[tuple[str, Path]]:
@@ -209,6 +264,12 @@ def _figures(run_dir: Path, results: Mapping) -> list[tuple[str, Path]]:
         source_roles = {**roles, source: "source"}
         path = plots.plot_fooling_curves(transfer, source, source_roles, figure_dir / f"fooling_{source}.png")
         figures.append((f"Fooling ratio vs ε, perturbations crafted on '{source}' (Figs. 5/6)", path))
+    security = results.get("security")
+    if security:
+        path = plots.plot_security(security["rows"], security_figure_attacks(security), figure_dir / "security.png")
+        seeds = len(results.get("seeds") or [None])
+        band = f"; bands: min–max over {seeds} seeds" if seeds > 1 else ""
+        figures.append((f"Security evaluation: fooling ratio vs ε of the main attackers per target{band}", path))
     panels_file = run_dir / "panels.npz"
     panels = results.get("panels", {})
     if panels_file.exists() and panels:
@@ -274,7 +335,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
         tables.append(("Table III — defenses vs the orthogonal model", defense_table(results["defenses"])))
     title = results.get("title", "orthocore study")
     config_text = json.dumps(
-        {k: results.get(k) for k in ("seed", "config", "versions", "timings")}, indent=2, sort_keys=True
+        {k: results.get(k) for k in ("seeds", "config", "versions", "timings")}, indent=2, sort_keys=True
     )
 
     md = [f"# {title}", "", "## What was reproduced", ""]
@@ -289,7 +350,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
         for caption, header, rows in security_tables(security):
             md += [f"### {caption}", "", markdown_table(header, rows), ""]
     md += ["## Figures", ""] + [f"![{caption}](figures/{path.name})\n\n*{caption}*\n" for caption, path in figures]
-    md += ["## Configuration, versions, seed, timings", "", "```json", config_text, "```", ""]
+    md += ["## Configuration, versions, seeds, timings", "", "```json", config_text, "```", ""]
     markdown_path = run_dir / "report.md"
     atomic_write_text(markdown_path, "\n".join(md))
 
@@ -316,7 +377,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
             f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
-    parts += ["<h2>Configuration, versions, seed, timings</h2>", f"<pre>{html.escape(config_text)}</pre>"]
+    parts += ["<h2>Configuration, versions, seeds, timings</h2>", f"<pre>{html.escape(config_text)}</pre>"]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style><script>{_IMAGE_CHECK}</script></head><body>{''.join(parts)}</body></html>"
@@ -345,8 +406,10 @@ def format_summary(results: Mapping) -> str:
 _SECURITY_TEXT = (
     "The paper measures transfer only. Here the same models face white-box PGD, the query attack Square, "
     "and adaptive attackers who train their own surrogate orthogonal to K (or, not knowing K, to a model of "
-    "their own); each verdict compares the orthogonal model with the ordinary retrain and is computed from "
-    "the numbers below."
+    "their own); a model trained orthogonal to K and to references the defender keeps secret faces the "
+    "attacker who knows K only. Each verdict compares a defended model with the ordinary retrain (the secret "
+    "one also with the orthogonal model of the same λ), is computed from the numbers below and holds only "
+    "when it holds in every seed."
 )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from orthocore import cli
 from orthocore.study import StudyConfig, pipeline
+from orthocore.study.seeds import model_seed
 from orthocore.train.config import TrainConfig, TrainSettings, settings_of
 
 SETTINGS = [f.name for f in dataclasses.fields(TrainSettings)]
@@ -44,10 +45,10 @@ def test_a_study_passes_every_training_setting_to_its_models(tmp_path, monkeypat
 
     monkeypatch.setattr(pipeline, "train", fake_train)
     with pytest.raises(RuntimeError, match="stop"):
-        pipeline.train_models(study, progress=False)
+        pipeline.train_models(study, 2, progress=False)
     (config,) = seen
     assert settings_of(config) == settings_of(study)
-    assert (config.lam, config.seed, config.references) == (0.0, study.seed, [])
+    assert (config.lam, config.seed, config.references) == (0.0, model_seed(2, 0), [])
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,8 @@ def test_a_study_passes_every_training_setting_to_its_models(tmp_path, monkeypat
         (TrainConfig, {"out": 5}, "out: expected a folder path"),
         (StudyConfig, {"lambdas": 1.0}, "lambdas must be a list of numbers"),
         (StudyConfig, {"defenses": "no"}, "defenses must be true or false"),
-        (StudyConfig, {"seed": -3}, "seed must be an integer >= 0"),
+        (StudyConfig, {"seeds": [0, -3]}, "seeds must be an integer >= 0"),
+        (StudyConfig, {"seeds": 0}, "seeds must be a list of numbers"),
         (StudyConfig, {"optimizer": "rmsprop"}, "optimizer must be one of adam, sgd"),
         (StudyConfig, {"max_epochs": 0}, "max_epochs must be an integer >= 1"),
     ],

@@ -49,7 +49,7 @@ def _results():
                       "evidence": "defended 60.0 % vs baseline 30.0 %"}],
     }  # fmt: skip
     return {
-        "title": "test study", "seed": 0, "config": {"data": "digits"}, "versions": {"torch": "x"},
+        "title": "test study", "seeds": [0], "config": {"data": "digits"}, "versions": {"torch": "x"},
         "timings": {"train": 1.0}, "notes": ["a note"], "models": models, "transfer": transfer,
         "defenses": defenses, "security": security,
         "panels": {"gradcam_models": ["reference", "orthogonal-λ3"], "perturbation_attacks": ATTACKS,
@@ -72,8 +72,8 @@ def finished_run(tmp_path):
 
 def test_report_files_and_contents(finished_run):
     paths = write_report(finished_run)
-    assert {"html", "markdown", "fooling_reference", "gradcam", "perturbations"} <= set(paths)
-    for name in ("fooling_reference", "gradcam", "perturbations"):
+    assert {"html", "markdown", "fooling_reference", "gradcam", "perturbations", "security"} <= set(paths)
+    for name in ("fooling_reference", "gradcam", "perturbations", "security"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = paths["markdown"].read_text()
     assert "Tables I/II" in markdown and "Table III" in markdown and "figures/gradcam.png" in markdown
@@ -81,7 +81,7 @@ def test_report_files_and_contents(finished_run):
     assert "| orthogonal-λ3 | white-box PGD fools it no more than the ordinary model | does not hold |" in markdown
     assert "| white-box | 60.0 | 60.0 |" in markdown and "| black-box fools, white-box does not (masking flag) | 0.0 | 1.5 |" in markdown
     page = paths["html"].read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
     assert not list(finished_run.glob("*.tmp")), "no temporary files left behind"
 
 
@@ -94,6 +94,28 @@ def test_reproduction_verdicts_follow_the_numbers():
     verdicts = [v for _, _, v in reproduction_checks(results)]
     assert verdicts[:2] == ["not reproduced", "not reproduced"]
     assert [v for _, _, v in reproduction_checks({"models": []})] == ["not measured"] * 4
+
+
+def test_claims_over_seeds_hold_only_when_every_seed_agrees():
+    results = _results()
+    seed = {"similarity": results["models"], "transfer": results["transfer"], "defenses": results["defenses"]}
+    results["per_seed"] = [seed, seed]
+    checks = reproduction_checks(results)
+    assert [v for _, _, v in checks] == ["reproduced"] * 4 and "reproduced in 2 of 2" in checks[0][1]
+    worse = _results()["models"]
+    worse[2]["val_accuracy"] = 80.0
+    results["per_seed"] = [seed, {**seed, "similarity": worse}]
+    assert [v for _, _, v in reproduction_checks(results)][1] == "inconclusive over seeds"
+
+
+def test_ranges_over_seeds_are_printed_beside_the_means(finished_run):
+    results = json.loads((finished_run / "results.json").read_text())
+    results["models"][1] |= {"val_accuracy_min": 95.0, "val_accuracy_max": 98.0}
+    row = results["security"]["rows"][0]
+    row |= {"fooling_ratio_min": 20.0, "fooling_ratio_max": 40.0}
+    (finished_run / "results.json").write_text(json.dumps(results))
+    markdown = write_report(finished_run)["markdown"].read_text()
+    assert "| 96.50 (95.00–98.00) |" in markdown and "| white-box | 30.0 (20.0–40.0) | 30.0 |" in markdown
 
 
 def test_defense_table_layout():
@@ -122,6 +144,6 @@ def test_html_renders_in_headless_chromium(finished_run, tmp_path_factory):
     total = re.search(r'data-images-total="(\d+)"', dom)
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     assert total and loaded, "the page's load handler did not run"
-    assert int(total.group(1)) == 3 and int(loaded.group(1)) == 3
+    assert int(total.group(1)) == 4 and int(loaded.group(1)) == 4
     assert dom.count("<table>") == 6  # reproduction checks, Tables I/II, Table III, verdicts, one per target
     assert "Security evaluation (beyond the paper)" in dom and "does not hold" in dom

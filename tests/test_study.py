@@ -1,5 +1,6 @@
 """The study pipeline: caching, resuming after kill -9, and bad input before training."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from orthocore.study import StudyConfig, run_study
-from orthocore.study import pipeline
+from orthocore.study import StudyConfig, pipeline, run_study
 
 
 def _tiny(out) -> StudyConfig:
     return StudyConfig(
         out=str(out), max_epochs=2, eval_every=1, lambdas=[1.0], attacks=["fgsm"], eps=[0.1, 0.3],
         defense_eps=[0.1, 0.2], n_images=30, gradcam_images=2, device="cpu", security_eps=[0.1, 0.3], adaptive=2,
-        adaptive_without_k=1, white_box_steps=3, restarts=1, square_queries=10,
+        adaptive_without_k=1, white_box_steps=3, restarts=1, square_queries=10, seeds=[0],
     )  # fmt: skip
 
 
@@ -30,21 +30,51 @@ def finished(tmp_path_factory):
 
 def test_finished_study_writes_everything(finished):
     out, results = finished
-    assert {m["role"] for m in results["models"]} == {"reference", "ordinary", "surrogate", "orthogonal"}
+    roles = {"reference", "ordinary", "surrogate", "orthogonal", "private", "secret"}
+    assert {m["role"] for m in results["models"]} == roles
     assert {r["source"] for r in results["transfer"]} == {"reference", "surrogate"}
     assert {r["defense"] for r in results["defenses"]} >= {"none", "JPEG-Quality=80"}
     for name in ("results.json", "report.html", "report.md", "panels.npz", "figures/gradcam.png",
                  "figures/perturbations.png", "figures/fooling_reference.png", "figures/fooling_surrogate.png"):
         assert (out / name).is_file(), name
     security = results["security"]
-    assert {r["target"] for r in security["rows"]} == {"ordinary", "orthogonal-λ1"}
+    assert {r["target"] for r in security["rows"]} == {"ordinary", "orthogonal-λ1", "secret-λ1"}
     attacks = {r["attack"] for r in security["rows"]}
     assert {"white-box", "square", "transfer from K", "transfer from surrogate", "transfer from surrogate #2",
             "transfer from surrogate ensemble", "transfer from adaptive ensemble",
             "transfer from adaptive without K #0", "worst case"} <= attacks  # fmt: skip
-    assert [v["target"] for v in security["verdicts"]] == ["orthogonal-λ1"] * 5
+    assert [v["target"] for v in security["verdicts"]] == ["orthogonal-λ1"] * 5 + ["secret-λ1"] * 6
+    assert "secret references make it harder" in security["verdicts"][-1]["claim"]
     report = (out / "report.md").read_text()
     assert "Security evaluation (beyond the paper)" in report and security["verdicts"][0]["evidence"] in report
+    assert (out / "figures" / "security.png").is_file() and "figures/security.png" in report
+
+
+def test_secret_model_is_trained_against_k_and_the_private_reference(finished):
+    out, _ = finished
+    (secret,) = out.glob("models/secret-λ1-*/run.json")
+    references = json.loads(secret.read_text())["config"]["references"]
+    assert [Path(r).parent.name.split("-")[0] for r in references] == ["reference", "private"]
+
+
+def test_several_seeds_are_summarised_and_verdicts_read_over_them(tmp_path):
+    config = _tiny(tmp_path / "run")
+    config.seeds, config.secret_references, config.defenses = [0, 1], 0, False
+    results = run_study(config, progress=False)
+    assert results["seeds"] == [0, 1] and [s["seed"] for s in results["per_seed"]] == [0, 1]
+    folders = {p.parent.name for p in (tmp_path / "run").glob("models/*/model.ckpt")}
+    assert len(folders) == 8, "each seed trains its own models"
+    accuracy = [next(m["val_accuracy"] for m in s["similarity"] if m["name"] == "ordinary") for s in results["per_seed"]]
+    ordinary = next(m for m in results["models"] if m["name"] == "ordinary")
+    assert ordinary["val_accuracy"] == pytest.approx(sum(accuracy) / 2)
+    if accuracy[0] != accuracy[1]:
+        assert (ordinary["val_accuracy_min"], ordinary["val_accuracy_max"]) == (min(accuracy), max(accuracy))
+    per_seed_white_box = [
+        sum(r["fooling_ratio"] for r in s["security"]["rows"] if (r["target"], r["attack"]) == ("ordinary", "white-box"))
+        / len(config.security_eps) for s in results["per_seed"]
+    ]  # fmt: skip
+    verdict = next(v for v in results["security"]["verdicts"] if v["claim"].startswith("white-box"))
+    assert verdict["baseline"] == pytest.approx(per_seed_white_box)
 
 
 def test_rerun_with_nothing_changed_reuses_every_stage(finished, monkeypatch):
@@ -104,7 +134,7 @@ def test_kill_9_mid_study_resumes_without_redoing_finished_models(tmp_path, monk
     monkeypatch.setattr(pipeline, "train", recording_train)
     results = run_study(_tiny(out), progress=False)
     assert not set(trained) & finished_before, "a finished model was trained again"
-    assert len(results["models"]) == 4
+    assert len(results["models"]) == 6
 
 
 @pytest.mark.parametrize(
@@ -116,6 +146,9 @@ def test_kill_9_mid_study_resumes_without_redoing_finished_models(tmp_path, monk
         ({"eps": [1.5]}, ValueError, "eps"),
         ({"attacks": ["fgsm", "cw"]}, ValueError, "attacks"),
         ({"n_images": 0}, ValueError, "n_images"),
+        ({"seeds": [0, 0]}, ValueError, "seeds"),
+        ({"seeds": []}, ValueError, "seeds"),
+        ({"secret_references": -1}, ValueError, "secret_references"),
     ],
 )
 def test_bad_input_fails_before_any_training(tmp_path, change, error, match):

@@ -82,3 +82,28 @@ def test_unmeasured_attackers_give_no_verdict_and_no_results_is_an_error():
     assert len(verdicts) == 3 and not any("attacker" in v.claim for v in verdicts)
     with pytest.raises(ValueError, match="one security evaluation per seed"):
         security_verdicts([], baseline="ordinary", defended=["ortho"])
+
+
+def test_secret_references_are_read_against_the_plain_orthogonal_model():
+    def study(secret_adaptive: float) -> SecurityResult:
+        plain = _study(**BROKEN)
+        extra = _result({("secret", transfer_row(row)): value for row, value in
+                         (("K", 12), ("surrogate", 18), ("adaptive", secret_adaptive), ("blind", 20))}
+                        | {("secret", WHITE_BOX): 80, ("secret", SQUARE): 70})  # fmt: skip
+        return SecurityResult(plain.eps, plain.fooled | extra.fooled, {}, {"images": N})
+
+    def secrecy(results):
+        verdicts = security_verdicts(results, baseline="ordinary", defended=["ortho", "secret"],
+                                     surrogates=["surrogate"], adaptive=["adaptive"], secret={"secret": "ortho"})
+        (verdict,) = [v for v in verdicts if "secret references" in v.claim]
+        return verdict
+
+    helped = secrecy([study(40), study(45)])
+    assert helped.target == "secret" and helped.outcome == "holds" and helped.baseline == (97.0, 97.0)
+    assert secrecy([study(95), study(94)]).outcome == "does not hold"  # within 5 points of the plain model
+    assert secrecy([study(40), study(95)]).outcome == "inconclusive over seeds"
+
+
+def test_stored_rows_give_the_same_verdicts_as_the_result():
+    results = [_study(**BROKEN), _study(**SOUND)]
+    assert _verdicts([r.rows() for r in results]) == _verdicts(results)

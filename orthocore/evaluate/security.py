@@ -7,7 +7,8 @@ Tramèr et al., "On Adaptive Attacks to Adversarial Example Defenses"):
 
 * **white-box**: PGD on the target's own gradients, ``white_box_steps`` steps from
   ``restarts`` random starts, and the same attack with ``short_steps`` steps (more steps
-  must not fool less);
+  must not fool less); an image counts as fooled when any iterate fooled it
+  (``stop_when_fooled``, as autoattack counts), which also skips the steps left;
 * **query**: Square Attack on the target, ``square_queries`` queries;
 * **transfer**: PGD crafted on each source, once for all targets: K itself, and any other
   named source — an independent surrogate, an ensemble (a list of models: their mean
@@ -134,7 +135,7 @@ class SecurityResult:
         """One record per target, row and ε: ``fooled`` images of ``total``, ``fooling_ratio`` in %."""
         return [
             {"target": target, "attack": row, "eps": eps, "fooled": int(mask[e].sum()), "total": mask.shape[1],
-             "fooling_ratio": 100.0 * float(mask[e].float().mean())}
+             "fooling_ratio": 100.0 * int(mask[e].sum()) / mask.shape[1]}
             for (target, row), mask in self.fooled.items()
             for e, eps in enumerate(self.eps)
         ]  # fmt: skip
@@ -228,8 +229,9 @@ def security_evaluation(
             own = {target: model}
             runs = {
                 WHITE_BOX: PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
-                               generator=torch.Generator().manual_seed(seed)),
+                               stop_when_fooled=True, generator=torch.Generator().manual_seed(seed)),
                 f"{WHITE_BOX}, {config.short_steps} steps": PGD(model, eps, steps=config.short_steps,
+                                                               stop_when_fooled=True,
                                                                generator=torch.Generator().manual_seed(seed + 1)),
                 SQUARE: Square(model, eps, n_queries=config.square_queries,
                                generator=torch.Generator().manual_seed(seed + 2)),

@@ -52,6 +52,7 @@ def train_surrogates(
     ordinary: int = 0,
     adaptive: int = 1,
     adaptive_without_k: int = 1,
+    seed: int = ATTACKER_SEED,
 ) -> Surrogates:
     """Trains (or reuses) the attacker's surrogates.
 
@@ -61,6 +62,8 @@ def train_surrogates(
         reference: checkpoint of the public reference K.
         out: folder for the surrogates' runs.
         ordinary, adaptive, adaptive_without_k: how many of each kind.
+        seed: the attacker's first seed: ordinary surrogate ``i`` uses ``seed + i``, the
+            orthogonal ones ``seed + 100 + i`` (a defender must not use these seeds).
 
     Returns:
         The checkpoints by kind.
@@ -68,14 +71,15 @@ def train_surrogates(
     for name, value in (("ordinary", ordinary), ("adaptive", adaptive), ("adaptive_without_k", adaptive_without_k)):
         check_number(value, name, low=0, integer=True)
     check_number(method.lam, "lam", low=0, low_open=True)
+    check_number(seed, "seed", low=0, integer=True)
     out = Path(out)
     plain = dataclasses.replace(method, lam=0.0, references=[])
 
     def ordinary_model(index: int) -> str:
-        return _trained(dataclasses.replace(plain, seed=ATTACKER_SEED + index), out / f"ordinary-{index}")
+        return _trained(dataclasses.replace(plain, seed=seed + index), out / f"ordinary-{index}")
 
     def orthogonal_to(anchor: str, index: int, kind: str) -> str:
-        config = dataclasses.replace(method, references=[anchor], seed=ATTACKER_SEED + 100 + index)
+        config = dataclasses.replace(method, references=[anchor], seed=seed + 100 + index)
         return _trained(config, out / f"{kind}-{index}-{file_digest(anchor)}")
 
     own = ordinary_model(ordinary) if adaptive_without_k else None  # the blind attacker's own reference

@@ -16,7 +16,11 @@ seed, and reads the range over seeds:
   transfer protection survives when the adaptive transfer fools the defended model less
   than an independent surrogate's transfer fools the baseline, by more than ``margin``
   points in every seed; it is *broken* when the adaptive transfer fools the defended
-  model at least as often (within ``margin``) in every seed.
+  model at least as often (within ``margin``) in every seed;
+* **secret references** — a defended model trained orthogonal to K *and* to private
+  references of the defender's: the adaptive attacker who knows K only fools it less
+  than the same attacker fools the orthogonal model trained against K alone, by more
+  than ``margin`` points in every seed.
 
 Seeds that disagree give *inconclusive*. A verdict whose rows were not measured is left
 out rather than guessed.
@@ -25,7 +29,7 @@ out rather than guessed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from orthocore.evaluate.security import REFERENCE, SQUARE, WHITE_BOX, SecurityResult, transfer_row
 
@@ -53,9 +57,14 @@ class Verdict:
     evidence: str
 
 
-def _mean_ratio(result: SecurityResult, target: str, row: str) -> float:
-    values = result.ratio(target, row)
-    return sum(values) / len(values)
+def _mean_ratios(result: SecurityResult | Sequence[Mapping]) -> dict[tuple[str, str], float]:
+    """(target, attack row) → fooling ratio (%) averaged over the ε grid, from a result
+    or from its records (:meth:`SecurityResult.rows`, as stored in ``results.json``)."""
+    records = result.rows() if isinstance(result, SecurityResult) else result
+    per_eps: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        per_eps.setdefault((record["target"], record["attack"]), []).append(record["fooling_ratio"])
+    return {key: sum(values) / len(values) for key, values in per_eps.items()}
 
 
 def _spread(values: Sequence[float]) -> str:
@@ -73,39 +82,47 @@ def _verdict(claim, target, defended, baseline, passes, *, yes="holds", no="does
 
 
 def security_verdicts(
-    results: Sequence[SecurityResult],
+    results: Sequence[SecurityResult | Sequence[Mapping]],
     *,
     baseline: str,
     defended: Sequence[str],
     surrogates: Sequence[str] = (),
     adaptive: Sequence[str] = (),
     adaptive_without_k: Sequence[str] = (),
+    secret: Mapping[str, str] | None = None,
     margin: float = MARGIN,
 ) -> list[Verdict]:
     """The verdicts on every defended target, from one security evaluation per seed.
 
     Args:
-        results: one :class:`SecurityResult` per seed, each with the same targets and sources.
+        results: one :class:`SecurityResult` (or its :meth:`~SecurityResult.rows`) per
+            seed, each with the same targets and sources.
         baseline: the ordinary model's target name.
         defended: the defended (orthogonal) models' target names.
         surrogates: names of independent ordinary surrogate sources (an ensemble counts).
         adaptive: names of sources trained orthogonal to K (an attacker who knows K).
         adaptive_without_k: names of sources trained orthogonal to the attacker's own
             ordinary model (an attacker who does not know K).
+        secret: defended targets trained orthogonal to K and to private references →
+            the defended target trained orthogonal to K alone (same λ) they are compared
+            with against the attacker who knows K.
         margin: percentage points below which two fooling ratios count as equal.
 
     Returns:
-        Per defended target: the paper's transfer claim, white-box, query, and one verdict
-        per adaptive source kind that was measured.
+        Per defended target: the paper's transfer claim, white-box, query, one verdict
+        per adaptive source kind that was measured, and for a secret-reference target
+        whether the secret helped.
     """
     if not results:
         raise ValueError("results: expected one security evaluation per seed, got none")
+    secret = dict(secret or {})
+    ratios = [_mean_ratios(result) for result in results]
 
     def per_seed(target: str, row: str) -> list[float]:
-        return [_mean_ratio(result, target, row) for result in results]
+        return [seed[target, row] for seed in ratios]
 
     def worst_of(target: str, rows: Sequence[str]) -> list[float]:
-        return [max(_mean_ratio(result, target, row) for row in rows) for result in results]
+        return [max(seed[target, row] for row in rows) for seed in ratios]
 
     verdicts = []
     transfer_rows = [transfer_row(REFERENCE), *(transfer_row(name) for name in surrogates)]
@@ -133,6 +150,12 @@ def security_verdicts(
                     worst_of(target, [transfer_row(name) for name in names]), worst_of(baseline, surrogate_rows),
                     fooled_less, no=f"broken by {kind}",
                 ))  # fmt: skip
+        if target in secret and adaptive:
+            knows_k = [transfer_row(name) for name in adaptive]
+            verdicts.append(_verdict(
+                f"its secret references make it harder for an attacker who knows K than {secret[target]}", target,
+                worst_of(target, knows_k), worst_of(secret[target], knows_k), fooled_less,
+            ))  # fmt: skip
     return verdicts
 
 

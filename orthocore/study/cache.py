@@ -17,10 +17,13 @@ from orthocore._io import atomic_write_json
 
 
 class StageCache:
-    """Stage results under ``run_dir/stages``."""
+    """Stage results under ``run_dir/stages`` (``run_dir/stages/<group>`` for a group,
+    such as one seed of the study)."""
 
-    def __init__(self, run_dir: str | os.PathLike) -> None:
+    def __init__(self, run_dir: str | os.PathLike, group: str | None = None) -> None:
         self.dir = Path(run_dir) / "stages"
+        if group is not None:
+            self.dir = self.dir / group
 
     def get(self, name: str, key: str) -> Any | None:
         """The stored result of stage ``name`` if it was computed for ``key``, else None."""

@@ -31,9 +31,10 @@ class StudyConfig(TrainSettings, AttackBudget):
         max_epochs, eval_every, batch_size: as in ``TrainSettings``; the defaults are
             sized for the digits demo (30 epochs, validation every 5, batches of 64).
         out: the run directory.
-        seed: base seed: reference ``seed``, ordinary retrain and the orthogonal models
-            ``seed + 1`` (the same initialisation, so λ is the only difference), the
-            independent surrogate ``seed + 2``.
+        seeds: the study runs once per seed (models, sample of images, attacks) and
+            reports every number as its mean with the min–max over the seeds. Within a
+            seed the ordinary retrain and the orthogonal models share one initialisation,
+            so λ is the only difference (:func:`orthocore.study.seeds.model_seed`).
         lambdas: λ of each orthogonal model (digits CNN: 1–10 keeps accuracy; 30 from
             scratch collapsed it in our measurements).
         attacks: attacks of the transfer study (Figs. 5/6) and of Table III.
@@ -50,6 +51,11 @@ class StudyConfig(TrainSettings, AttackBudget):
             and, when there are two or more, their ensemble.
         adaptive, adaptive_without_k: adaptive surrogates to train orthogonal to K, and
             orthogonal to the attacker's own model (with the study's largest λ).
+        secret_references: k > 0 adds the "secret references" defense (beyond the
+            paper): k private models trained orthogonal to K, and a model trained, with
+            the largest λ, orthogonal to K and to them (the penalty is averaged over its
+            references); the security evaluation then measures whether an attacker who
+            knows K only is stopped by it. 0 turns it off.
 
     The attackers' budgets (``white_box_steps``, ``restarts``, ``square_queries``, ...)
     are the fields of :class:`~orthocore.evaluate.security.AttackBudget`.
@@ -59,7 +65,7 @@ class StudyConfig(TrainSettings, AttackBudget):
     eval_every: int = 5
     batch_size: int = 64
     out: str = "runs/demo"
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lambdas: list[float] = field(default_factory=lambda: [1.0, 3.0])
     attacks: list[str] = field(default_factory=lambda: list(PAPER_ATTACKS))
     eps: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08])
@@ -72,6 +78,7 @@ class StudyConfig(TrainSettings, AttackBudget):
     surrogates: int = 3
     adaptive: int = 2
     adaptive_without_k: int = 1
+    secret_references: int = 1
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
@@ -82,13 +89,17 @@ class StudyConfig(TrainSettings, AttackBudget):
         attack_names(self.attacks)
         for name in ("eps", "defense_eps", "security_eps"):
             check_number_list(getattr(self, name), name, low=0, high=1, low_open=True)
-        for name in ("n_images", "gradcam_images", "surrogates"):
+        for name in ("n_images", "gradcam_images"):
             check_number(getattr(self, name), name, low=1, integer=True)
-        for name in ("adaptive", "adaptive_without_k"):
-            check_number(getattr(self, name), name, low=0, integer=True)
+        # At most 100 models of a kind: each kind draws from a block of 100 model seeds.
+        check_number(self.surrogates, "surrogates", low=1, high=100, integer=True)
+        for name in ("adaptive", "adaptive_without_k", "secret_references"):
+            check_number(getattr(self, name), name, low=0, high=100, integer=True)
         self.check_budget()
         check_bool(self.security, "security")
-        check_number(self.seed, "seed", low=0, integer=True)
+        seeds = check_number_list(self.seeds, "seeds", low=0, integer=True)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds: values must be distinct, got {self.seeds}")
         check_bool(self.defenses, "defenses")
         if not isinstance(self.out, str):
             raise ValueError(f"out: expected a folder path, got {self.out!r}")

@@ -1,22 +1,30 @@
-"""The paper's whole study, stage by stage, every stage cached and resumable.
+"""The paper's whole study, stage by stage, once per seed, every stage cached and resumable.
+
+Per study seed (:mod:`orthocore.study.seeds` gives every model its own seed):
 
 1. **Models** — a reference K; an ordinary retrain (another seed); an independent
    surrogate (a third seed, never used as a reference: the attacker who guessed the
    architecture); one orthogonal model per λ, trained against K with the ordinary
-   retrain's seed, so λ is the only difference between them (Algorithm 1).
+   retrain's seed, so λ is the only difference between them (Algorithm 1). With
+   ``secret_references = k``, also k private references of the defender's (trained
+   orthogonal to K) and a **secret** model trained orthogonal to K and to them.
 2. **Tables I/II** — validation accuracy and δ (signed and |δ|) of each model against K.
 3. **Figs. 5/6** — fooling ratio over the ε grid of each attack crafted on K and on the
    surrogate, on every model.
 4. **Table III** — the ordinary retrain behind each defense at the paper's four settings
    vs the orthogonal models, perturbations crafted on K.
-5. **Figs. 3/4** — Grad-CAM of the same images under K and the orthogonal models; clean
-   and adversarial images over the ε grid.
+5. **Security evaluation** (beyond the paper) — see :func:`security_section`.
+
+Then every table is summarised over the seeds (means and extremes), the security
+verdicts are read over the seeds, and **Figs. 3/4** — Grad-CAM of the same images under
+K and the orthogonal models, clean and adversarial images over the ε grid — are drawn
+from the first seed's models.
 
 Each model trains in its own folder named by a digest of its configuration: an
 interrupted run (Ctrl-C, ``kill -9``) resumes its last epoch from the trainer's state,
-and finished models are never trained again. Stage results are stored with the digest of
-their settings and of the model files they read (:mod:`orthocore.study.cache`), so a
-re-run with nothing changed only rebuilds the report.
+and finished models are never trained again. Stage results are stored per seed with the
+digest of their settings and of the model files they read
+(:mod:`orthocore.study.cache`), so a re-run with nothing changed only rebuilds the report.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from orthocore.defenses import paper_variants
 from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.security import SecurityConfig, budget_of, security_evaluation
-from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
+from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, train_surrogates
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.gradcam import gradcam
@@ -49,8 +57,11 @@ from orthocore.report import write_report
 from orthocore.runtime import resolve_device, versions
 from orthocore.study.cache import StageCache
 from orthocore.study.config import StudyConfig
+from orthocore.study.seeds import model_seed, summarize, summarize_table
 from orthocore.train import TrainConfig, train
 from orthocore.train.config import settings_of
+
+PRIVATE_OFFSET = 10  # the defender's private references use model seeds from here (see model_seed)
 
 
 @dataclasses.dataclass
@@ -58,7 +69,7 @@ class StudyModel:
     """One trained model of the study."""
 
     name: str
-    role: str  # reference | ordinary | surrogate | orthogonal
+    role: str  # reference | ordinary | surrogate | orthogonal | private | secret
     lam: float
     folder: Path
     model: nn.Module
@@ -69,20 +80,47 @@ class StudyModel:
         return self.folder / "model.ckpt"
 
 
-def _roster(config: StudyConfig) -> list[tuple[str, str, float, int]]:
-    """(name, role, λ, seed) of every model, the reference first."""
-    models = [
-        ("reference", "reference", 0.0, config.seed),
-        ("ordinary", "ordinary", 0.0, config.seed + 1),
-        ("surrogate", "surrogate", 0.0, config.seed + 2),
+@dataclasses.dataclass(frozen=True)
+class _Planned:
+    """A model to train: its name, role, λ, seed and the names of the study's models it
+    is trained orthogonal to."""
+
+    name: str
+    role: str
+    lam: float
+    seed: int
+    references: tuple[str, ...] = ()
+
+
+def _roster(config: StudyConfig, seed: int) -> list[_Planned]:
+    """Every model of study seed ``seed``, each after the models it is trained against."""
+    plan = [
+        _Planned("reference", "reference", 0.0, model_seed(seed, 0)),
+        _Planned("ordinary", "ordinary", 0.0, model_seed(seed, 1)),
+        _Planned("surrogate", "surrogate", 0.0, model_seed(seed, 2)),
     ]
-    return models + [(f"orthogonal-λ{lam:g}", "orthogonal", lam, config.seed + 1) for lam in config.lambdas]
+    plan += [_Planned(f"orthogonal-λ{lam:g}", "orthogonal", lam, model_seed(seed, 1), ("reference",))
+             for lam in config.lambdas]  # fmt: skip
+    if config.secret_references:
+        lam = max(config.lambdas)
+        private = [_Planned(f"private-{i}", "private", lam, model_seed(seed, PRIVATE_OFFSET + i), ("reference",))
+                   for i in range(config.secret_references)]  # fmt: skip
+        plan += private
+        plan.append(_Planned(secret_name(lam), "secret", lam, model_seed(seed, 1),
+                             ("reference", *(p.name for p in private))))  # fmt: skip
+    return plan
 
 
-def _train_model(config: StudyConfig, name, role, lam, seed, references, progress) -> StudyModel:
-    train_config = TrainConfig(**settings_of(config), lam=lam, references=references, seed=seed, progress=progress)
+def secret_name(lam: float) -> str:
+    """The name of the model trained orthogonal to K and to the private references."""
+    return f"secret-λ{lam:g}"
+
+
+def _train_model(config: StudyConfig, planned: _Planned, references: list[str], progress) -> StudyModel:
+    train_config = TrainConfig(**settings_of(config), lam=planned.lam, references=references, seed=planned.seed,
+                               progress=progress)  # fmt: skip
     settings = {k: v for k, v in train_config.to_dict().items() if k not in ("out", "progress")}
-    folder = Path(config.out) / "models" / f"{name}-{fingerprint(settings)}"
+    folder = Path(config.out) / "models" / f"{planned.name}-{fingerprint(settings)}"
     train_config = dataclasses.replace(train_config, out=str(folder))
     timing_file = folder / "study_timing.json"
     if not (folder / "model.ckpt").is_file():
@@ -91,17 +129,17 @@ def _train_model(config: StudyConfig, name, role, lam, seed, references, progres
         atomic_write_json(timing_file, {"train_seconds": time.perf_counter() - start})
     seconds = json.loads(timing_file.read_text())["train_seconds"] if timing_file.is_file() else None
     model = load_model(folder / "model.ckpt", map_location=resolve_device(config.device))
-    return StudyModel(name, role, lam, folder, model, seconds)
+    return StudyModel(planned.name, planned.role, planned.lam, folder, model, seconds)
 
 
-def train_models(config: StudyConfig, progress: bool = True) -> list[StudyModel]:
-    """Trains (or loads) every model of the study, the reference first."""
-    trained: list[StudyModel] = []
-    roster = _roster(config)
-    for name, role, lam, seed in tqdm(roster, desc="models", unit="model", disable=not progress):
-        references = [str(trained[0].checkpoint)] if lam > 0 else []
-        trained.append(_train_model(config, name, role, lam, seed, references, progress))
-    return trained
+def train_models(config: StudyConfig, seed: int, progress: bool = True) -> list[StudyModel]:
+    """Trains (or loads) every model of study seed ``seed``, the reference first."""
+    trained: dict[str, StudyModel] = {}
+    roster = _roster(config, seed)
+    for planned in tqdm(roster, desc=f"models (seed {seed})", unit="model", disable=not progress):
+        references = [str(trained[name].checkpoint) for name in planned.references]
+        trained[planned.name] = _train_model(config, planned, references, progress)
+    return list(trained.values())
 
 
 def similarity_table(models: list[StudyModel], val_set, device, cache: StageCache) -> list[dict]:
@@ -122,15 +160,16 @@ def similarity_table(models: list[StudyModel], val_set, device, cache: StageCach
     return cache.put("similarity", key, rows)
 
 
-def transfer_rows(config: StudyConfig, models: list[StudyModel], val_set, device, cache, progress) -> list[dict]:
-    """Figs. 5/6 rows: attacks crafted on the reference and on the surrogate."""
-    transfer_config = TransferConfig(
-        attacks=tuple(config.attacks), eps=tuple(config.eps), n_images=config.n_images, seed=config.seed
-    )
+def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache,
+                  progress) -> list[dict]:  # fmt: skip
+    """Figs. 5/6 rows: attacks crafted on the reference and on the surrogate, on every
+    model but the defender's private references."""
+    transfer_config = TransferConfig(attacks=tuple(config.attacks), eps=tuple(config.eps), n_images=config.n_images,
+                                     seed=seed)  # fmt: skip
     rows = []
     sources = [m for m in models if m.role in ("reference", "surrogate")]
     for source in tqdm(sources, desc="transfer attacks", unit="source", disable=not progress):
-        targets = {m.name: m.model for m in models if m is not source}
+        targets = {m.name: m.model for m in models if m is not source and m.role != "private"}
         key = fingerprint("transfer", dataclasses.asdict(transfer_config), source.name,
                           [file_digest(m.checkpoint) for m in models])  # fmt: skip
         cached = cache.get(f"transfer-{source.name}", key)
@@ -147,14 +186,15 @@ def transfer_rows(config: StudyConfig, models: list[StudyModel], val_set, device
     return rows
 
 
-def defense_rows(config: StudyConfig, models: list[StudyModel], val_set, device, cache, progress) -> list[dict]:
+def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache,
+                 progress) -> list[dict]:  # fmt: skip
     """Table III rows: the ordinary retrain behind every defense variant vs the orthogonal
     models, perturbations crafted on the reference."""
     reference = models[0]
     ordinary = next(m for m in models if m.role == "ordinary")
     orthogonal = {m.name: m.model for m in models if m.role == "orthogonal"}
     variants = paper_variants()
-    key = fingerprint("defenses", config.attacks, config.defense_eps, config.n_images, config.seed, list(variants),
+    key = fingerprint("defenses", config.attacks, config.defense_eps, config.n_images, seed, list(variants),
                       [file_digest(m.checkpoint) for m in models])  # fmt: skip
     cached = cache.get("defenses", key)
     if cached is not None:
@@ -162,29 +202,33 @@ def defense_rows(config: StudyConfig, models: list[StudyModel], val_set, device,
     with tqdm(total=1, desc="defenses (Table III)", disable=not progress) as bar:
         rows = defense_evaluation(
             reference.model, ordinary.model, variants, orthogonal, val_set, attacks=config.attacks,
-            eps=config.defense_eps, n_images=config.n_images, seed=config.seed, target_name=ordinary.name,
+            eps=config.defense_eps, n_images=config.n_images, seed=seed, target_name=ordinary.name,
             device=device,
         )  # fmt: skip
         bar.update()
     return cache.put("defenses", key, [dataclasses.asdict(r) for r in rows])
 
 
-def security_section(config: StudyConfig, models: list[StudyModel], val_set, device, cache, progress) -> dict:
-    """The security evaluation (beyond the paper) of the ordinary and orthogonal models:
-    white-box, Square, transfer from K, from independent surrogates (the study's and
-    ``surrogates − 1`` more, and their ensemble) and from adaptive surrogates (trained here, with the study's largest λ, orthogonal to K and to
-    an attacker's own model), worst cases, diagnostics and the verdicts."""
+def security_section(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache,
+                     progress) -> dict:  # fmt: skip
+    """The security evaluation (beyond the paper) of the ordinary, orthogonal and
+    secret-reference models for one study seed: white-box, Square, transfer from K, from
+    independent surrogates (the study's and ``surrogates − 1`` more, and their ensemble)
+    and from adaptive surrogates (trained here with the study's largest λ, orthogonal to
+    K and to an attacker's own model, from the seed's attacker seeds), worst cases and
+    diagnostics. The verdicts are read over all seeds by :func:`run_study`."""
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
-    targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal")}
+    targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
     method = TrainConfig(**settings_of(config), lam=max(config.lambdas), references=[str(reference.checkpoint)],
-                         seed=config.seed + 1, progress=progress)  # fmt: skip
-    with tqdm(total=2, desc="security evaluation", disable=not progress) as bar:
+                         progress=progress)  # fmt: skip
+    with tqdm(total=2, desc=f"security evaluation (seed {seed})", disable=not progress) as bar:
         trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
                                    ordinary=config.surrogates - 1, adaptive=config.adaptive,
-                                   adaptive_without_k=config.adaptive_without_k)  # fmt: skip
+                                   adaptive_without_k=config.adaptive_without_k,
+                                   seed=model_seed(seed, ATTACKER_SEED))  # fmt: skip
         bar.update()
-        settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=config.seed,
+        settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=seed,
                                   **budget_of(config))  # fmt: skip
         checkpoints = [m.checkpoint for m in models]
         checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
@@ -197,17 +241,27 @@ def security_section(config: StudyConfig, models: list[StudyModel], val_set, dev
                                          [load(p) for p in trained.adaptive_without_k])  # fmt: skip
             result = security_evaluation(targets, reference.model, val_set, settings, sources=attackers.sources,
                                          device=device)  # fmt: skip
-            verdicts = security_verdicts([result], baseline="ordinary",
-                                         defended=[m.name for m in models if m.role == "orthogonal"],
-                                         surrogates=attackers.surrogates, adaptive=attackers.adaptive,
-                                         adaptive_without_k=attackers.adaptive_without_k)  # fmt: skip
             cached = cache.put("security", key, {
                 "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
-                "diagnostics": result.diagnostics, "verdicts": [dataclasses.asdict(v) for v in verdicts],
-                "adaptive_lambda": method.lam,
+                "diagnostics": result.diagnostics, "adaptive_lambda": method.lam,
+                "attackers": {"surrogates": attackers.surrogates, "adaptive": attackers.adaptive,
+                              "adaptive_without_k": attackers.adaptive_without_k},
             })  # fmt: skip
         bar.update()
     return cached
+
+
+def security_summary(per_seed: list[dict], models: list[StudyModel]) -> dict:
+    """The security evaluations of every seed summarised (means, extremes), with the
+    verdicts read over the seeds."""
+    rows = summarize_table([seed["rows"] for seed in per_seed], ("target", "attack", "eps"))
+    summary = summarize([{k: v for k, v in seed.items() if k != "rows"} for seed in per_seed]) | {"rows": rows}
+    lam = summary["adaptive_lambda"]
+    secret = {m.name: f"orthogonal-λ{lam:g}" for m in models if m.role == "secret"}
+    verdicts = security_verdicts([seed["rows"] for seed in per_seed], baseline="ordinary",
+                                 defended=[m.name for m in models if m.role in ("orthogonal", "secret")],
+                                 secret=secret, **summary["attackers"])  # fmt: skip
+    return summary | {"verdicts": [dataclasses.asdict(v) for v in verdicts]}
 
 
 def _val_tensors(val_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,8 +269,9 @@ def _val_tensors(val_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
 
 
-def panels(config: StudyConfig, models: list[StudyModel], val_set, device, run_dir: Path) -> dict:
-    """Figs. 3/4 data: Grad-CAM maps and the perturbation panel, saved to ``panels.npz``."""
+def panels(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, run_dir: Path) -> dict:
+    """Figs. 3/4 data of study seed ``seed``: Grad-CAM maps and the perturbation panel,
+    saved to ``panels.npz``."""
     reference = models[0]
     shown = [m for m in models if m.role in ("reference", "ordinary", "orthogonal")]
     images, labels = _val_tensors(val_set, config.gradcam_images)
@@ -227,7 +282,7 @@ def panels(config: StudyConfig, models: list[StudyModel], val_set, device, run_d
     clean, label = images[:1], labels[:1]
     arrays["perturbation_clean"] = clean[0].cpu().numpy()
     for name in config.attacks:
-        generator = torch.Generator().manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(seed)
         adversarial = make_attack(name, reference.model, list(config.eps), generator=generator)(clean, label)
         arrays[f"perturbation_{name}"] = adversarial[:, 0].detach().cpu().numpy()  # (E, C, H, W)
     tmp = run_dir / "panels.tmp.npz"
@@ -240,15 +295,45 @@ def panels(config: StudyConfig, models: list[StudyModel], val_set, device, run_d
     }
 
 
+def run_seed(config: StudyConfig, seed: int, val_set, device, progress: bool, timings: dict) -> dict:
+    """Every model and stage of study seed ``seed``; adds each stage's seconds to ``timings``.
+
+    Returns:
+        ``seed``, the trained ``models`` (:class:`StudyModel`) and the stages' records:
+        ``similarity``, ``transfer``, ``defenses`` (empty when off) and ``security``
+        (None when off).
+    """
+    cache = StageCache(config.out, f"seed-{seed}")
+
+    def timed(stage, run):
+        start = time.perf_counter()
+        value = run()
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+        return value
+
+    models = timed("models", lambda: train_models(config, seed, progress))
+    stage_args = (config, seed, models, val_set, device, cache, progress)
+    return {
+        "seed": seed,
+        "models": models,
+        "similarity": timed("similarity", lambda: similarity_table(models, val_set, device, cache)),
+        "transfer": timed("transfer", lambda: transfer_rows(*stage_args)),
+        "defenses": timed("defenses", lambda: defense_rows(*stage_args)) if config.defenses else [],
+        "security": timed("security", lambda: security_section(*stage_args)) if config.security else None,
+    }
+
+
 def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
-    """Runs (or resumes) the whole study and writes ``results.json`` and the report.
+    """Runs (or resumes) the whole study, once per seed, and writes ``results.json`` and
+    the report.
 
     Args:
         config: the study; validated (and its data opened) before any training starts.
         progress: show progress bars.
 
     Returns:
-        The results (the content of ``results.json``).
+        The results (the content of ``results.json``): every table summarised over the
+        seeds (:mod:`orthocore.study.seeds`), and each seed's own under ``per_seed``.
     """
     config.validate()
     run_dir = Path(config.out)
@@ -257,49 +342,28 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     open_dataset(config.data, "train")  # a missing or malformed folder fails here, before training
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "study.json", config.to_dict())
-    cache = StageCache(run_dir)
-    timings = {}
+    timings: dict[str, float] = {}
+    runs = [run_seed(config, seed, val_set, device, progress, timings) for seed in config.seeds]
 
     start = time.perf_counter()
-    models = train_models(config, progress)
-    timings["models"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    table = similarity_table(models, val_set, device, cache)
-    timings["similarity"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    transfer = transfer_rows(config, models, val_set, device, cache, progress)
-    timings["transfer"] = time.perf_counter() - start
-
-    defenses = []
-    if config.defenses:
-        start = time.perf_counter()
-        defenses = defense_rows(config, models, val_set, device, cache, progress)
-        timings["defenses"] = time.perf_counter() - start
-
-    security = None
-    if config.security:
-        start = time.perf_counter()
-        security = security_section(config, models, val_set, device, cache, progress)
-        timings["security"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    panel_info = panels(config, models, val_set, device, run_dir)
+    panel_info = panels(config, config.seeds[0], runs[0]["models"], val_set, device, run_dir)
     timings["panels"] = time.perf_counter() - start
 
+    tables = ("similarity", "transfer", "defenses")
+    per_seed = [{"seed": run["seed"], **{name: run[name] for name in (*tables, "security")}} for run in runs]
     results = {
         "title": f"orthocore study: {config.arch} on {config.data}",
-        "seed": config.seed,
+        "seeds": list(config.seeds),
         "config": config.to_dict(),
         "versions": versions(),
         "timings": timings,
         "notes": _notes(config),
-        "models": table,
-        "transfer": transfer,
-        "defenses": defenses,
-        "security": security,
-        "panels": panel_info,
+        "models": summarize_table([run["similarity"] for run in runs], ("name",)),
+        "transfer": summarize_table([run["transfer"] for run in runs], ("source", "target", "attack", "eps")),
+        "defenses": summarize_table([run["defenses"] for run in runs], ("target", "defense", "attack", "eps")),
+        "security": security_summary([run["security"] for run in runs], runs[0]["models"]) if config.security else None,
+        "panels": panel_info | {"seed": config.seeds[0]},
+        "per_seed": per_seed,
     }
     atomic_write_json(run_dir / "results.json", results)
     write_report(run_dir)
@@ -307,8 +371,13 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
 
 
 def _notes(config: StudyConfig) -> list[str]:
+    seeds = ", ".join(map(str, config.seeds))
     notes = [
         f"Data: {config.data}; architecture: {config.arch}; every number above was measured in this run.",
+        f"Seeds {seeds}: each seed trains its own models and draws its own sample of images and attacks; "
+        "every number is the mean over the seeds, with the min–max in brackets where they differ, and a "
+        "verdict holds only when it holds in every seed." if len(config.seeds) > 1 else
+        f"One seed ({seeds}): the numbers carry no spread over seeds; set `seeds` to several to measure it.",
         "Training times are wall-clock seconds of this run on this machine (a resumed model counts "
         "only the part after the resume); the paper's 22x training cost (Table II) is not compared.",
     ]
