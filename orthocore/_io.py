@@ -13,17 +13,27 @@ from typing import IO, Any
 import torch
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yields a temporary path beside ``path``; renames it over ``path`` when the block
     succeeds and deletes it when the block raises.
 
     The rename is atomic on POSIX, so a reader (or a run killed with SIGKILL midway) sees
-    either the old file or the complete new one, never a half-written file.
+    either the old file or the complete new one, never a half-written file. The file gets
+    the permissions any new file would (``0o666`` less the umask), not the temporary
+    file's private ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     try:
         yield tmp
