@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orthocore.evaluate import surrogates
 from orthocore.study import StudyConfig, pipeline, run_study
 
 
@@ -90,6 +91,19 @@ def test_rerun_with_nothing_changed_reuses_every_stage(finished, monkeypatch):
     again = run_study(_tiny(out), progress=False)
     assert again["models"] == results["models"] and again["transfer"] == results["transfer"]
     assert again["defenses"] == results["defenses"]
+
+
+def test_the_same_study_with_out_spelled_relative_retrains_nothing(finished, monkeypatch):
+    out, results = finished
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished model was trained again")
+
+    monkeypatch.chdir(out.parent)
+    monkeypatch.setattr(pipeline, "train", fail)
+    monkeypatch.setattr(surrogates, "train", fail)
+    again = run_study(_tiny(out.name), progress=False)
+    assert again["models"] == results["models"] and again["security"]["rows"] == results["security"]["rows"]
 
 
 def test_changed_setting_recomputes_only_what_depends_on_it(finished, monkeypatch):
@@ -172,6 +186,11 @@ def test_toml_configuration(tmp_path):
     path.write_text('data = "digits"\nlambdas = [2.0, 5.0]\nmax_epochs = 3\n')
     config = StudyConfig.from_toml(path)
     assert config.lambdas == [2.0, 5.0] and config.max_epochs == 3
+    path.write_text('out = "runs/x"\ndata = "cifar10:data/cifar"\n')
+    config = StudyConfig.from_toml(path)
+    assert (config.out, config.data) == (str(tmp_path / "runs/x"), f"cifar10:{tmp_path / 'data/cifar'}")
+    path.write_text('out = "/abs/run"\n')
+    assert StudyConfig.from_toml(path).out == "/abs/run"
     path.write_text("lamdbas = [2.0]\n")
     with pytest.raises(ValueError, match="unknown keys"):
         StudyConfig.from_toml(path)

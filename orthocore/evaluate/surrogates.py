@@ -18,7 +18,7 @@ import dataclasses
 from pathlib import Path
 
 from orthocore.checks import check_number
-from orthocore.digests import file_digest, fingerprint
+from orthocore.digests import file_digest
 from orthocore.train import TrainConfig, train
 
 ATTACKER_SEED = 1000  # attacker seeds are 1000 and above: far from the seeds a defender's study uses
@@ -36,8 +36,7 @@ class Surrogates:
 def _trained(config: TrainConfig, folder: Path) -> str:
     """The checkpoint of ``config`` trained in ``folder/<digest>``: reused when finished,
     resumed when interrupted."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "progress")}
-    out = folder / fingerprint(settings)
+    out = folder / config.result_key()
     checkpoint = out / "model.ckpt"
     if not checkpoint.is_file():
         train(dataclasses.replace(config, out=str(out)), resume=(out / "state.pt").is_file())

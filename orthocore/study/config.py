@@ -107,7 +107,11 @@ class StudyConfig(TrainSettings, AttackBudget):
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> StudyConfig:
-        """Reads a study from a TOML file whose top-level keys are the attributes."""
+        """Reads a study from a TOML file whose top-level keys are the attributes.
+
+        Relative paths in the file — ``out`` and the folder of ``data`` (``cifar10:DIR``,
+        ``folder:DIR``) — are relative to the file's own folder, so a config means the
+        same wherever it is run from."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config: {str(path)!r} does not exist")
@@ -116,6 +120,13 @@ class StudyConfig(TrainSettings, AttackBudget):
                 values = tomllib.load(file)
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"config: {str(path)!r} is not valid TOML: {error}") from error
+        here = path.resolve().parent
+        if isinstance(values.get("out"), str):
+            values["out"] = str(here / values["out"])  # an absolute out stays as it is
+        if isinstance(values.get("data"), str):
+            kind, separator, folder = values["data"].partition(":")
+            if separator and folder:
+                values["data"] = f"{kind}:{here / folder}"
         return cls.from_dict(values)
 
 

@@ -119,8 +119,7 @@ def secret_name(lam: float) -> str:
 def _train_model(config: StudyConfig, planned: _Planned, references: list[str], progress) -> StudyModel:
     train_config = TrainConfig(**settings_of(config), lam=planned.lam, references=references, seed=planned.seed,
                                progress=progress)  # fmt: skip
-    settings = {k: v for k, v in train_config.to_dict().items() if k not in ("out", "progress")}
-    folder = Path(config.out) / "models" / f"{planned.name}-{fingerprint(settings)}"
+    folder = Path(config.out) / "models" / f"{planned.name}-{train_config.result_key()}"
     train_config = dataclasses.replace(train_config, out=str(folder))
     timing_file = folder / "study_timing.json"
     if not (folder / "model.ckpt").is_file():
@@ -338,8 +337,8 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     config.validate()
     run_dir = Path(config.out)
     device = resolve_device(config.device)
-    val_set = open_dataset(config.data, "val")
-    open_dataset(config.data, "train")  # a missing or malformed folder fails here, before training
+    val_set = open_dataset(config.data, "val", max_pixels=config.max_image_pixels)
+    open_dataset(config.data, "train", max_pixels=config.max_image_pixels)  # a bad folder fails here, before training
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "study.json", config.to_dict())
     timings: dict[str, float] = {}

@@ -11,10 +11,13 @@ from the fields' metadata) at once.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 from orthocore import models
 from orthocore.checks import check_bool, check_choice, check_number
+from orthocore.data.folders import MAX_PIXELS
+from orthocore.digests import file_digest, fingerprint
 from orthocore.models.registry import INITS
 from orthocore.runtime import DEVICE_CHOICES, resolve_device
 from orthocore.train.objective import PENALTIES
@@ -76,6 +79,7 @@ class TrainSettings:
     augment: bool = option(False, "CIFAR-10 random crop and flip")
     cache: str = option("memory", "where reference gradients are kept", choices=CACHES)
     device: str = option("auto", "auto (CUDA when a GPU is visible), cpu, cuda or cuda:N")
+    max_image_pixels: int = option(MAX_PIXELS, "image folders: the largest image (width x height) accepted")
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
@@ -84,7 +88,7 @@ class TrainSettings:
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
         check_choice(self.penalty, "penalty", PENALTIES)
-        for name in ("max_epochs", "eval_every", "batch_size"):
+        for name in ("max_epochs", "eval_every", "batch_size", "max_image_pixels"):
             check_number(getattr(self, name), name, low=1, integer=True)
         if self.optimizer is not None:
             check_choice(self.optimizer, "optimizer", OPTIMIZERS)
@@ -147,6 +151,18 @@ class TrainConfig(TrainSettings):
             raise ValueError("references: λ > 0 needs at least one reference checkpoint")
         check_number(self.seed, "seed", low=0, integer=True)
         check_bool(self.progress, "progress")
+
+    def result_key(self) -> str:
+        """A digest of what decides this run's result: every field but ``out`` and
+        ``progress``, each reference by its content and a data folder by its resolved
+        path — the same run spelled another way (relative or absolute paths, a copied
+        reference) gets the same key. Cached runs are stored under it."""
+        settings = {k: v for k, v in self.to_dict().items() if k not in ("out", "progress")}
+        settings["references"] = [file_digest(path) for path in self.references]
+        kind, separator, folder = self.data.partition(":")
+        if separator:
+            settings["data"] = f"{kind}:{os.path.realpath(folder)}"
+        return fingerprint(settings)
 
     def with_optimizer(self, reference_config: dict | None) -> TrainConfig:
         """A copy whose ``optimizer``, ``lr``, ``momentum`` and ``weight_decay`` left as None
