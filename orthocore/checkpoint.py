@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import zipfile
 from typing import Any
 
 import torch
@@ -124,26 +126,55 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if _is_safetensors(path):
         device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
         return _read_safetensors(path, device)
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        # torch's message would suggest weights_only=False, which runs the file's code: never do that.
+        reason = str(error).splitlines()[0] if str(error) else ""
+        detail = f" ({reason[:200]})" if reason and "weights_only" not in reason else ""
+        raise ValueError(f"checkpoint: {str(path)!r} is truncated or not a checkpoint{detail}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"checkpoint: {str(path)!r} is not an orthocore model checkpoint (format {FORMAT})")
     return state
 
 
-def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:
+def _check_fits(state: dict, path: str | os.PathLike, data) -> None:
+    expected = tuple(models.spec(state["arch"]).input_shape)
+    shape, classes = tuple(data.input_shape), int(data.num_classes)
+    if expected != shape or state["num_classes"] != classes:
+        raise ValueError(
+            f"{str(path)!r}: the model ({state['arch']}) takes images of shape {expected} and has "
+            f"{state['num_classes']} classes, but the data has images of shape {shape} and {classes} classes"
+        )
+
+
+def check_fits(path: str | os.PathLike, data) -> None:
+    """Raises ``ValueError`` naming both shapes unless the model in ``path`` takes the
+    images of ``data`` (a dataset with ``input_shape`` and ``num_classes``, as
+    :func:`orthocore.data.open_dataset` returns) and has its number of classes. Cheap
+    enough to call on every checkpoint before any work starts."""
+    _check_fits(read_checkpoint(path), path, data)
+
+
+def load_model(path: str | os.PathLike, map_location: Any = "cpu", *, data=None) -> nn.Module:
     """Rebuilds the model saved by :func:`save_checkpoint`, in eval mode.
 
     Args:
         path: a checkpoint file.
         map_location: where to put the weights (``torch.load``'s argument).
+        data: a dataset the model is to be used on: its input shape and class count
+            are checked against the model's (:func:`check_fits`).
 
     Returns:
         The model, weights loaded, in eval mode.
 
     Raises:
-        ValueError: naming the file and the tensor, when a weight is NaN or inf.
+        ValueError: naming the file and the tensor, when a weight is NaN or inf; naming
+            both shapes, when the model does not fit ``data``.
     """
     state = read_checkpoint(path, map_location)
+    if data is not None:
+        _check_fits(state, path, data)
     for name, tensor in state["state_dict"].items():  # NaN weights would read as "δ = 0", "perfectly orthogonal"
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ValueError(f"{str(path)!r}: weight {name!r} holds NaN or inf values; this checkpoint is not a usable model")

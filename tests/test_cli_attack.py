@@ -69,7 +69,8 @@ def test_missing_checkpoint_fails_before_loading(tmp_path):
 
 def test_model_names_from_paths():
     assert attack_cli.model_names(["runs/ref.ckpt", "runs/ortho.ckpt"]) == ["ref", "ortho"]
-    assert attack_cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["model#0", "model#1", "x"]
+    assert attack_cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["a/model", "b/model", "c/x"]
+    assert attack_cli.model_names(["runs/k/model.ckpt", "runs/k/model.ckpt"]) == ["runs/k/model#0", "runs/k/model#1"]
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--n-images", "0"), ("--seed", "-1"), ("--batch-size", "x")])
@@ -86,7 +87,8 @@ def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, cap
     labels = images.mean((2, 3)).argmax(1)
     loaded = []
 
-    def load_model(path, map_location="cpu"):
+    def load_model(path, map_location="cpu", data=None):
+        assert data is not None, "every model is checked against the data it is used on"
         loaded.append((path, str(map_location)))
         model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
         with torch.no_grad():

@@ -83,3 +83,52 @@ def test_warnings_print_as_one_line(monkeypatch, capsys):
     assert cli.main(["backends"]) == 0
     err = capsys.readouterr().err
     assert err == "orthocore backends: warning: only 342 of the requested 1000 images are classified correctly by every model\n"
+
+
+def test_models_that_do_not_fit_the_data_are_refused_before_any_work(tmp_path, capsys):
+    """A CIFAR ResNet-20 as a reference for digits, or beside a digits CNN in similarity,
+    is one line naming both shapes, not numbers and not PyTorch's "mat1 and mat2"."""
+    digits, cifar = tmp_path / "digits.ckpt", tmp_path / "cifar.ckpt"
+    save_checkpoint(digits, models.create("digits_cnn"), arch="digits_cnn", num_classes=10)
+    save_checkpoint(cifar, models.create("resnet20"), arch="resnet20", num_classes=10)
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--lambda", "1", "--reference", str(cifar), "--no-progress"]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "cifar.ckpt" in error
+    assert "images of shape (3, 32, 32)" in error and "images of shape (1, 8, 8)" in error
+    assert not out.exists() or not any(out.iterdir())
+    assert cli.main(["similarity", str(digits), str(cifar), "--data", "digits"]) == 2
+    assert "(3, 32, 32)" in capsys.readouterr().err
+    five = tmp_path / "five.ckpt"
+    save_checkpoint(five, models.create("digits_cnn", num_classes=5), arch="digits_cnn", num_classes=5)
+    assert cli.main(["attack", "--source", str(digits), "--target", str(five), "--data", "digits"]) == 2
+    assert "has 5 classes, but the data has images of shape (1, 8, 8) and 10 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", bytes(range(256)) * 4], ids=["empty", "zip", "random"])
+def test_unreadable_checkpoints_are_one_line_and_never_suggest_weights_only_false(tmp_path, capsys, content):
+    path = tmp_path / "bad.ckpt"
+    path.write_bytes(content)
+    assert cli.main(["similarity", str(path), str(path), "--data", "digits"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "bad.ckpt' is truncated or not a checkpoint" in error
+    assert "weights_only" not in error
+
+
+def test_demo_seeds_flag(capsys):
+    assert cli.build_parser().parse_args(["demo", "--seeds", "0,2"]).seeds == [0, 2]
+    for bad in ("0,0", "-1", "a"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["demo", "--seeds", bad])
+        assert "expected distinct integers >= 0" in capsys.readouterr().err
+
+
+def test_resume_refuses_flags_that_contradict_the_recorded_run(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert cli.main(["train", "--out", out, "--max-epochs", "1", "--eval-every", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", "--out", out, "--lr", "0.5", "--seed", "3", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--lr 0.5 (recorded: 0.001)" in error and "--seed 3 (recorded: 0)" in error
+    assert cli.main(["train", "--resume", "--out", out, "--max-epochs", "1", "--no-progress"]) == 0

@@ -97,7 +97,8 @@ def test_writers_round_trip_and_leave_no_partial_file(models, tmp_path, monkeypa
     assert csv_lines[0] == "attack,eps,model,role,fooled,total,fooling_ratio" and len(csv_lines) == 1 + 6
     assert FoolingTable.from_json(table.to_json(tmp_path / "out.json")) == table
     assert json.loads((tmp_path / "out.json").read_text())["metadata"]["config"]["seed"] == 0
-    assert "fgsm" in table.format() and "near" in table.format().splitlines()[0]
+    header = table.format().splitlines()[0]
+    assert "fgsm" in table.format() and "near" in header and "source (source)" in header
 
     def fail(*_):
         raise OSError("disk full")

@@ -120,8 +120,8 @@ def test_ranges_over_seeds_are_printed_beside_the_means(finished_run):
 
 def test_defense_table_layout():
     header, rows = defense_table(_results()["defenses"])
-    assert header[:3] == ["target", "defense", "clean (%)"]
-    assert header[3] == "FGSM ε=0.03/0.05 (%)"
+    assert header[:3] == ["target", "defense", "clean images fooled by the defense alone (%)"]
+    assert header[3] == "FGSM fooling at ε = 3 / 5 % (%)"
     assert rows[1][:3] == ["ordinary", "JPEG-Quality=80", "4.0"]
     assert rows[1][3] == "13.0 / 15.0"
 

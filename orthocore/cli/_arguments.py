@@ -24,6 +24,17 @@ def int_at_least(low: int):
     return parse
 
 
+def seed_list(text: str) -> list[int]:
+    """An argparse type: comma-separated distinct integers >= 0 (``"0,1,2"``)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = [-1]
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct integers >= 0 separated by commas, got {text!r}")
+    return seeds
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")
@@ -55,6 +66,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip:
             options.update(type=_TYPES[kind], default=getattr(defaults, item.name),
                            choices=choices() if callable(choices) else choices)  # fmt: skip
         parser.add_argument(flag, **options)
+
+
+def given_arguments(config_class, args: argparse.Namespace) -> dict[str, tuple[str, object]]:
+    """The fields of ``config_class`` whose option was set to other than its default:
+    field name → (flag, value)."""
+    defaults = config_class()
+    given = {}
+    for item in dataclasses.fields(config_class):
+        value = getattr(args, item.name, None)
+        default = getattr(defaults, item.name)
+        if value is not None and value != default and not (value == [] and not default):
+            given[item.name] = (item.metadata.get("flag", "--" + item.name.replace("_", "-")), value)
+    return given
 
 
 def config_from_arguments(config_class, args: argparse.Namespace, **values):

@@ -58,9 +58,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     source_name, *target_names = model_names([args.source, *args.target])
-    source = load_model(args.source, map_location=device)
-    targets = {name: load_model(path, map_location=device) for name, path in zip(target_names, args.target)}
     dataset = data.open_dataset(args.data, "val")
+    source = load_model(args.source, map_location=device, data=dataset)
+    targets = {name: load_model(path, map_location=device, data=dataset) for name, path in zip(target_names, args.target)}
     table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device)
     print(table.format())
     if args.out:
@@ -80,10 +80,10 @@ def cmd_defend(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     dataset = open_dataset(args.data, "val")  # bad data fails before any model is read
-    source = load_model(args.source, device)
-    target = load_model(args.target, device)
+    source = load_model(args.source, device, data=dataset)
+    target = load_model(args.target, device, data=dataset)
     names = model_names(args.orthogonal)
-    orthogonal = {name: load_model(path, device) for name, path in zip(names, args.orthogonal)}
+    orthogonal = {name: load_model(path, device, data=dataset) for name, path in zip(names, args.orthogonal)}
     rows = defense_evaluation(
         source, target, paper_variants(), orthogonal, dataset, attacks=args.attacks, eps=args.eps,
         n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=model_names([args.target])[0],
@@ -101,9 +101,15 @@ def cmd_defend(args: argparse.Namespace) -> int:
 
 
 def model_names(paths: list[str]) -> list[str]:
-    """Table column names for checkpoints: their file stems, numbered where two collide."""
-    stems = [pathlib.Path(path).stem for path in paths]
-    return [stem if stems.count(stem) == 1 else f"{stem}#{i}" for i, stem in enumerate(stems)]
+    """Table column names for checkpoints: the fewest trailing path parts (suffix dropped)
+    that tell them apart — ``runs/k/model.ckpt`` and ``runs/m/model.ckpt`` become
+    ``k/model`` and ``m/model`` — numbered only where two paths are the same."""
+    parts = [pathlib.Path(path).with_suffix("").parts for path in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{name}#{i}" for i, name in enumerate(names)]
 
 
 def _add_attacks_argument(parser) -> None:

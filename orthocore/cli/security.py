@@ -38,7 +38,7 @@ def _names(paths: list[str]) -> list[str]:
 def cmd_security(args: argparse.Namespace) -> int:
     """Runs the protocol and writes OUT/security.json and OUT/security.md."""
     from orthocore._io import atomic_write_json, atomic_write_text
-    from orthocore.checkpoint import load_model
+    from orthocore.checkpoint import check_fits, load_model
     from orthocore.data import open_dataset
     from orthocore.evaluate.security import SecurityConfig, security_evaluation
     from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
@@ -55,6 +55,8 @@ def cmd_security(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint not found: {', '.join(missing)}")
     method = _method(args)
     dataset = open_dataset(method.data, "val")
+    for path in [args.reference, *args.target, *args.surrogate, *baselines]:  # before any surrogate is trained
+        check_fits(path, dataset)
     out = pathlib.Path(args.out)
     surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
                                   adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k)  # fmt: skip

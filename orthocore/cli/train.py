@@ -8,6 +8,7 @@ from orthocore.cli._arguments import (
     add_config_arguments,
     add_device_argument,
     config_from_arguments,
+    given_arguments,
 )
 from orthocore.runtime import resolve_device
 
@@ -16,6 +17,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from orthocore.train import TrainConfig, resume, train
 
     if args.resume:
+        _check_resume_flags(args)
         result = resume(args.out, progress=not args.no_progress)
     else:
         result = train(config_from_arguments(TrainConfig, args, progress=not args.no_progress))
@@ -27,14 +29,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    """Raises ``ValueError`` naming every flag given with ``--resume`` that contradicts the
+    recorded run (a resumed run keeps its recorded configuration)."""
+    import pathlib
+
+    from orthocore.train.config import TrainConfig
+    from orthocore.train.state import load_state
+
+    state_path = pathlib.Path(args.out) / "state.pt"
+    if not state_path.is_file():
+        raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
+    recorded = load_state(state_path)["config"]
+    given = given_arguments(TrainConfig, args)
+    conflicts = [f"{flag} {value!r} (recorded: {recorded[name]!r})" for name, (flag, value) in given.items()
+                 if name not in ("out", "progress") and recorded.get(name) != value]  # fmt: skip
+    if conflicts:
+        raise ValueError(f"--resume: these flags contradict the run recorded in {args.out!r}: {'; '.join(conflicts)}; "
+                         "a resumed run keeps its recorded configuration")
+
+
 def cmd_similarity(args: argparse.Namespace) -> int:
     from orthocore import data, gradients
     from orthocore.checkpoint import load_model
     from orthocore.metrics import accuracy
 
     device = resolve_device(args.device)
-    model_a, model_b = load_model(args.model_a, device), load_model(args.model_b, device)
     dataset = data.open_dataset(args.data, args.split)
+    model_a, model_b = (load_model(path, device, data=dataset) for path in (args.model_a, args.model_b))
     stats = gradients.similarity(model_a, model_b, dataset, batch_size=args.batch_size, device=device)
     acc_a, acc_b = accuracy(model_a, dataset, device), accuracy(model_b, dataset, device)
     print(f"{'model-1':<28} {'model-2':<28} {'acc-1':>7} {'acc-2':>7}  {'delta (mean ± std)':<18}  {'|delta| (mean ± std)':<20}  n")

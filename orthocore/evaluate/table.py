@@ -50,8 +50,10 @@ class FoolingTable:
         models = list(dict.fromkeys(row.model for row in self.rows))
         keys = list(dict.fromkeys((row.attack, row.eps) for row in self.rows))
         cells = {(row.attack, row.eps, row.model): row.fooling_ratio for row in self.rows}
-        width = max([8, *(len(m) for m in models)])
-        lines = [f"{'attack':<8} {'eps':>7}  " + "  ".join(f"{m:>{width}}" for m in models)]
+        source = self.metadata.get("source")
+        titles = [f"{m} (source)" if m == source else m for m in models]
+        width = max([8, *(len(t) for t in titles)])
+        lines = [f"{'attack':<8} {'eps':>7}  " + "  ".join(f"{t:>{width}}" for t in titles)]
         for attack, eps in keys:
             values = "  ".join(f"{cells[attack, eps, m]:>{width - 1}.1f}%" for m in models)
             lines.append(f"{attack:<8} {eps:>7.4f}  {values}")

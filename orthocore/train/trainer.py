@@ -104,8 +104,9 @@ class _Run:
         self.device = resolve_device(config.device)
         self.config = config if state is not None else config.with_optimizer(_reference_config(config))
         self.out = Path(config.out)
-        self.references = [load_model(path, self.device).requires_grad_(False) for path in config.references]
         self.train_set, self.val_set = self._open_data()
+        self.references = [load_model(path, self.device, data=self.train_set).requires_grad_(False)
+                           for path in config.references]  # fmt: skip
         self.model, parameters = self._build_model()
         self.optimizer = _make_optimizer(self.config, parameters)
         self.rule = StoppingRule(config.eval_every, config.max_epochs)
@@ -117,14 +118,15 @@ class _Run:
     def _open_data(self) -> tuple[Dataset, Dataset]:
         """The training and validation splits, checked against the architecture's input."""
         config = self.config
-        train_set = datasets.open_dataset(config.data, "train", augment=config.augment)
+        train_set = datasets.open_dataset(config.data, "train", augment=config.augment,
+                                          max_pixels=config.max_image_pixels)  # fmt: skip
         expected = models.spec(config.arch).input_shape
         if tuple(train_set.input_shape) != expected:
             raise ValueError(
                 f"data: {config.data!r} has images {tuple(train_set.input_shape)}, "
                 f"but arch {config.arch!r} expects {expected}"
             )
-        return train_set, datasets.open_dataset(config.data, "val")
+        return train_set, datasets.open_dataset(config.data, "val", max_pixels=config.max_image_pixels)
 
     def _build_model(self) -> tuple[nn.Module, list[nn.Parameter]]:
         """The seeded model on the run's device, and the parameters it trains."""
