@@ -141,3 +141,39 @@ def test_open_dataset_detects_the_format(tmp_path, cifar_folder):
     assert isinstance(open_dataset(str(folder), "val"), ImageFolderDataset)
     with pytest.raises(FileNotFoundError, match="neither 'digits' nor an existing folder"):
         open_dataset(str(tmp_path / "nothing"))
+
+
+def test_bad_image_files_are_all_named_in_one_error_when_the_folder_is_opened(tmp_path):
+    root = tmp_path / "data"
+    write_image_folder(root, {"cat": 3, "dog": 3})
+    (root / "cat" / "notes.png").write_text("not an image")
+    (root / "cat" / "empty.png").write_bytes(b"")
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(outside)
+    (root / "dog" / "link.png").symlink_to(outside)
+    (root / "dog" / "inside.png").symlink_to(root / "cat" / "0.png")  # a link within the root is fine
+    with pytest.raises(ValueError, match="3 bad file") as error:
+        ImageFolderDataset(root)
+    message = str(error.value)
+    assert "notes.png: is not a readable image" in message and "empty.png: is empty" in message
+    assert "link.png: resolves to" in message and "outside the data folder" in message
+    assert "inside.png" not in message
+
+
+def test_images_over_the_pixel_limit_are_refused_and_the_limit_can_be_raised(tmp_path):
+    write_image_folder(tmp_path, {"a": 2, "b": 2})  # 20×30 = 600 pixels each
+    with pytest.raises(ValueError, match=r"(?s)4 bad file.*has 30×20 = 600 pixels, over max_pixels = 599"):
+        ImageFolderDataset(tmp_path, max_pixels=599)
+    assert len(ImageFolderDataset(tmp_path, max_pixels=600)) == 4
+
+
+def test_training_on_a_bad_folder_fails_before_writing_anything(tmp_path):
+    from orthocore.train import TrainConfig, train
+
+    write_image_folder(tmp_path / "data", {"a": 2, "b": 2})
+    (tmp_path / "data" / "a" / "bad.png").write_bytes(b"")
+    out = tmp_path / "run"
+    config = TrainConfig(out=str(out), data=f"folder:{tmp_path / 'data'}", arch="imagenet_resnet34", progress=False)
+    with pytest.raises(ValueError, match="bad.png: is empty"):
+        train(config)
+    assert not out.exists()

@@ -11,12 +11,12 @@ from torch.utils.data import Dataset
 
 from orthocore.data.cifar10 import is_cifar10_folder, load_cifar10
 from orthocore.data.digits import load_digits
-from orthocore.data.folders import ImageFolderDataset
+from orthocore.data.folders import MAX_PIXELS, ImageFolderDataset
 from orthocore.data.tensors import TensorImageDataset
 from orthocore.data.unpickle import safe_load
 
 
-def open_dataset(spec: str, split: str = "train", *, augment: bool = False) -> Dataset:
+def open_dataset(spec: str, split: str = "train", *, augment: bool = False, max_pixels: int = MAX_PIXELS) -> Dataset:
     """Opens a data set from a short description.
 
     Args:
@@ -26,6 +26,7 @@ def open_dataset(spec: str, split: str = "train", *, augment: bool = False) -> D
         split: ``"train"`` or ``"val"`` (CIFAR-10: its test batch; digits and folders:
             their seeded 80/20 split).
         augment: CIFAR-10 only: random crop and flip on training reads.
+        max_pixels: class folders only: the largest image accepted (width × height).
 
     Returns:
         A dataset with ``num_classes``, ``input_shape`` and ``augmented`` attributes.
@@ -48,7 +49,7 @@ def open_dataset(spec: str, split: str = "train", *, augment: bool = False) -> D
         return load_cifar10(path, split, augment=augment and split == "train")
     if augment:
         raise ValueError("augment: only CIFAR-10 supports augmentation")
-    return ImageFolderDataset(os.path.expanduser(path), split)
+    return ImageFolderDataset(os.path.expanduser(path), split, max_pixels=max_pixels)
 
 
 __all__ = [

@@ -16,6 +16,46 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+# Larger images are refused when the folder is opened (a 12000×12000 file is a
+# decompression bomb to PIL, and no classifier here needs more than ImageNet's sizes).
+MAX_PIXELS = 40_000_000
+_LISTED = 20  # bad files named in one error; the rest are counted
+
+
+def _problem(path: Path, root: Path, max_pixels: int) -> str | None:
+    """Why ``path`` cannot be read as an image of the folder ``root`` (resolved), or None."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        return f"resolves to {str(resolved)!r}, outside the data folder"
+    if path.stat().st_size == 0:
+        return "is empty"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            with Image.open(path) as image:  # reads the header only
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return f"is over PIL's decompression-bomb limit (far above max_pixels = {max_pixels:,})"
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        return f"is not a readable image ({type(error).__name__})"
+    if width * height > max_pixels:
+        return f"has {width}×{height} = {width * height:,} pixels, over max_pixels = {max_pixels:,}"
+    return None
+
+
+def _verify(root: Path, files: list[list[Path]], max_pixels: int) -> None:
+    """Raises one ``ValueError`` listing every file of ``files`` that is not a readable
+    image inside ``root`` within the pixel limit, before anything is read or written."""
+    real_root = root.resolve()
+    bad = [f"{path}: {problem}" for images in files for path in images
+           if (problem := _problem(path, real_root, max_pixels)) is not None]  # fmt: skip
+    if bad:
+        more = f"\n  ... and {len(bad) - _LISTED} more" if len(bad) > _LISTED else ""
+        raise ValueError(f"image folder {str(root)!r}: {len(bad)} bad file(s):\n  " + "\n  ".join(bad[:_LISTED]) + more)
 
 
 def _scan(root: Path) -> tuple[list[str], list[list[Path]]]:
@@ -46,10 +86,15 @@ class ImageFolderDataset(Dataset):
         seed: seed of the split.
         image_size: side of the square crop.
         resize: shorter side after resizing, before the crop.
+        max_pixels: the largest image (width × height) accepted.
+
+    Every file's header is checked when the folder is opened: an empty or unreadable
+    file, a link that leaves ``root``, or an image over ``max_pixels`` is refused then,
+    all of them named in one error, before any training starts or any output is written.
 
     Raises:
         FileNotFoundError: ``root`` does not exist.
-        ValueError: no class folders, or a class folder without images.
+        ValueError: no class folders, a class folder without images, or bad files.
     """
 
     augmented = False
@@ -62,12 +107,14 @@ class ImageFolderDataset(Dataset):
         seed: int = 0,
         image_size: int = 224,
         resize: int = 256,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         if split not in ("train", "val", "all"):
             raise ValueError(f"split: expected 'train', 'val' or 'all', got {split!r}")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
         self.classes, files = _scan(Path(root))
+        _verify(Path(root), files, max_pixels)
         self.num_classes = len(self.classes)
         self.image_size, self.resize = image_size, resize
         self.samples: list[tuple[Path, int]] = []
