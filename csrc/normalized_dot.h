@@ -74,7 +74,8 @@ inline NormalizedDotBackward prepare_normalized_dot_bwd(const at::Tensor& grad_d
 // Cosine from the row statistics; 0 when either vector is all zeros.
 template <typename acc_t>
 C10_HOST_DEVICE inline acc_t delta_from_stats(acc_t ab, acc_t aa, acc_t bb) {
-  if (!(aa > acc_t(0)) || !(bb > acc_t(0))) return acc_t(0);
+  // A zero row gives 0; a row holding NaN gives NaN (ab * 0), as the reference does.
+  if (!(aa > acc_t(0)) || !(bb > acc_t(0))) return ab * acc_t(0);
   return ab / (std::sqrt(aa) * std::sqrt(bb));
 }
 

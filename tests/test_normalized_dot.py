@@ -104,6 +104,28 @@ def test_zero_rows_give_zero_delta_and_gradient(device):
         assert (delta[[0, 4, 5]] != 0).all(), backend
 
 
+def test_every_backend_gives_the_references_values_on_nan_inf_denormal_and_huge_rows(device):
+    """One semantics on every input: a NaN anywhere in a row gives NaN δ and NaN gradients
+    for that row (never a silent 0); other rows are untouched."""
+    a, b = _pair((7, 40), torch.float32, device, requires_grad=False)
+    a[0, 3] = float("nan")
+    b[1, 0] = float("nan")
+    a[2, 5] = float("inf")
+    a[3] = 1e-40  # denormal float32 throughout
+    a[4] = 1e30
+    b[4] = -1e30
+    expected, (ref_a, ref_b) = _run("reference", a.clone().requires_grad_(), b.clone().requires_grad_(),
+                                    torch.ones(7, device=device))  # fmt: skip
+    assert expected[:3].isnan().all() and torch.isfinite(expected[5:]).all()
+    for backend in _backends(device):
+        delta, (grad_a, grad_b) = _run(backend, a.clone().requires_grad_(), b.clone().requires_grad_(),
+                                       torch.ones(7, device=device))  # fmt: skip
+        torch.testing.assert_close(delta, expected, equal_nan=True, rtol=2e-5, atol=1e-6, msg=backend)
+        assert torch.equal(grad_a.isnan().any(1), ref_a.isnan().any(1)), backend
+        assert torch.equal(grad_b.isnan().any(1), ref_b.isnan().any(1)), backend
+        torch.testing.assert_close(grad_a[5:], ref_a[5:], rtol=2e-5, atol=1e-6, msg=backend)
+
+
 def test_empty_batch_and_empty_rows(device):
     for shape in [(0, 10), (0, 3, 4, 4), (4, 0)]:
         for backend in ["reference"] + _backends(device):
