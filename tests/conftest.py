@@ -8,6 +8,13 @@ if "TRITON_INTERPRET" not in os.environ and not os.path.exists("/dev/nvidia0"):
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property-based tests (tests/test_fuzz.py): a short, derandomised run by default (CI), and
+# a long one with `pytest --hypothesis-profile=thorough`.
+settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None, print_blob=True)
+settings.load_profile("ci")
 
 DEVICES = [
     "cpu",

@@ -222,3 +222,15 @@ def test_reconstruction_refuses_a_mask_outside_0_1():
     """keep = 2.0 used to return values outside [0, 1]; the mask is checked like an image."""
     with pytest.raises(ValueError, match=r"tv_denoise: keep must be in \[0, 1\]"):
         tv_reconstruct(torch.rand(1, 3, 8, 8), torch.full((1, 3, 8, 8), 2.0), 0.05)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5), (0, 1, 1, 1)], ids=str)
+def test_one_iteration_is_a_copy_on_every_backend_never_the_input_itself(shape):
+    """With one iteration the result equals the input; returning the input tensor itself
+    would break the custom op's no-alias rule (found by tests/test_fuzz.py)."""
+    x = torch.rand(shape)
+    for backend in ["reference", *tv_module.FORWARD.compiled_for(x.device)]:
+        with orthocore.use_backend(backend):
+            out = tv_denoise(x, 0.1, 1)
+        assert torch.equal(out, x), backend
+        assert x.numel() == 0 or out.data_ptr() != x.data_ptr(), backend

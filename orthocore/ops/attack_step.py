@@ -26,7 +26,15 @@ import math
 import torch
 from torch import Tensor
 
-from orthocore.checks import check_choice, check_finite, check_number, check_same, check_shape, check_tensor
+from orthocore.checks import (
+    check_choice,
+    check_finite,
+    check_number,
+    check_same,
+    check_shape,
+    check_tensor,
+    check_unit_range,
+)
 from orthocore.dispatch import OpBackends
 from orthocore.formulas import accumulate_dtype
 
@@ -128,6 +136,8 @@ def _check_inputs(adv, grad, clean, momentum, step, eps, norm, decay) -> None:
         check_shape(tensors[name], name, [rows], where=_OP)  # one value per sample
         check_finite(tensors[name], name, low=0, where=_OP)  # a negative ε would flip the projection
     check_finite(grad, "grad", where=_OP)  # NaN would pass through the sign and the projection unnoticed
+    for name in ("adv", "clean"):  # images: backends would clamp a NaN differently
+        check_unit_range(tensors[name], name, where=_OP)
     if momentum is not None:
         check_finite(momentum, "momentum", where=_OP)
     check_choice(norm, "norm", NORMS, where=_OP)

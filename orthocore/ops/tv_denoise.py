@@ -87,7 +87,7 @@ def tv_denoise_reference(x: Tensor, weight: float, iters: int) -> Tensor:
     Returns:
         :math:`(B, C, H, W)` in the dtype of ``x``.
     """
-    f = x.to(accumulate_dtype(x.dtype))
+    f = x.to(accumulate_dtype(x.dtype), copy=True)  # with one iteration u is f: never return x itself
     py = torch.zeros_like(f)
     px = torch.zeros_like(f)
     u = f
