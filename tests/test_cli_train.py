@@ -132,3 +132,25 @@ def test_resume_refuses_flags_that_contradict_the_recorded_run(tmp_path, capsys)
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--lr 0.5 (recorded: 0.001)" in error and "--seed 3 (recorded: 0)" in error
     assert cli.main(["train", "--resume", "--out", out, "--max-epochs", "1", "--no-progress"]) == 0
+
+
+def test_backends_check_runs_every_op_against_the_reference(monkeypatch, capsys):
+    import importlib
+
+    from orthocore import dispatch
+
+    bit_depth_module = importlib.import_module("orthocore.ops.bit_depth")
+
+    compiled_for = dispatch.OpBackends.compiled_for
+    # The Triton interpreter takes half a minute on these sizes; the kernels have their own tests.
+    monkeypatch.setattr(dispatch.OpBackends, "compiled_for", lambda self, device: [
+        name for name in compiled_for(self, device) if name != "triton"])  # fmt: skip
+    assert cli.main(["backends", "--check"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " cpu " in line and "max|err|" in line]
+    ops_checked = {line.split(",")[0].split()[0] for line in lines}
+    assert ops_checked == {"normalized_dot", "attack_step", "bit_depth", "jpeg", "bilateral", "tv_denoise", "batch_norm"}
+    assert all(line.endswith("ok") for line in lines)
+    wrong = dict(bit_depth_module.REDUCE.impls, cpu=lambda x, bits: x.clone())  # a broken kernel is caught
+    monkeypatch.setattr(bit_depth_module.REDUCE, "impls", wrong)
+    assert cli.main(["backends", "--check"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
