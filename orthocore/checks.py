@@ -229,26 +229,28 @@ def _non_finite(low: float, high: float) -> str | None:
     return None
 
 
+def _finite_extremes(x: Tensor, message: str) -> tuple[float, float] | None:
+    """``(min, max)`` of ``x`` (None when empty); ``ValueError(message + "got NaN values")``
+    (or inf) when it holds one."""
+    extremes = _extremes(x)
+    bad = extremes and _non_finite(*extremes)
+    if bad:
+        raise ValueError(f"{message}, got {bad} values")
+    return extremes
+
+
 def check_finite(x: Tensor, name: str, *, low: float | None = None, where: str | None = None) -> None:
     """Raises ``ValueError`` if ``x`` holds NaN or inf, or (given ``low``) a value below ``low``."""
-    extremes = _extremes(x)
-    if extremes is None:
-        return
-    bad = _non_finite(*extremes)
-    if bad:
-        raise ValueError(f"{_prefix(where)}{name} must be finite, got {bad} values")
-    if low is not None and extremes[0] < low:
+    extremes = _finite_extremes(x, f"{_prefix(where)}{name} must be finite")
+    if extremes is not None and low is not None and extremes[0] < low:
         raise ValueError(f"{_prefix(where)}{name} must be >= {low:g}, got {extremes[0]:.4g}")
 
 
 def check_unit_range(x: Tensor, name: str, *, where: str | None = None) -> None:
     """Raises ``ValueError`` unless every value of ``x`` is finite and in [0, 1]."""
-    extremes = _extremes(x)
+    extremes = _finite_extremes(x, f"{_prefix(where)}{name} must be finite and in [0, 1]")
     if extremes is None:
         return
-    bad = _non_finite(*extremes)
-    if bad:
-        raise ValueError(f"{_prefix(where)}{name} must be finite and in [0, 1], got {bad} values")
     low, high = extremes
     if low < 0 or high > 1:
         raise ValueError(

@@ -21,12 +21,14 @@ import numpy as np  # noqa: E402
 
 from orthocore._io import atomic_write  # noqa: E402
 
-# Colours follow the paper's figures: source red, ordinary target black, orthogonal green.
+# Colours follow the paper's figures: source red, ordinary target black, orthogonal green;
+# the reference gets its own when another model is the source.
 _ROLE_STYLE = {
     "source": {"color": "tab:red", "marker": "o"},
     "ordinary": {"color": "black", "marker": "s"},
     "surrogate": {"color": "tab:purple", "marker": "v"},
-    "reference": {"color": "tab:red", "marker": "o"},
+    "reference": {"color": "tab:orange", "marker": "D"},  # never the source's style: both can be drawn
+    "secret": {"color": "tab:blue", "marker": "P"},
 }
 _ORTHOGONAL_COLOURS = ["tab:green", "tab:olive", "tab:cyan", "tab:blue", "darkgreen"]
 
