@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from orthocore._io import atomic_path, atomic_write_json
 from orthocore.modes import eval_mode
 from orthocore.ops import normalized_dot
+from orthocore.progress import progress as progress_report
 
 
 def input_gradients(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -99,7 +100,8 @@ def _loader(data: Dataset | DataLoader | tuple[Tensor, Tensor], batch_size: int)
     return DataLoader(data, batch_size=batch_size, shuffle=False)
 
 
-def deltas(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 256, device=None) -> Tensor:
+def deltas(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 256, device=None,
+           progress: bool = False) -> Tensor:  # fmt: skip
     """Per-sample δ between two models over ``data``, both in eval mode: :math:`(N,)` float64.
 
     Args:
@@ -108,12 +110,13 @@ def deltas(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 25
             ``(images (N, C, H, W), labels (N,))`` tuple.
         batch_size: when ``data`` is not a DataLoader.
         device: where to compute; default the device of ``model_a``'s parameters.
+        progress: report progress per batch (:func:`orthocore.progress.progress`).
     """
     if device is None:
         device = next(model_a.parameters()).device
     values = []
     with eval_mode(model_a, model_b):
-        for batch in _loader(data, batch_size):
+        for batch in progress_report(_loader(data, batch_size), desc="similarity", unit="batch", enabled=progress):
             x, y = batch[0].to(device), batch[1].to(device)
             values.append(normalized_dot(reference_gradients(model_a, x, y), reference_gradients(model_b, x, y)))
     if not values:
@@ -125,7 +128,8 @@ def _std(values: Tensor) -> float:
     return float(values.std()) if values.numel() > 1 else 0.0
 
 
-def similarity(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 256, device=None) -> Similarity:
+def similarity(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int = 256, device=None,
+               progress: bool = False) -> Similarity:  # fmt: skip
     """Mean ± std of δ and of |δ| between two models over a data set (Tables I, II).
 
     Arguments as in :func:`deltas`.
@@ -138,7 +142,7 @@ def similarity(model_a: nn.Module, model_b: nn.Module, data, *, batch_size: int 
         >>> round(gradients.similarity(a, a, data).mean, 4)
         1.0
     """
-    values = deltas(model_a, model_b, data, batch_size=batch_size, device=device)
+    values = deltas(model_a, model_b, data, batch_size=batch_size, device=device, progress=progress)
     return Similarity(
         mean=float(values.mean()),
         std=_std(values),

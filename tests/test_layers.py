@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom up, as in the README's Layout table. A module belongs to the first prefix it matches.
 LAYERS = [
-    ["orthocore.kernels", "orthocore.formulas", "orthocore.checks", "orthocore.modes", "orthocore._io", "orthocore.digests"],
+    ["orthocore.kernels", "orthocore.formulas", "orthocore.checks", "orthocore.modes", "orthocore._io", "orthocore.digests",
+     "orthocore.progress"],
     ["orthocore.dispatch", "orthocore.ops"],
     ["orthocore.runtime", "orthocore.gradients", "orthocore.models", "orthocore.data", "orthocore.checkpoint",
      "orthocore.metrics"],

@@ -61,7 +61,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
     dataset = data.open_dataset(args.data, "val")
     source = load_model(args.source, map_location=device, data=dataset)
     targets = {name: load_model(path, map_location=device, data=dataset) for name, path in zip(target_names, args.target)}
-    table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device)
+    table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device,
+                                progress=not args.no_progress)  # fmt: skip
     print(table.format())
     if args.out:
         print(f"wrote {table.to_csv(args.out + '.csv')} and {table.to_json(args.out + '.json')}")
@@ -87,7 +88,7 @@ def cmd_defend(args: argparse.Namespace) -> int:
     rows = defense_evaluation(
         source, target, paper_variants(), orthogonal, dataset, attacks=args.attacks, eps=args.eps,
         n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=model_names([args.target])[0],
-        device=device,
+        device=device, progress=not args.no_progress,
     )  # fmt: skip
     records = [dataclasses.asdict(row) for row in rows]
     table = markdown_table(*defense_table(records))
@@ -133,6 +134,7 @@ def _add_attack_parser(commands) -> None:
     parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
     parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH (its validation split)")
     add_device_argument(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
     parser.set_defaults(func=cmd_attack)
 
@@ -149,6 +151,7 @@ def _add_defend_parser(commands) -> None:
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
     parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
     add_device_argument(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")
     parser.set_defaults(func=cmd_defend)
 

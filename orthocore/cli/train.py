@@ -57,7 +57,8 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     dataset = data.open_dataset(args.data, args.split)
     model_a, model_b = (load_model(path, device, data=dataset) for path in (args.model_a, args.model_b))
-    stats = gradients.similarity(model_a, model_b, dataset, batch_size=args.batch_size, device=device)
+    stats = gradients.similarity(model_a, model_b, dataset, batch_size=args.batch_size, device=device,
+                                 progress=not args.no_progress)  # fmt: skip
     acc_a, acc_b = accuracy(model_a, dataset, device), accuracy(model_b, dataset, device)
     print(f"{'model-1':<28} {'model-2':<28} {'acc-1':>7} {'acc-2':>7}  {'delta (mean ± std)':<18}  {'|delta| (mean ± std)':<20}  n")
     print(
@@ -86,6 +87,7 @@ def _add_similarity_parser(commands) -> None:
     parser.add_argument("--split", default="val", choices=["train", "val"])
     parser.add_argument("--batch-size", type=int, default=256)
     add_device_argument(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.set_defaults(func=cmd_similarity)
 
 

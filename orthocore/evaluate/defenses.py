@@ -26,6 +26,7 @@ from orthocore.checks import check_number, check_number_list
 from orthocore.defenses import defended
 from orthocore.evaluate.transfer import select_correct
 from orthocore.modes import eval_mode
+from orthocore.progress import progress as progress_report
 from orthocore.runtime import resolve_device
 
 
@@ -64,6 +65,7 @@ def defense_evaluation(
     batch_size: int = 128,
     target_name: str = "target",
     device: torch.device | str | None = None,
+    progress: bool = False,
 ) -> list[DefenseRow]:
     """Table III: fooling ratios of the defended target vs the orthogonal models.
 
@@ -79,6 +81,7 @@ def defense_evaluation(
         n_images, seed, batch_size: sample size, seed of sample and attacks, batch size.
         target_name: the undefended target's name in the rows.
         device: where to run (default: the source's device).
+        progress: report progress per attack batch (:func:`orthocore.progress.progress`).
 
     Returns:
         Rows in the order: undefended target, each defense, each orthogonal model; per
@@ -102,16 +105,21 @@ def defense_evaluation(
         total = len(labels)
         clean = [100.0 * _wrong(model, images, labels, batch_size) / total for _, _, model in variants]
         fooled = {}
+        starts = range(0, total, batch_size)
+        bar = progress_report(total=len(attacks) * len(starts), desc="defenses (Table III)", unit="batch",
+                              enabled=progress)  # fmt: skip
         for index, name in enumerate(attacks):
             attack = make_attack(name, source, eps, generator=torch.Generator().manual_seed(seed + index))
             counts = torch.zeros(len(eps), len(variants), dtype=torch.int64)
-            for begin in range(0, total, batch_size):
+            for begin in starts:
+                bar.update()
                 x, y = images[begin : begin + batch_size], labels[begin : begin + batch_size]
                 adversarial = attack(x, y)  # (E, b, C, H, W)
                 for e in range(len(eps)):
                     for v, (_, _, model) in enumerate(variants):
                         counts[e, v] += _wrong(model, adversarial[e], y, batch_size)
             fooled[name] = counts
+        bar.close()
     return [
         DefenseRow(who, defense, clean[v], name, eps[e], 100.0 * int(fooled[name][e, v]) / total, total)
         for v, (who, defense, _) in enumerate(variants)

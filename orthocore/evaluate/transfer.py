@@ -20,6 +20,7 @@ from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.evaluate.table import FoolingTable, rows_for
 from orthocore.modes import eval_mode
+from orthocore.progress import progress as progress_report
 from orthocore.runtime import resolve_device, versions
 
 
@@ -115,6 +116,7 @@ def transfer_evaluation(
     *,
     source_name: str = "source",
     device: torch.device | str | None = None,
+    progress: bool = False,
 ) -> FoolingTable:
     """Fooling ratios of attacks crafted on ``source``, on the source and every target.
 
@@ -126,6 +128,7 @@ def transfer_evaluation(
         config: attacks, ε grid, sample size, seed (default :class:`TransferConfig`).
         source_name: the source's name in the table.
         device: where to run (default: the source's parameters' device).
+        progress: report progress per attack batch (:func:`orthocore.progress.progress`).
 
     Returns:
         A :class:`~orthocore.evaluate.table.FoolingTable` with one row per attack, ε and
@@ -140,17 +143,22 @@ def transfer_evaluation(
     with eval_mode(*nets):
         images, labels = select_correct(nets, dataset, config.n_images, config.seed, config.batch_size, device)
         rows = []
+        starts = range(0, len(labels), config.batch_size)
+        bar = progress_report(total=len(config.attacks) * len(starts), desc="transfer attacks", unit="batch",
+                              enabled=progress)  # fmt: skip
         for index, name in enumerate(config.attacks):
             generator = torch.Generator().manual_seed(config.seed + index)
             attack = make_attack(name, source, list(config.eps), generator=generator)
             fooled = torch.zeros(len(config.eps), len(models), dtype=torch.int64)
-            for begin in range(0, len(labels), config.batch_size):
+            for begin in starts:
+                bar.update()
                 x, y = images[begin : begin + config.batch_size], labels[begin : begin + config.batch_size]
                 adversarial = attack(x, y)  # (E, b, C, H, W)
                 for j, model in enumerate(nets):
                     predictions = _predict(model, adversarial.flatten(0, 1)).view(len(config.eps), -1)  # (E, b)
                     fooled[:, j] += (predictions != y).sum(1).cpu()
             rows += rows_for(name, config.eps, [(n, r) for n, r, _ in models], fooled.tolist(), len(labels))
+        bar.close()
     metadata = {
         "config": {**dataclasses.asdict(config), "attacks": list(config.attacks), "eps": list(config.eps)},
         "source": source_name,

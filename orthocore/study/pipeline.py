@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from orthocore import gradients
 from orthocore._io import atomic_write_json
@@ -53,6 +52,7 @@ from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.gradcam import gradcam
 from orthocore.metrics import accuracy
+from orthocore.progress import progress as progress_report
 from orthocore.report import write_report
 from orthocore.runtime import resolve_device, versions
 from orthocore.study.cache import StageCache
@@ -135,7 +135,7 @@ def train_models(config: StudyConfig, seed: int, progress: bool = True) -> list[
     """Trains (or loads) every model of study seed ``seed``, the reference first."""
     trained: dict[str, StudyModel] = {}
     roster = _roster(config, seed)
-    for planned in tqdm(roster, desc=f"models (seed {seed})", unit="model", disable=not progress):
+    for planned in progress_report(roster, desc=f"models (seed {seed})", unit="model", enabled=progress):
         references = [str(trained[name].checkpoint) for name in planned.references]
         trained[planned.name] = _train_model(config, planned, references, progress)
     return list(trained.values())
@@ -167,7 +167,7 @@ def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_
                                      seed=seed)  # fmt: skip
     rows = []
     sources = [m for m in models if m.role in ("reference", "surrogate")]
-    for source in tqdm(sources, desc="transfer attacks", unit="source", disable=not progress):
+    for source in progress_report(sources, desc=f"transfer attacks (seed {seed})", unit="source", enabled=progress):
         targets = {m.name: m.model for m in models if m is not source and m.role != "private"}
         key = fingerprint("transfer", dataclasses.asdict(transfer_config), source.name,
                           [file_digest(m.checkpoint) for m in models])  # fmt: skip
@@ -198,7 +198,7 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_s
     cached = cache.get("defenses", key)
     if cached is not None:
         return cached
-    with tqdm(total=1, desc="defenses (Table III)", disable=not progress) as bar:
+    with progress_report(total=1, desc=f"defenses (Table III, seed {seed})", enabled=progress) as bar:
         rows = defense_evaluation(
             reference.model, ordinary.model, variants, orthogonal, val_set, attacks=config.attacks,
             eps=config.defense_eps, n_images=config.n_images, seed=seed, target_name=ordinary.name,
@@ -221,7 +221,7 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], v
     targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
     method = TrainConfig(**settings_of(config), lam=max(config.lambdas), references=[str(reference.checkpoint)],
                          progress=progress)  # fmt: skip
-    with tqdm(total=2, desc=f"security evaluation (seed {seed})", disable=not progress) as bar:
+    with progress_report(total=2, desc=f"security evaluation (seed {seed})", enabled=progress) as bar:
         trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
                                    ordinary=config.surrogates - 1, adaptive=config.adaptive,
                                    adaptive_without_k=config.adaptive_without_k,

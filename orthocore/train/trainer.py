@@ -27,13 +27,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from orthocore import data as datasets
 from orthocore import models
 from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
 from orthocore.gradients import ReferenceGradientCache, reference_gradients, similarity
 from orthocore.metrics import accuracy
+from orthocore.progress import progress
 from orthocore.runtime import resolve_device, versions
 from orthocore.train.config import TrainConfig
 from orthocore.train.objective import orthogonal_loss
@@ -173,7 +173,7 @@ class _Run:
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         samples = 0
         start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", disable=not config.progress)
+        bar = progress(loader, desc=f"epoch {epoch}", unit="batch", enabled=config.progress)
         for step, (x, y, index) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             result = orthogonal_loss(model, x, y, self.reference_grads(x, y, index), config.lam, config.penalty)
