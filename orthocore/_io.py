@@ -54,8 +54,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` through :func:`atomic_write`."""
-    atomic_write(path, lambda file: torch.save(obj, file))
+    """``torch.save(obj, path)`` through :func:`atomic_write`.
+
+    Raises:
+        OSError: when the file cannot be written (a full disk, a read-only folder):
+            torch's writer reports that as a ``RuntimeError``; the old file is kept.
+    """
+
+    def save(file: IO[bytes]) -> None:
+        try:
+            torch.save(obj, file)
+        except RuntimeError as error:
+            if "write" not in str(error).lower():
+                raise
+            reason = str(error).splitlines()[-1].strip() or "write failed"
+            raise OSError(f"{str(path)!r} could not be written (disk full or not writable?): {reason}") from None
+
+    atomic_write(path, save)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

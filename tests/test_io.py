@@ -19,3 +19,33 @@ def test_written_files_respect_the_umask(tmp_path, umask, mode):
     for name in ("report.html", "results.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "results.json"]  # no temporary files
+
+
+def test_torch_writer_failures_become_one_os_error_and_keep_the_old_file(tmp_path, monkeypatch):
+    import torch
+
+    from orthocore._io import atomic_torch_save
+
+    path = tmp_path / "state.pt"
+    atomic_torch_save({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    def full_disk(obj, file, *args, **kwargs):
+        file.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")  # fmt: skip
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"state\.pt' could not be written \(disk full or not writable\?\)"):
+        atomic_torch_save({"epoch": 2}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["state.pt"]
+
+
+def test_cli_errors_are_one_line_unless_debug(tmp_path, capsys):
+    from orthocore import cli
+
+    missing = str(tmp_path / "missing.ckpt")
+    assert cli.main(["similarity", missing, missing]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(FileNotFoundError):
+        cli.main(["--debug", "similarity", missing, missing])

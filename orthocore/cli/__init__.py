@@ -13,6 +13,7 @@ from orthocore.cli import attack, backends, security, study, train
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthocore", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in (study, train, attack, security, backends):
         group.add_parsers(commands)
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except (ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: say what, no traceback
+            if args.debug:
+                raise
             print(f"orthocore {args.command}: error: {error}", file=sys.stderr)
             return 2
 
