@@ -148,22 +148,15 @@ def _check_fits(state: dict, path: str | os.PathLike, data) -> None:
         )
 
 
-def check_fits(path: str | os.PathLike, data) -> None:
-    """Raises ``ValueError`` naming both shapes unless the model in ``path`` takes the
-    images of ``data`` (a dataset with ``input_shape`` and ``num_classes``, as
-    :func:`orthocore.data.open_dataset` returns) and has its number of classes. Cheap
-    enough to call on every checkpoint before any work starts."""
-    _check_fits(read_checkpoint(path), path, data)
-
-
 def load_model(path: str | os.PathLike, map_location: Any = "cpu", *, data=None) -> nn.Module:
     """Rebuilds the model saved by :func:`save_checkpoint`, in eval mode.
 
     Args:
         path: a checkpoint file.
         map_location: where to put the weights (``torch.load``'s argument).
-        data: a dataset the model is to be used on: its input shape and class count
-            are checked against the model's (:func:`check_fits`).
+        data: a dataset the model is to be used on (``input_shape`` and ``num_classes``,
+            as :func:`orthocore.data.open_dataset` returns): both must match the model's,
+            checked before the weights are loaded into it.
 
     Returns:
         The model, weights loaded, in eval mode.

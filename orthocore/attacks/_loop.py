@@ -180,10 +180,10 @@ def _run_until_fooled(model, chunk: _Chunk, settings: LoopSettings, adv: Tensor,
     not yet fooled take each step."""
     adv = adv.clone()
     active = torch.arange(len(adv), device=adv.device)
-    for t in range(settings.steps + 1):  # the pass after the last step only checks
+    for t in range(settings.steps):
         grad, fooled = _input_gradient(model, adv[active], chunk.labels[active], settings.targeted, None, t, None)
         active, grad = active[~fooled], grad[~fooled]
-        if t == settings.steps or len(active) == 0:
+        if len(active) == 0:
             break
         stepped, moved = attack_step(
             adv[active], grad, chunk.clean[active], chunk.step[active], chunk.eps[active], norm=settings.norm,

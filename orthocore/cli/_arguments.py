@@ -40,6 +40,11 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")
 
 
+def _flag(item: dataclasses.Field) -> str:
+    """The option of a config field: its ``flag`` metadata, else ``--field-name``."""
+    return item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip: tuple[str, ...] = ()) -> None:
     """One option per field of ``config_class`` (a dataclass whose fields carry ``help``,
     and optionally ``flag``, ``metavar`` and ``choices``, in their metadata), defaults
@@ -52,7 +57,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip:
     for item in dataclasses.fields(config_class):
         if item.name in skip:
             continue
-        flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+        flag = _flag(item)
         options = {"dest": item.name, "help": item.metadata.get("help")}
         if "metavar" in item.metadata:
             options["metavar"] = item.metadata["metavar"]
@@ -77,7 +82,7 @@ def given_arguments(config_class, args: argparse.Namespace) -> dict[str, tuple[s
         value = getattr(args, item.name, None)
         default = getattr(defaults, item.name)
         if value is not None and value != default and not (value == [] and not default):
-            given[item.name] = (item.metadata.get("flag", "--" + item.name.replace("_", "-")), value)
+            given[item.name] = (_flag(item), value)
     return given
 
 

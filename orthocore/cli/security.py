@@ -38,7 +38,7 @@ def _names(paths: list[str]) -> list[str]:
 def cmd_security(args: argparse.Namespace) -> int:
     """Runs the protocol and writes OUT/security.json and OUT/security.md."""
     from orthocore._io import atomic_write_json, atomic_write_text
-    from orthocore.checkpoint import check_fits, load_model
+    from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
     from orthocore.evaluate.security import SecurityConfig, security_evaluation
     from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
@@ -55,23 +55,23 @@ def cmd_security(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint not found: {', '.join(missing)}")
     method = _method(args)
     dataset = open_dataset(method.data, "val")
-    for path in [args.reference, *args.target, *args.surrogate, *baselines]:  # before any surrogate is trained
-        check_fits(path, dataset)
+
+    def load(path):  # every model is checked against the data: the user's before any surrogate is trained
+        return load_model(path, device, data=dataset)
+
+    reference = load(args.reference)
+    names = _names([*args.target, *baselines])
+    targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
+    given = [load(path) for path in args.surrogate]
     out = pathlib.Path(args.out)
     surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
                                   adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k)  # fmt: skip
-
-    def load(path):
-        return load_model(path, device)
-
-    names = _names([*args.target, *baselines])
-    targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
-    given = [*args.surrogate, *surrogates.ordinary]
+    given += [load(path) for path in surrogates.ordinary]
     attackers = attacker_sources(
-        {name: load(path) for name, path in zip(_names(given), given)},
+        dict(zip(_names([*args.surrogate, *surrogates.ordinary]), given)),
         [load(path) for path in surrogates.adaptive], [load(path) for path in surrogates.adaptive_without_k],
     )  # fmt: skip
-    result = security_evaluation(targets, load(args.reference), dataset, config, sources=attackers.sources,
+    result = security_evaluation(targets, reference, dataset, config, sources=attackers.sources,
                                  device=device)  # fmt: skip
     print(result.format())
     verdicts = []
