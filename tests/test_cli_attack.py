@@ -114,3 +114,28 @@ def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, cap
     assert len(document["rows"]) == 2 * 3 * 2 and document["metadata"]["images"] == 20
     assert all(row["fooling_ratio"] == 0 for row in document["rows"] if row["eps"] == 0)
     assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 12
+
+
+def test_defend_names_the_target_and_orthogonal_models_apart(tmp_path, monkeypatch, capsys):
+    """The README's defend command: every checkpoint is a ``model.ckpt`` in its own run
+    folder, and the table names them by their folders (no "also the name of" collision)."""
+    images = torch.rand(40, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    labels = images.mean((2, 3)).argmax(1)
+
+    def load_model(path, map_location="cpu", data=None):
+        model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
+        with torch.no_grad():
+            model[2].weight.copy_(20 * torch.eye(3))
+            model[2].bias.zero_()
+        return model
+
+    monkeypatch.setattr("orthocore.checkpoint.load_model", load_model)
+    monkeypatch.setattr("orthocore.data.open_dataset", lambda spec, split: (images, labels))
+    paths = {run: tmp_path / "runs" / run / "model.ckpt" for run in ("k", "k2", "m")}
+    out = tmp_path / "table3"
+    code = cli.main(["defend", "--source", str(paths["k"]), "--target", str(paths["k2"]), "--orthogonal",
+                     str(paths["m"]), "--attacks", "fgsm", "--eps", "0.1,0.2", "--n-images", "10", "--device", "cpu",
+                     "--no-progress", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    names = {row["target"] for row in json.loads(out.with_suffix(".json").read_text())["rows"]}
+    assert names == {"k2/model", "m/model"}

@@ -83,11 +83,12 @@ def cmd_defend(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, "val")  # bad data fails before any model is read
     source = load_model(args.source, device, data=dataset)
     target = load_model(args.target, device, data=dataset)
-    names = model_names(args.orthogonal)
+    # named together, so that runs/k2/model.ckpt and runs/m/model.ckpt are k2/model and m/model
+    target_name, *names = model_names([args.target, *args.orthogonal])
     orthogonal = {name: load_model(path, device, data=dataset) for name, path in zip(names, args.orthogonal)}
     rows = defense_evaluation(
         source, target, paper_variants(), orthogonal, dataset, attacks=args.attacks, eps=args.eps,
-        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=model_names([args.target])[0],
+        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=target_name,
         device=device, progress=not args.no_progress,
     )  # fmt: skip
     records = [dataclasses.asdict(row) for row in rows]
