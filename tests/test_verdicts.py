@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from orthocore.evaluate.security import SQUARE, WHITE_BOX, SecurityResult, transfer_row
-from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
+from orthocore.evaluate.verdicts import UNTESTABLE, format_verdicts, security_verdicts
 
 N = 200
 
@@ -107,3 +107,17 @@ def test_secret_references_are_read_against_the_plain_orthogonal_model():
 def test_stored_rows_give_the_same_verdicts_as_the_result():
     results = [_study(**BROKEN), _study(**SOUND)]
     assert _verdicts([r.rows() for r in results]) == _verdicts(results)
+
+
+def test_a_reduction_that_cannot_show_is_untestable_not_broken():
+    """A baseline fooled at most 5 points leaves nothing to reduce: neither "holds" nor
+    "broken" would be computed from evidence."""
+    weak = dict(ortho={**BROKEN["ortho"], "K": 0, "surrogate": 0, "adaptive": 4},
+                ordinary={**BROKEN["ordinary"], "K": 3, "surrogate": 4})  # fmt: skip
+    outcomes = {v.claim: v.outcome for v in _verdicts([_study(**BROKEN), _study(**weak)])}
+    assert outcomes["transfer from K and look-alike surrogates fools it less (the paper's claim)"] == UNTESTABLE
+    assert outcomes["its transfer protection holds against an attacker who knows K (adaptive surrogate)"] == UNTESTABLE
+    assert outcomes["white-box PGD fools it no more than the ordinary model"] == "does not hold"  # always testable
+    just_above = dict(ortho={**BROKEN["ortho"], "K": 0, "surrogate": 0}, ordinary={**BROKEN["ordinary"], "K": 6, "surrogate": 6})
+    paper = next(v for v in _verdicts([_study(**just_above)]) if "paper" in v.claim)
+    assert paper.outcome == "holds"  # 6 points of baseline, all removed

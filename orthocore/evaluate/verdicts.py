@@ -22,8 +22,10 @@ seed, and reads the range over seeds:
   than the same attacker fools the orthogonal model trained against K alone, by more
   than ``margin`` points in every seed.
 
-Seeds that disagree give *inconclusive*. A verdict whose rows were not measured is left
-out rather than guessed.
+Seeds that disagree give *inconclusive*. A "fooled less" claim whose baseline is fooled
+at most ``margin`` points in some seed cannot show a reduction there (nothing is left to
+reduce): it reads *untestable* rather than "does not hold" or "broken". A verdict whose
+rows were not measured is left out rather than guessed.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class Verdict:
     Attributes:
         claim: the claim, in words.
         target: the defended model.
-        outcome: ``"holds"``, ``"does not hold"``, ``"broken by <attacker>"`` or
-            ``"inconclusive over seeds"``.
+        outcome: ``"holds"``, ``"does not hold"``, ``"broken by <attacker>"``,
+            ``"inconclusive over seeds"`` or ``"untestable: the baseline is barely fooled"``.
         defended, baseline: the compared fooling ratios (%, mean over the ε grid), one per seed.
         evidence: the numbers in words: means with the min–max over seeds.
     """
@@ -72,11 +74,18 @@ def _spread(values: Sequence[float]) -> str:
     return f"{mean:.1f} % ({min(values):.1f}–{max(values):.1f} over {len(values)} seed{'s' * (len(values) > 1)})"
 
 
-def _verdict(claim, target, defended, baseline, passes, *, yes="holds", no="does not hold") -> Verdict:
+UNTESTABLE = "untestable: the baseline is barely fooled"
+
+
+def _verdict(claim, target, defended, baseline, passes, *, yes="holds", no="does not hold",
+             floor: float | None = None) -> Verdict:  # fmt: skip
     """``yes`` when ``passes(gap)`` in every seed, ``no`` when in none, else inconclusive;
-    ``gap`` is the baseline's fooling ratio minus the defended model's (> 0: fooled less)."""
+    ``gap`` is the baseline's fooling ratio minus the defended model's (> 0: fooled less).
+    With ``floor``, a seed whose baseline is at most ``floor`` makes the claim untestable."""
     checks = [passes(b - d) for d, b in zip(defended, baseline)]
     outcome = yes if all(checks) else no if not any(checks) else "inconclusive over seeds"
+    if floor is not None and min(baseline) <= floor:
+        outcome = UNTESTABLE
     evidence = f"defended {_spread(defended)} vs baseline {_spread(baseline)}"
     return Verdict(claim, target, outcome, tuple(defended), tuple(baseline), evidence)
 
@@ -137,7 +146,7 @@ def security_verdicts(
     for target in defended:
         verdicts.append(_verdict(
             "transfer from K and look-alike surrogates fools it less (the paper's claim)", target,
-            worst_of(target, transfer_rows), worst_of(baseline, transfer_rows), fooled_less,
+            worst_of(target, transfer_rows), worst_of(baseline, transfer_rows), fooled_less, floor=margin,
         ))  # fmt: skip
         verdicts.append(_verdict("white-box PGD fools it no more than the ordinary model", target,
                                  per_seed(target, WHITE_BOX), per_seed(baseline, WHITE_BOX), no_easier))  # fmt: skip
@@ -148,13 +157,13 @@ def security_verdicts(
                 verdicts.append(_verdict(
                     f"its transfer protection holds against {kind} (adaptive surrogate)", target,
                     worst_of(target, [transfer_row(name) for name in names]), worst_of(baseline, surrogate_rows),
-                    fooled_less, no=f"broken by {kind}",
+                    fooled_less, no=f"broken by {kind}", floor=margin,
                 ))  # fmt: skip
         if target in secret and adaptive:
             knows_k = [transfer_row(name) for name in adaptive]
             verdicts.append(_verdict(
                 f"its secret references make it harder for an attacker who knows K than {secret[target]}", target,
-                worst_of(target, knows_k), worst_of(secret[target], knows_k), fooled_less,
+                worst_of(target, knows_k), worst_of(secret[target], knows_k), fooled_less, floor=margin,
             ))  # fmt: skip
     return verdicts
 
