@@ -31,7 +31,7 @@ from orthocore.ops import normalized_dot
 from orthocore.progress import progress as progress_report
 
 
-def input_gradients(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+def input_gradients(model: nn.Module, x: Tensor, y: Tensor, *, update_buffers: bool = True) -> tuple[Tensor, Tensor]:
     """∇_x Σ_i CE(model(x)_i, y_i) and the logits, from one forward pass, via ``torch.func.grad``.
 
     The model's parameters are closed over, so when they require grad the returned
@@ -43,11 +43,14 @@ def input_gradients(model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Ten
         model: a classifier taking ``x``.
         x: :math:`(B, C, H, W)` images.
         y: :math:`(B,)` integer labels.
+        update_buffers: False runs the forward on copies of the buffers, so that a
+            train-mode BatchNorm normalises with the batch's statistics but leaves its
+            running statistics alone (a second forward of the same step).
 
     Returns:
         ``(grad, logits)``: :math:`(B, C, H, W)` and :math:`(B, K)`.
     """
-    buffers = dict(model.named_buffers())
+    buffers = {name: buffer if update_buffers else buffer.clone() for name, buffer in model.named_buffers()}
 
     def summed_loss(inputs: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         logits = torch.func.functional_call(model, state, (inputs,))

@@ -109,3 +109,43 @@ def test_positive_lambda_without_references_is_an_error(batch):
     x, y, _ = batch
     with pytest.raises(ValueError, match="reference_grads"):
         orthogonal_loss(tiny_model(), x, y, None, 1.0)
+
+
+def no_batch_norm_model() -> nn.Module:
+    """Without BatchNorm every sample's input gradient is its own, so a sub-batch's
+    gradients are rows of the whole batch's."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 5 * 5, 4)).double()
+
+
+def test_sub_batch_penalty_is_the_full_cross_entropy_plus_the_rows_penalty(batch):
+    x, y, references = batch
+    model = no_batch_norm_model()
+    rows = torch.tensor([1, 4])
+    result = orthogonal_loss(model, x, y, references[:, rows], 2.5, "abs", rows)
+    x_graph = x.clone().requires_grad_()
+    logits = model(x_graph)
+    (grads,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_graph, create_graph=True)
+    delta = torch.stack([normalized_dot_reference(ref, grads[rows]) for ref in references[:, rows]])
+    expected = F.cross_entropy(logits, y) + 2.5 * delta.abs().mean()
+    torch.testing.assert_close(result.loss, expected, rtol=1e-12, atol=1e-12)
+    assert result.delta.shape == (2, 2)
+    got = torch.autograd.grad(result.loss, list(model.parameters()))
+    want = torch.autograd.grad(expected, list(model.parameters()))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_sub_batch_penalty_moves_batch_norm_statistics_once(batch):
+    x, y, references = batch
+    model, plain = tiny_model().train(), tiny_model().train()
+    orthogonal_loss(model, x, y, references[:, :3], 1.0, "abs", torch.arange(3))
+    plain(x)  # one ordinary forward of the whole batch
+    for name, buffer in plain.named_buffers():
+        torch.testing.assert_close(dict(model.named_buffers())[name], buffer, rtol=0, atol=0)
+
+
+def test_reference_gradients_must_match_the_penalty_rows(batch):
+    x, y, references = batch
+    with pytest.raises(ValueError, match=r"reference_grads: expected \(R, 2, 2, 5, 5\)"):
+        orthogonal_loss(tiny_model(), x, y, references, 1.0, "abs", torch.tensor([0, 1]))

@@ -192,3 +192,19 @@ def test_a_diverging_run_stops_with_a_clear_error_and_writes_no_weights(tmp_path
     with pytest.raises(ValueError, match=r"training diverged in epoch 1: the loss became NaN or inf .*lr=1e\+30"):
         train(run)
     assert not {"model.ckpt", "best.ckpt", "state.pt"} & {p.name for p in (tmp_path / "diverging").iterdir()}
+
+
+def test_sub_batch_penalty_trains_and_a_sub_batch_of_the_whole_batch_is_the_full_penalty(tmp_path, reference):
+    common = dict(lam=2.0, references=[reference], max_epochs=1, eval_every=1)
+    full = train(config(tmp_path, "full", **common))
+    whole = train(config(tmp_path, "whole", penalty_batch=64, **common))  # k ≥ the batch: the full-batch step
+    assert_same_weights(whole.model, full.model)
+    sub = train(config(tmp_path, "sub", penalty_batch=16, **common))
+    again = train(config(tmp_path, "sub-again", penalty_batch=16, **common))
+    assert_same_weights(sub.model, again.model)  # the rows are seeded
+    assert not torch.equal(next(sub.model.parameters()), next(full.model.parameters()))
+    line = json.loads((tmp_path / "sub" / "metrics.jsonl").read_text())
+    assert 0 <= line["train_abs_delta"] <= 1
+    assert config(tmp_path, "a", penalty_batch=16).result_key() != config(tmp_path, "a").result_key()
+    with pytest.raises(ValueError, match="penalty_batch"):
+        train(config(tmp_path, "bad", penalty_batch=0, **common))

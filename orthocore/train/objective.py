@@ -49,7 +49,8 @@ class StepLoss:
 
 
 def orthogonal_loss(
-    model: nn.Module, x: Tensor, y: Tensor, reference_grads: Tensor | None, lam: float, penalty: str = "abs"
+    model: nn.Module, x: Tensor, y: Tensor, reference_grads: Tensor | None, lam: float, penalty: str = "abs",
+    rows: Tensor | None = None,
 ) -> StepLoss:
     """CE + λ · mean over references and samples of ``penalty(δ)``, differentiable in the
     model's parameters including the second-order term through the input gradient.
@@ -57,22 +58,38 @@ def orthogonal_loss(
     With λ = 0 this is a plain forward and cross-entropy (no input gradient is taken):
     ordinary training.
 
+    The sub-batch penalty (``rows``): the cross-entropy is the whole batch's, from an
+    ordinary forward (which alone updates BatchNorm's running statistics), and δ is
+    taken on the k samples ``rows`` selects, in a forward and double backward of their
+    own that normalise with those k samples' batch statistics. Its cost is that of an
+    ordinary step plus an orthogonal step on k samples.
+
     Args:
         model: the model being trained (train mode: see :mod:`orthocore.gradients` on
             BatchNorm).
         x: :math:`(B, C, H, W)` images in [0, 1].
         y: :math:`(B,)` labels.
-        reference_grads: :math:`(R, B, C, H, W)` input gradients of R frozen references.
+        reference_grads: :math:`(R, B', C, H, W)` input gradients of R frozen references
+            for the samples the penalty is taken on (B' = B, or k with ``rows``).
         lam: λ ≥ 0.
         penalty: a key of :data:`PENALTIES`.
+        rows: :math:`(k,)` indices into the batch of the samples the penalty is taken on;
+            None takes it on the whole batch from the one forward.
     """
     if lam == 0:
         ce = F.cross_entropy(model(x), y)
         return StepLoss(ce, ce.detach(), None)
     if reference_grads is None:
         raise ValueError("reference_grads: λ > 0 needs the reference models' input gradients")
-    grads, logits = input_gradients(model, x, y)
-    ce = F.cross_entropy(logits, y)
-    delta = torch.stack([normalized_dot(ref.to(grads.dtype), grads) for ref in reference_grads])  # (R, B)
+    if rows is None:
+        grads, logits = input_gradients(model, x, y)
+        ce = F.cross_entropy(logits, y)
+    else:
+        ce = F.cross_entropy(model(x), y)
+        grads, _ = input_gradients(model, x[rows], y[rows], update_buffers=False)
+    if reference_grads.shape[1:] != grads.shape:
+        raise ValueError(f"reference_grads: expected (R, {', '.join(map(str, grads.shape))}) for the penalty's "
+                         f"samples, got {tuple(reference_grads.shape)}")  # fmt: skip
+    delta = torch.stack([normalized_dot(ref.to(grads.dtype), grads) for ref in reference_grads])  # (R, B')
     loss = ce + lam * PENALTIES[penalty](delta).mean()
     return StepLoss(loss, ce.detach(), delta.detach())

@@ -154,6 +154,14 @@ class _Run:
             self.references, self.train_set, path=path, key={"references": key, "data": config.data}, device=self.device
         )
 
+    def penalty_rows(self, batch: int, generator: torch.Generator) -> Tensor | None:
+        """The batch rows the penalty is taken on: None for all of them (λ = 0, no
+        ``penalty_batch``, or a batch no larger than it), else k sorted random rows."""
+        k = self.config.penalty_batch
+        if self.config.lam == 0 or k is None or k >= batch:
+            return None
+        return torch.randperm(batch, generator=generator)[:k].sort().values
+
     def reference_grads(self, x: Tensor, y: Tensor, index: Tensor) -> Tensor | None:
         if self.config.lam == 0:
             return None
@@ -174,9 +182,17 @@ class _Run:
         samples = 0
         start = time.perf_counter()
         bar = progress(loader, desc=f"epoch {epoch}", unit="batch", enabled=config.progress)
+        # The sub-batch penalty's rows: drawn from the epoch's own generator, like its order.
+        rows_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch + 500_000)
         for step, (x, y, index) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            result = orthogonal_loss(model, x, y, self.reference_grads(x, y, index), config.lam, config.penalty)
+            rows = self.penalty_rows(len(y), rows_generator)  # on the CPU, as `index` is
+            if rows is None:
+                reference_grads = self.reference_grads(x, y, index)
+            else:
+                reference_grads = self.reference_grads(x[rows.to(self.device)], y[rows.to(self.device)], index[rows])
+                rows = rows.to(self.device)
+            result = orthogonal_loss(model, x, y, reference_grads, config.lam, config.penalty, rows)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
