@@ -46,7 +46,7 @@ def plot_fooling_curves(
 
     Args:
         rows: transfer results with keys ``source``, ``target``, ``attack``, ``eps``
-            (fraction of the range) and ``fooling_ratio`` (%).
+            (fraction of the range) and ``fooling_percent`` (%).
         source: which source model's rows to draw.
         roles: target name → role (``"source"``, ``"ordinary"``, ``"orthogonal"``,
             ``"surrogate"``), which sets the line style.
@@ -72,7 +72,7 @@ def plot_fooling_curves(
             styles[target] = _ROLE_STYLE.get(role, {"color": "gray", "marker": "x"})
     for ax, attack in zip(axes[0], attacks):
         for target in targets:
-            points = sorted((r["eps"], r["fooling_ratio"]) for r in rows if r["attack"] == attack and r["target"] == target)
+            points = sorted((r["eps"], r["fooling_percent"]) for r in rows if r["attack"] == attack and r["target"] == target)
             if points:
                 eps, fooling = zip(*points)
                 label = f"{target} ({roles.get(target, 'ordinary')})"
@@ -152,8 +152,8 @@ def plot_security(rows: Sequence[Mapping], attacks: Sequence[str], path: Path) -
 
     Args:
         rows: security records with keys ``target``, ``attack``, ``eps`` (fraction of the
-            range) and ``fooling_ratio`` (%), and where several seeds differ
-            ``fooling_ratio_min`` / ``fooling_ratio_max`` (drawn as a band).
+            range) and ``fooling_percent`` (%), and where several seeds differ
+            ``fooling_percent_min`` / ``fooling_percent_max`` (drawn as a band).
         attacks: the attack rows to draw, in legend order; rows of other attacks are left out.
         path: the PNG to write.
 
@@ -173,10 +173,10 @@ def plot_security(rows: Sequence[Mapping], attacks: Sequence[str], path: Path) -
                 continue
             eps = np.array([r["eps"] for r in mine]) * 100
             colour = colours(index % 10)
-            ax.plot(eps, [r["fooling_ratio"] for r in mine], marker="o", markersize=3, linewidth=1.5, color=colour,
+            ax.plot(eps, [r["fooling_percent"] for r in mine], marker="o", markersize=3, linewidth=1.5, color=colour,
                     label=attack)  # fmt: skip
-            low = [r.get("fooling_ratio_min", r["fooling_ratio"]) for r in mine]
-            high = [r.get("fooling_ratio_max", r["fooling_ratio"]) for r in mine]
+            low = [r.get("fooling_percent_min", r["fooling_percent"]) for r in mine]
+            high = [r.get("fooling_percent_max", r["fooling_percent"]) for r in mine]
             ax.fill_between(eps, low, high, color=colour, alpha=0.15, linewidth=0)
         ax.set_title(target, fontsize=9)
         ax.set_xlabel("ε (% of dynamic range)")

@@ -9,24 +9,25 @@ image panels, ``panels.npz``. :func:`write_report` turns them into
 * ``report.md`` (links the PNGs) and ``report.html`` (PNGs embedded as data URIs, so the
   one file can be mailed or archived).
 
-``results.json`` schema (all fooling ratios and accuracies in %, ε as fractions). The
+``results.json`` schema, format :data:`RESULTS_FORMAT` (all fooling ratios and accuracies
+in %, named ``*_percent`` where the name could read as a fraction; ε as fractions). The
 tables are summaries over the study's seeds: each number is the mean over the seeds and,
 where the seeds differ, ``<name>_min`` / ``<name>_max`` hold its extremes
 (:mod:`orthocore.study.seeds`); ``per_seed`` holds each seed's own tables.
 
 .. code-block:: text
 
-    title, seeds[int], config{}, versions{}, timings{stage: seconds}, notes[str]
+    format, title, seeds[int], config{}, versions{}, timings{stage: seconds}, notes[str]
     models[]:   name, role (reference|ordinary|surrogate|orthogonal|private|secret), lambda,
                 val_accuracy, train_seconds,
                 delta{signed_mean, signed_std, abs_mean, abs_std}   (against the reference)
-    transfer[]: source, target, attack, eps, fooling_ratio, n
-    defenses[]: target, defense (Table III label or "none"), clean_fooling_ratio, attack,
-                eps, fooling_ratio, total
+    transfer[]: source, target, attack, eps, fooling_percent, n
+    defenses[]: target, defense (Table III label or "none"), clean_fooling_percent, attack,
+                eps, fooling_percent, total
     panels{}:   gradcam_models[str], perturbation_attacks[str], perturbation_eps[float]
     security{}: eps[float], images, adaptive_lambda,
                 attackers{surrogates[str], adaptive[str], adaptive_without_k[str]}  (source names)
-                rows[]: target, attack, eps, fooled, total, fooling_ratio
+                rows[]: target, attack, eps, fooled, total, fooling_percent
                 diagnostics{target: {mean_input_gradient_norm, mean_logit_margin,
                                      black_box_only_percent[per ε], white_box_at_largest_eps_percent}}
                 verdicts[]: claim, target, outcome, defended[per seed], baseline[per seed], evidence
@@ -51,6 +52,10 @@ import numpy as np
 from orthocore import plots
 from orthocore._io import atomic_write_text
 from orthocore.evaluate.security import REFERENCE, SQUARE, WHITE_BOX, WORST_CASE, transfer_row
+
+# The version of results.json's layout (and of the study's stored stage results), raised
+# whenever a stored field changes. 2: fooling ratios are ``fooling_percent``.
+RESULTS_FORMAT = 2
 
 
 def _fmt(value, digits=1) -> str:
@@ -107,10 +112,10 @@ def defense_table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
     table = []
     for target, defense in variants:
         mine = [r for r in rows if (r["target"], r["defense"]) == (target, defense)]
-        cells = [target, defense, _spread(mine[0], "clean_fooling_ratio")]
+        cells = [target, defense, _spread(mine[0], "clean_fooling_percent")]
         for attack in attacks:
             by_eps = {r["eps"]: r for r in mine if r["attack"] == attack}
-            cells.append(" / ".join(_spread(by_eps[e], "fooling_ratio") if e in by_eps else "–" for e in eps))
+            cells.append(" / ".join(_spread(by_eps[e], "fooling_percent") if e in by_eps else "–" for e in eps))
         table.append(cells)
     return header, table
 
@@ -118,7 +123,7 @@ def defense_table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
 def _fooling(transfer, source, target, attack, eps):
     for r in transfer:
         if (r["source"], r["target"], r["attack"]) == (source, target, attack) and abs(r["eps"] - eps) < 1e-9:
-            return r["fooling_ratio"]
+            return r["fooling_percent"]
     return None
 
 
@@ -213,7 +218,7 @@ def _claims_of(results: Mapping) -> list[tuple[str, str, str]]:
     defenses = results.get("defenses", [])
     claim = "Input-transformation defenses change clean predictions; the orthogonal model does not need to (Table III)"
     if defenses:
-        clean = {(r["target"], r["defense"]): r["clean_fooling_ratio"] for r in defenses}
+        clean = {(r["target"], r["defense"]): r["clean_fooling_percent"] for r in defenses}
         defended = [v for (_, d), v in clean.items() if d != "none"]
         undefended = [v for (_, d), v in clean.items() if d == "none"]
         measured = f"clean fooling: defenses {min(defended):.1f}–{max(defended):.1f}%, undefended models {max(undefended):.1f}%"
@@ -236,7 +241,7 @@ def security_tables(security: Mapping) -> list[tuple[str, list[str], list[list[s
             if row["target"] == target:
                 records.setdefault(row["attack"], {})[row["eps"]] = row
         diagnostics = security["diagnostics"][target]
-        rows = [[attack, *(_spread(by_eps[e], "fooling_ratio") for e in eps)] for attack, by_eps in records.items()]
+        rows = [[attack, *(_spread(by_eps[e], "fooling_percent") for e in eps)] for attack, by_eps in records.items()]
         rows.append(["black-box fools, white-box does not (masking flag)",
                      *(_spread(diagnostics, "black_box_only_percent", index=i) for i in range(len(eps)))])  # fmt: skip
         caption = (f"{target}: fooling ratio (%) of {_spread(security, 'images', 0)} images; mean input-gradient "
@@ -325,12 +330,16 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
 
     Raises:
         FileNotFoundError: if ``run_dir/results.json`` does not exist.
+        ValueError: if it was written in another format than :data:`RESULTS_FORMAT`.
     """
     run_dir = Path(run_dir)
     results_file = run_dir / "results.json"
     if not results_file.is_file():
         raise FileNotFoundError(f"write_report: {results_file} not found: run the study first (orthocore demo / run)")
     results = json.loads(results_file.read_text())
+    if results.get("format", 1) != RESULTS_FORMAT:
+        raise ValueError(f"write_report: {results_file} has format {results.get('format', 1)}, this orthocore reads "
+                         f"format {RESULTS_FORMAT}: run the study again (trained models are reused)")  # fmt: skip
     figures = _figures(run_dir, results)
     checks = reproduction_checks(results)
     tables = [("Tables I/II — similarity to the reference, accuracy, cost", similarity_table(results.get("models", [])))]

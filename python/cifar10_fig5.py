@@ -33,7 +33,7 @@ def main() -> None:
                                 source_name="reference")  # fmt: skip
     print(table.format())
     rows = [{"source": "reference", "target": r.model, "attack": r.attack, "eps": r.eps,
-             "fooling_ratio": r.fooling_ratio} for r in table.rows]  # fmt: skip
+             "fooling_percent": r.fooling_percent} for r in table.rows]  # fmt: skip
     roles = {"reference": "source", "ordinary": "ordinary", "orthogonal": "orthogonal"}
     print(f"wrote {plot_fooling_curves(rows, 'reference', roles, Path(args.figure))}")
 

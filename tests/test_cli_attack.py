@@ -71,6 +71,7 @@ def test_model_names_from_paths():
     assert attack_cli.model_names(["runs/ref.ckpt", "runs/ortho.ckpt"]) == ["ref", "ortho"]
     assert attack_cli.model_names(["a/model.ckpt", "b/model.ckpt", "c/x.pt"]) == ["a/model", "b/model", "c/x"]
     assert attack_cli.model_names(["runs/k/model.ckpt", "runs/k/model.ckpt"]) == ["runs/k/model#0", "runs/k/model#1"]
+    assert attack_cli.model_names([]) == []  # `orthocore security` with no --surrogate
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--n-images", "0"), ("--seed", "-1"), ("--batch-size", "x")])
@@ -112,7 +113,7 @@ def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, cap
     assert "ref" in printed and "ortho" in printed and "pgd" in printed
     document = json.loads(out.with_suffix(".json").read_text())
     assert len(document["rows"]) == 2 * 3 * 2 and document["metadata"]["images"] == 20
-    assert all(row["fooling_ratio"] == 0 for row in document["rows"] if row["eps"] == 0)
+    assert all(row["fooling_percent"] == 0 for row in document["rows"] if row["eps"] == 0)
     assert len(out.with_suffix(".csv").read_text().splitlines()) == 1 + 12
 
 

@@ -52,14 +52,14 @@ def test_rows_and_clean_fooling(setting):
     for attack in ("fgsm", "pgd"):
         for eps in (0.03, 0.3):
             undefended = by["ordinary", "none", attack, eps]
-            assert undefended.clean_fooling_ratio == 0 and by["ortho", "none", attack, eps].clean_fooling_ratio == 0
-            assert by["ordinary", "identity", attack, eps].fooling_ratio == undefended.fooling_ratio
+            assert undefended.clean_fooling_percent == 0 and by["ortho", "none", attack, eps].clean_fooling_percent == 0
+            assert by["ordinary", "identity", attack, eps].fooling_percent == undefended.fooling_percent
     # Erasing every image leaves only the blank image's class: the clean fooling ratio is
     # the share of the sample with another label, and attacks cannot change it.
     blank = by["ordinary", "blank", "fgsm", 0.3]
-    assert 0 < blank.clean_fooling_ratio < 100
-    assert blank.fooling_ratio == blank.clean_fooling_ratio
-    assert by["ordinary", "none", "pgd", 0.3].fooling_ratio > by["ordinary", "none", "pgd", 0.03].fooling_ratio
+    assert 0 < blank.clean_fooling_percent < 100
+    assert blank.fooling_percent == blank.clean_fooling_percent
+    assert by["ordinary", "none", "pgd", 0.3].fooling_percent > by["ordinary", "none", "pgd", 0.03].fooling_percent
 
 
 def test_bad_arguments(setting):

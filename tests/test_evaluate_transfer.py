@@ -65,7 +65,7 @@ def test_selection_with_too_few_correct_images(models):
         select_correct([constant], (images, labels.clamp(min=1)), 10, seed=0, batch_size=8, device=torch.device("cpu"))
 
 
-def test_fooling_ratios_match_a_count_by_hand(models):
+def test_fooling_percents_match_a_count_by_hand(models):
     source, targets = models
     config = TransferConfig(attacks=("fgsm", "pgd"), eps=(0.0, 0.02, 0.1), n_images=40, seed=5, batch_size=16)
     table = transfer_evaluation(source, targets, _dataset(), config)
@@ -94,7 +94,7 @@ def test_writers_round_trip_and_leave_no_partial_file(models, tmp_path, monkeypa
     config = TransferConfig(attacks=("fgsm",), eps=(0.01, 0.05), n_images=10, batch_size=8)
     table = transfer_evaluation(source, targets, _dataset(), config)
     csv_lines = table.to_csv(tmp_path / "out.csv").read_text().splitlines()
-    assert csv_lines[0] == "attack,eps,model,role,fooled,total,fooling_ratio" and len(csv_lines) == 1 + 6
+    assert csv_lines[0] == "attack,eps,model,role,fooled,total,fooling_percent" and len(csv_lines) == 1 + 6
     assert FoolingTable.from_json(table.to_json(tmp_path / "out.json")) == table
     assert json.loads((tmp_path / "out.json").read_text())["metadata"]["config"]["seed"] == 0
     header = table.format().splitlines()[0]

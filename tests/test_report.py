@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from orthocore.report import defense_table, reproduction_checks, write_report
+from orthocore.report import RESULTS_FORMAT, defense_table, reproduction_checks, write_report
 
 EPS = [0.01, 0.03, 0.05]
 ATTACKS = ["fgsm", "pgd"]
@@ -27,17 +27,17 @@ def _results():
         for attack in ATTACKS:
             for eps in EPS:
                 transfer.append({"source": "reference", "target": target, "attack": attack, "eps": eps,
-                                 "fooling_ratio": 100 * scale * eps / 0.05, "n": 200})
+                                 "fooling_percent": 100 * scale * eps / 0.05, "n": 200})
     defenses = []
     for target, defense, clean in [("ordinary", "none", 0.0), ("ordinary", "JPEG-Quality=80", 4.0),
                                    ("orthogonal-λ3", "none", 0.0)]:
         for attack in ATTACKS:
             for eps in (0.03, 0.05):
-                defenses.append({"target": target, "defense": defense, "clean_fooling_ratio": clean,
-                                 "attack": attack, "eps": eps, "fooling_ratio": 10.0 + eps * 100, "total": 200})
+                defenses.append({"target": target, "defense": defense, "clean_fooling_percent": clean,
+                                 "attack": attack, "eps": eps, "fooling_percent": 10.0 + eps * 100, "total": 200})
     security = {
         "eps": [0.1, 0.2], "images": 200, "adaptive_lambda": 3.0,
-        "rows": [{"target": target, "attack": attack, "eps": eps, "fooled": 0, "total": 200, "fooling_ratio": ratio}
+        "rows": [{"target": target, "attack": attack, "eps": eps, "fooled": 0, "total": 200, "fooling_percent": ratio}
                  for target, base in (("ordinary", 30.0), ("orthogonal-λ3", 60.0))
                  for attack, ratio in (("white-box", base), ("transfer from K", 90.0 - base))
                  for eps in (0.1, 0.2)],
@@ -49,7 +49,7 @@ def _results():
                       "evidence": "defended 60.0 % vs baseline 30.0 %"}],
     }  # fmt: skip
     return {
-        "title": "test study", "seeds": [0], "config": {"data": "digits"}, "versions": {"torch": "x"},
+        "format": RESULTS_FORMAT, "title": "test study", "seeds": [0], "config": {"data": "digits"}, "versions": {"torch": "x"},
         "timings": {"train": 1.0}, "notes": ["a note"], "models": models, "transfer": transfer,
         "defenses": defenses, "security": security,
         "panels": {"gradcam_models": ["reference", "orthogonal-λ3"], "perturbation_attacks": ATTACKS,
@@ -112,7 +112,7 @@ def test_ranges_over_seeds_are_printed_beside_the_means(finished_run):
     results = json.loads((finished_run / "results.json").read_text())
     results["models"][1] |= {"val_accuracy_min": 95.0, "val_accuracy_max": 98.0}
     row = results["security"]["rows"][0]
-    row |= {"fooling_ratio_min": 20.0, "fooling_ratio_max": 40.0}
+    row |= {"fooling_percent_min": 20.0, "fooling_percent_max": 40.0}
     (finished_run / "results.json").write_text(json.dumps(results))
     markdown = write_report(finished_run)["markdown"].read_text()
     assert "| 96.50 (95.00–98.00) |" in markdown and "| white-box | 30.0 (20.0–40.0) | 30.0 |" in markdown
@@ -129,6 +129,15 @@ def test_defense_table_layout():
 def test_missing_results_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.json"):
         write_report(tmp_path)
+
+
+def test_results_of_another_format_are_refused_before_anything_is_written(tmp_path):
+    old = _results()
+    del old["format"]  # format 1 had no field, and named percentages fooling_ratio
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="has format 1, this orthocore reads format 2: run the study again"):
+        write_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it)")

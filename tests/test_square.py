@@ -29,7 +29,7 @@ def _seeded(seed=0):
 
 
 @pytest.mark.parametrize(("norm", "eps"), [("Linf", 0.03), ("L2", 1.0)])
-def test_fooling_ratio_agrees_with_torchattacks(linear, norm, eps):
+def test_fooling_percent_agrees_with_torchattacks(linear, norm, eps):
     """Same budget, ε and loss on 1,000 images, two seeds each: the mean fooling ratios
     agree within 3 points. The searches draw differently, so they agree in distribution,
     not image by image; one seed alone moves either by ±3 points. orthocore's is 1.5-2.5

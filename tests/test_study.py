@@ -71,7 +71,7 @@ def test_several_seeds_are_summarised_and_verdicts_read_over_them(tmp_path):
     if accuracy[0] != accuracy[1]:
         assert (ordinary["val_accuracy_min"], ordinary["val_accuracy_max"]) == (min(accuracy), max(accuracy))
     per_seed_white_box = [
-        sum(r["fooling_ratio"] for r in s["security"]["rows"] if (r["target"], r["attack"]) == ("ordinary", "white-box"))
+        sum(r["fooling_percent"] for r in s["security"]["rows"] if (r["target"], r["attack"]) == ("ordinary", "white-box"))
         / len(config.security_eps) for s in results["per_seed"]
     ]  # fmt: skip
     verdict = next(v for v in results["security"]["verdicts"] if v["claim"].startswith("white-box"))
@@ -197,3 +197,18 @@ def test_toml_configuration(tmp_path):
     path.write_text("lambdas = [2.0\n")
     with pytest.raises(ValueError, match="not valid TOML"):
         StudyConfig.from_toml(path)
+
+
+def test_stage_results_of_another_format_are_recomputed(tmp_path):
+    from orthocore.report import RESULTS_FORMAT
+    from orthocore.study.cache import StageCache
+
+    cache = StageCache(tmp_path, "seed-0")
+    assert cache.put("transfer", "k1", [{"fooling_percent": 5.0}]) == [{"fooling_percent": 5.0}]
+    assert cache.get("transfer", "k1") == [{"fooling_percent": 5.0}] and cache.get("transfer", "k2") is None
+    stored = tmp_path / "stages" / "seed-0" / "transfer.json"
+    old = json.loads(stored.read_text())
+    assert old["format"] == RESULTS_FORMAT
+    del old["format"]  # written before the format was recorded: fooling_ratio, not fooling_percent
+    stored.write_text(json.dumps(old))
+    assert cache.get("transfer", "k1") is None

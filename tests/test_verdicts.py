@@ -121,3 +121,6 @@ def test_a_reduction_that_cannot_show_is_untestable_not_broken():
     just_above = dict(ortho={**BROKEN["ortho"], "K": 0, "surrogate": 0}, ordinary={**BROKEN["ordinary"], "K": 6, "surrogate": 6})
     paper = next(v for v in _verdicts([_study(**just_above)]) if "paper" in v.claim)
     assert paper.outcome == "holds"  # 6 points of baseline, all removed
+    fooled_more = dict(ortho={**BROKEN["ortho"], "K": 30, "surrogate": 0}, ordinary={**BROKEN["ordinary"], "K": 0, "surrogate": 0})
+    paper = next(v for v in _verdicts([_study(**fooled_more)]) if "paper" in v.claim)
+    assert paper.outcome == "does not hold"  # a baseline at 0 % still shows a defended model fooled 30 % more

@@ -36,10 +36,10 @@ class DefenseRow:
 
     target: str
     defense: str  # the defense's Table III label, "none" for an undefended model
-    clean_fooling_ratio: float
+    clean_fooling_percent: float
     attack: str
     eps: float
-    fooling_ratio: float
+    fooling_percent: float
     total: int
 
 

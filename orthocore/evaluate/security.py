@@ -132,10 +132,10 @@ class SecurityResult:
         return (100.0 * self.fooled[target, row].float().mean(1)).tolist()
 
     def rows(self) -> list[dict]:
-        """One record per target, row and ε: ``fooled`` images of ``total``, ``fooling_ratio`` in %."""
+        """One record per target, row and ε: ``fooled`` images of ``total``, ``fooling_percent`` in %."""
         return [
             {"target": target, "attack": row, "eps": eps, "fooled": int(mask[e].sum()), "total": mask.shape[1],
-             "fooling_ratio": 100.0 * int(mask[e].sum()) / mask.shape[1]}
+             "fooling_percent": 100.0 * int(mask[e].sum()) / mask.shape[1]}
             for (target, row), mask in self.fooled.items()
             for e, eps in enumerate(self.eps)
         ]  # fmt: skip

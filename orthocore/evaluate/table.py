@@ -18,7 +18,7 @@ from orthocore._io import atomic_write_text
 class FoolingRow:
     """Fooling on one model by one attack at one ε.
 
-    ``fooling_ratio`` is the percentage of the ``total`` evaluated images (all correctly
+    ``fooling_percent`` is the percentage of the ``total`` evaluated images (all correctly
     classified when clean) that the model misclassifies after the perturbation.
     """
 
@@ -28,7 +28,7 @@ class FoolingRow:
     role: str  # "source" or "target"
     fooled: int
     total: int
-    fooling_ratio: float
+    fooling_percent: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +42,14 @@ class FoolingTable:
         """The fooling ratio (%) of one cell."""
         for row in self.rows:
             if row.attack == attack and row.model == model and abs(row.eps - eps) < 1e-12:
-                return row.fooling_ratio
+                return row.fooling_percent
         raise KeyError(f"no row for attack={attack!r}, eps={eps}, model={model!r}")
 
     def format(self) -> str:
         """A text table: one line per (attack, ε), one fooling-ratio column per model."""
         models = list(dict.fromkeys(row.model for row in self.rows))
         keys = list(dict.fromkeys((row.attack, row.eps) for row in self.rows))
-        cells = {(row.attack, row.eps, row.model): row.fooling_ratio for row in self.rows}
+        cells = {(row.attack, row.eps, row.model): row.fooling_percent for row in self.rows}
         source = self.metadata.get("source")
         titles = [f"{m} (source)" if m == source else m for m in models]
         width = max([8, *(len(t) for t in titles)])

@@ -23,8 +23,9 @@ seed, and reads the range over seeds:
   than ``margin`` points in every seed.
 
 Seeds that disagree give *inconclusive*. A "fooled less" claim whose baseline is fooled
-at most ``margin`` points in some seed cannot show a reduction there (nothing is left to
-reduce): it reads *untestable* rather than "does not hold" or "broken". A verdict whose
+at most ``margin`` points in some seed, and whose defended model is not fooled clearly
+more there, cannot show a difference (nothing is left to reduce): it reads *untestable*
+rather than "does not hold" or "broken". A verdict whose
 rows were not measured is left out rather than guessed.
 """
 
@@ -65,7 +66,7 @@ def _mean_ratios(result: SecurityResult | Sequence[Mapping]) -> dict[tuple[str, 
     records = result.rows() if isinstance(result, SecurityResult) else result
     per_eps: dict[tuple[str, str], list[float]] = {}
     for record in records:
-        per_eps.setdefault((record["target"], record["attack"]), []).append(record["fooling_ratio"])
+        per_eps.setdefault((record["target"], record["attack"]), []).append(record["fooling_percent"])
     return {key: sum(values) / len(values) for key, values in per_eps.items()}
 
 
@@ -81,10 +82,12 @@ def _verdict(claim, target, defended, baseline, passes, *, yes="holds", no="does
              floor: float | None = None) -> Verdict:  # fmt: skip
     """``yes`` when ``passes(gap)`` in every seed, ``no`` when in none, else inconclusive;
     ``gap`` is the baseline's fooling ratio minus the defended model's (> 0: fooled less).
-    With ``floor``, a seed whose baseline is at most ``floor`` makes the claim untestable."""
+    With ``floor``, a seed whose baseline is at most ``floor`` and whose defended model is
+    not fooled more than ``floor`` points above it makes the claim untestable: neither a
+    reduction nor an increase could show there."""
     checks = [passes(b - d) for d, b in zip(defended, baseline)]
     outcome = yes if all(checks) else no if not any(checks) else "inconclusive over seeds"
-    if floor is not None and min(baseline) <= floor:
+    if floor is not None and any(b <= floor and d - b <= floor for d, b in zip(defended, baseline)):
         outcome = UNTESTABLE
     evidence = f"defended {_spread(defended)} vs baseline {_spread(baseline)}"
     return Verdict(claim, target, outcome, tuple(defended), tuple(baseline), evidence)

@@ -2,8 +2,9 @@
 
 Each stage's result is a JSON file ``stages/<name>.json`` holding the result and the
 key it was computed for: a digest of the stage's settings and of the exact model files
-it read. A stage whose key is unchanged is not recomputed; any change to a setting or to
-a model it depends on gives another key and recomputes it.
+it read, and the results format (:data:`orthocore.report.RESULTS_FORMAT`). A stage whose
+key and format are unchanged is not recomputed; any change to a setting, to a model it
+depends on or to the format recomputes it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from orthocore._io import atomic_write_json
+from orthocore.report import RESULTS_FORMAT
 
 
 class StageCache:
@@ -31,9 +33,10 @@ class StageCache:
         if not path.is_file():
             return None
         stored = json.loads(path.read_text())
-        return stored["result"] if stored.get("key") == key else None
+        current = stored.get("key") == key and stored.get("format", 1) == RESULTS_FORMAT
+        return stored["result"] if current else None
 
     def put(self, name: str, key: str, result: Any) -> Any:
         """Stores (atomically) and returns ``result``."""
-        atomic_write_json(self.dir / f"{name}.json", {"key": key, "result": result})
+        atomic_write_json(self.dir / f"{name}.json", {"key": key, "format": RESULTS_FORMAT, "result": result})
         return result

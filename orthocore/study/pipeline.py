@@ -53,7 +53,7 @@ from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.gradcam import gradcam
 from orthocore.metrics import accuracy
 from orthocore.progress import progress as progress_report
-from orthocore.report import write_report
+from orthocore.report import RESULTS_FORMAT, write_report
 from orthocore.runtime import resolve_device, versions
 from orthocore.study.cache import StageCache
 from orthocore.study.config import StudyConfig
@@ -179,7 +179,7 @@ def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_
                 f"transfer-{source.name}",
                 key,
                 [{"source": source.name, "target": r.model, "attack": r.attack, "eps": r.eps,
-                  "fooling_ratio": r.fooling_ratio, "n": r.total} for r in table.rows],
+                  "fooling_percent": r.fooling_percent, "n": r.total} for r in table.rows],
             )  # fmt: skip
         rows += cached
     return rows
@@ -351,6 +351,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     tables = ("similarity", "transfer", "defenses")
     per_seed = [{"seed": run["seed"], **{name: run[name] for name in (*tables, "security")}} for run in runs]
     results = {
+        "format": RESULTS_FORMAT,
         "title": f"orthocore study: {config.arch} on {config.data}",
         "seeds": list(config.seeds),
         "config": config.to_dict(),
