@@ -106,11 +106,22 @@ def export_safetensors(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
     """Writes the checkpoint ``checkpoint`` (either format) as the ``.safetensors`` file ``out``.
 
     Raises:
-        ValueError: ``out`` does not end in ``.safetensors``, or the checkpoint is unreadable.
+        ValueError: ``out`` does not end in ``.safetensors``, the checkpoint is unreadable,
+            or a weight is NaN or inf.
     """
     if not _is_safetensors(out):
         raise ValueError(f"export: out must end in .safetensors, got {str(out)!r}")
-    _write(read_checkpoint(checkpoint), out)
+    state = read_checkpoint(checkpoint)
+    _check_finite_weights(state, checkpoint)
+    _write(state, out)
+
+
+def _check_finite_weights(state: dict, path: str | os.PathLike) -> None:
+    """NaN or inf weights are an error naming the file and the tensor: such a model's
+    gradients would read as "δ = 0", "perfectly orthogonal"."""
+    for name, tensor in state["state_dict"].items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{str(path)!r}: weight {name!r} holds NaN or inf values; this checkpoint is not a usable model")
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -168,9 +179,7 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu", *, data=None)
     state = read_checkpoint(path, map_location)
     if data is not None:
         _check_fits(state, path, data)
-    for name, tensor in state["state_dict"].items():  # NaN weights would read as "δ = 0", "perfectly orthogonal"
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"{str(path)!r}: weight {name!r} holds NaN or inf values; this checkpoint is not a usable model")
+    _check_finite_weights(state, path)
     model = models.create(state["arch"], state["num_classes"])
     model.load_state_dict(state["state_dict"])
     if isinstance(map_location, (str, torch.device)):

@@ -10,8 +10,8 @@ import torch
 from PIL import Image, features
 
 import orthocore
-from orthocore.ops import jpeg, jpeg_reference
 from orthocore.formulas import jpeg_tables
+from orthocore.ops import jpeg, jpeg_reference
 
 skimage_data = pytest.importorskip("skimage.data")
 skimage_transform = pytest.importorskip("skimage.transform")

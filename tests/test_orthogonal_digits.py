@@ -16,7 +16,7 @@ def test_orthogonal_model_on_digits(tmp_path):
     common = dict(arch="digits_cnn", data="digits", batch_size=64, progress=False)
     # Fixed epoch counts (eval_every = max_epochs): the comparison should not hinge on
     # where a noisy 360-image validation curve first dips.
-    reference = train(TrainConfig(out=str(tmp_path / "reference"), seed=1, max_epochs=15, eval_every=15, **common))
+    train(TrainConfig(out=str(tmp_path / "reference"), seed=1, max_epochs=15, eval_every=15, **common))
     ordinary = train(TrainConfig(out=str(tmp_path / "ordinary"), seed=2, max_epochs=15, eval_every=15, **common))
     orthogonal = train(
         TrainConfig(

@@ -35,6 +35,17 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, an empty
+    list, an off switch) or the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        nothing = action.default is None or action.default is False or action.default == []
+        if nothing or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")

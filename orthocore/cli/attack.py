@@ -10,7 +10,7 @@ import pathlib
 import torch
 
 from orthocore.attacks import ATTACKS, PAPER_ATTACKS, attack_names
-from orthocore.cli._arguments import add_device_argument, int_at_least
+from orthocore.cli._arguments import DefaultsHelpFormatter, add_device_argument, int_at_least
 from orthocore.runtime import resolve_device
 
 
@@ -107,6 +107,8 @@ def model_names(paths: list[str]) -> list[str]:
     that tell them apart — ``runs/k/model.ckpt`` and ``runs/m/model.ckpt`` become
     ``k/model`` and ``m/model`` — numbered only where two paths are the same."""
     parts = [pathlib.Path(path).with_suffix("").parts for path in paths]
+    if not parts:
+        return []
     for depth in range(1, max(len(p) for p in parts) + 1):
         names = ["/".join(p[-depth:]) for p in parts]
         if len(set(names)) == len(names):
@@ -122,7 +124,8 @@ def _add_attacks_argument(parser) -> None:
 
 
 def _add_attack_parser(commands) -> None:
-    parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets")
+    parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets",
+                                 formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
     parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
     _add_attacks_argument(parser)
@@ -141,7 +144,8 @@ def _add_attack_parser(commands) -> None:
 
 
 def _add_defend_parser(commands) -> None:
-    parser = commands.add_parser("defend", help="Table III: defenses in front of a target vs orthogonal models")
+    parser = commands.add_parser("defend", help="Table III: defenses in front of a target vs orthogonal models",
+                                 formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="checkpoint of the model the attacks are crafted on")
     parser.add_argument("--target", required=True, help="checkpoint of the ordinary model the defenses protect")
     parser.add_argument("--orthogonal", action="append", default=[], help="checkpoint of an orthogonal model (repeatable)")

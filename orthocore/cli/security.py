@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import pathlib
 
-from orthocore.cli._arguments import add_device_argument, int_at_least
+from orthocore.cli._arguments import DefaultsHelpFormatter, add_device_argument, int_at_least
 from orthocore.cli.attack import model_names, parse_eps
 
 
@@ -93,7 +93,7 @@ def cmd_security(args: argparse.Namespace) -> int:
 def add_parsers(commands) -> None:
     parser = commands.add_parser(
         "security", help="white-box, query, transfer and adaptive attacks on defended models, with verdicts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--target", action="append", required=True, help="checkpoint of a defended model (repeatable)")
     parser.add_argument("--baseline", help="checkpoint of the ordinary model the verdicts compare the targets with")

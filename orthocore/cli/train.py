@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from orthocore.cli._arguments import (
+    DefaultsHelpFormatter,
     add_config_arguments,
     add_device_argument,
     config_from_arguments,
@@ -72,7 +73,7 @@ def _add_train_parser(commands) -> None:
     from orthocore.train.config import TrainConfig
 
     parser = commands.add_parser("train", help="train an ordinary (lambda 0) or orthogonal model (Algorithm 1)",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+                                 formatter_class=DefaultsHelpFormatter)  # fmt: skip
     add_config_arguments(parser, TrainConfig, skip=("progress",))  # one flag per TrainConfig field
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
