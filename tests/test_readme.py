@@ -1,0 +1,107 @@
+"""Every shell command the README shows runs as written, in order, in a temporary folder.
+
+The README's ``bash`` blocks are read from the file itself, so a command added there is
+run here. Two things are scaled down, and only these:
+
+- the data: ``cifar10:DIR`` and the TOML's ``data`` become a tiny generated CIFAR-10
+  python-batches folder (40 training and 8 validation images of one class, so a model
+  trained for a few epochs answers every image and the evaluations have images to attack);
+- the budget: the options in ``BUDGET`` are appended to the commands that take them,
+  and the TOML's budget keys (epochs, images, seeds, attack steps and ε grids) are
+  overridden, so the whole README runs in about four minutes on two cores.
+
+The set-up commands (``make``, ``pip install``) are not run: they are what CI itself runs
+(``.ci/run`` calls ``make test``, whose set-up is the same ``pip install``), and
+``test_setup_commands_are_the_known_ones`` fails when one is added, so it is seen here.
+"""
+
+import os
+import pickle
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).parent.parent / "README.md"
+ORTHOCORE = Path(sys.executable).with_name("orthocore")
+
+SET_UP = [["make", "demo"], ["make", "test"], ["pip", "install", "torch==2.14.1", "ninja"],
+          ["pip", "install", "--no-build-isolation", "."]]  # fmt: skip
+
+BUDGET = {
+    "train": ["--max-epochs", "6", "--batch-size", "8", "--no-progress"],
+    "attack": ["--n-images", "8", "--no-progress"],
+    "defend": ["--n-images", "8", "--no-progress"],
+    "security": ["--n-images", "8", "--epochs", "3", "--white-box-steps", "2", "--restarts", "1",
+                 "--square-queries", "4", "--no-progress"],  # fmt: skip
+    "run": ["--no-progress"],
+}
+STUDY_BUDGET = {"max_epochs": 3, "eval_every": 3, "batch_size": 8, "n_images": 8, "seeds": [0], "gradcam_images": 2,
+                "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 1, "adaptive": 1,
+                "eps": [0.03, 0.05], "security_eps": [0.05, 0.08]}  # fmt: skip
+
+
+def blocks(language: str) -> list[str]:
+    """The README's fenced code blocks in ``language``, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), flags=re.MULTILINE | re.DOTALL)
+
+
+def commands() -> list[list[str]]:
+    """Every command of the README's bash blocks as an argv list (continuation lines
+    joined, comments dropped)."""
+    found = []
+    for block in blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            if argv := shlex.split(line, comments=True):
+                found.append(argv)
+    return found
+
+
+def write_tiny_cifar10(folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), b"labels": [3] * 8}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def write_study_toml(path: Path, cifar: Path) -> None:
+    """The README's TOML block with its data on the tiny folder and a small budget."""
+    (text,) = blocks("toml")
+    config = tomllib.loads(text) | STUDY_BUDGET | {"data": f"cifar10:{cifar}"}
+    path.write_text("".join(f"{key} = {_toml_value(value)}\n" for key, value in config.items()))
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def test_setup_commands_are_the_known_ones():
+    assert [argv for argv in commands() if argv[0] != "orthocore"] == SET_UP
+
+
+def test_every_readme_command_runs_as_written(tmp_path):
+    cifar = tmp_path / "cifar"
+    write_tiny_cifar10(cifar)
+    write_study_toml(tmp_path / "study.toml", cifar)
+    assert ORTHOCORE.is_file(), f"the orthocore console script is missing beside {sys.executable}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ran = []
+    for argv in commands():
+        if argv[0] != "orthocore":
+            continue
+        argv = [arg.replace("cifar10:DIR", f"cifar10:{cifar}") for arg in argv] + BUDGET.get(argv[1], [])
+        result = subprocess.run([str(ORTHOCORE), *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=900)  # fmt: skip
+        assert result.returncode == 0, f"{shlex.join(argv)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert ran.count("train") >= 4 and {"run", "similarity", "attack", "defend", "security", "report"} <= set(ran)
+    for made in ("runs/k/model.ckpt", "runs/m/model.ckpt", "runs/transfer.csv", "runs/table3.md",
+                 "runs/security/security.json", "runs/cifar-resnet20/report.html", "runs/m/model.safetensors"):
+        assert (tmp_path / made).is_file(), made
+
