@@ -100,6 +100,7 @@ def test_every_readme_command_runs_as_written(tmp_path):
         result = subprocess.run([str(ORTHOCORE), *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
                                 timeout=900)  # fmt: skip
         assert result.returncode == 0, f"{shlex.join(argv)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        ran.append(argv[1])
     assert ran.count("train") >= 4 and {"run", "similarity", "attack", "defend", "security", "report"} <= set(ran)
     for made in ("runs/k/model.ckpt", "runs/m/model.ckpt", "runs/transfer.csv", "runs/table3.md",
                  "runs/security/security.json", "runs/cifar-resnet20/report.html", "runs/m/model.safetensors"):
