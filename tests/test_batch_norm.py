@@ -80,7 +80,7 @@ def test_backends_match_reference(device, shape, dtype):
             torch.testing.assert_close(g, w, atol=tolerance * scale, rtol=tolerance, msg=f"{backend} {name}")
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", ["reference", "cpu", "triton"])
 def test_gradgradcheck(backend):
     if not orthocore.backends()[backend].available:
         pytest.skip(f"{backend} unavailable")
@@ -150,23 +150,28 @@ def test_module_equals_nn_batchnorm(momentum):
         fused.train()(torch.randn(1, 4, 1, 1))
 
 
-@pytest.mark.parametrize("forced", ["reference", "triton"])
+@pytest.mark.parametrize("forced", ["reference", "cuda"])
 def test_module_without_a_kernel_for_the_forced_backend_is_pytorch_batchnorm(forced, monkeypatch):
-    """Forcing a backend that has no double-backward kernel (the reference, or Triton for
+    """Forcing a backend that has no double-backward kernel (the reference, or CUDA for
     the other ops) makes the module plain nn.BatchNorm2d, not an error."""
     native, fused = _pair()
     calls = []
     monkeypatch.setattr(bn_module, "batch_norm_train", lambda *args: calls.append(args))
     x = torch.randn(4, 4, 3, 3)
-    with orthocore.use_backend(forced):
-        assert torch.equal(fused(x), native(x))
+    monkeypatch.setenv("ORTHOCORE_BACKEND", forced)  # (use_backend would refuse an unavailable CUDA)
+    assert torch.equal(fused(x), native(x))
     assert calls == []
+    monkeypatch.delenv("ORTHOCORE_BACKEND")
     assert bn_module.fused_available(torch.device("cpu")) == orthocore.backends()["cpu"].available
 
 
-def test_orthogonal_loss_gradients_equal_the_native_batchnorm_ones(one_thread):
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_orthogonal_loss_gradients_equal_the_native_batchnorm_ones(one_thread, backend):
     """The trainer's parameter gradient (torch.func input gradient, double backprop)
-    through the zoo's ResNet-20 with the fused module and with nn.BatchNorm2d."""
+    through the zoo's ResNet-20 with the fused module (on each backend that has the
+    kernel) and with nn.BatchNorm2d."""
+    if not orthocore.backends()[backend].available:
+        pytest.skip(orthocore.backends()[backend].reason)
     torch.manual_seed(0)
     fused = orthocore.models.create("resnet20").train()
     native = orthocore.models.create("resnet20").train()
@@ -178,12 +183,15 @@ def test_orthogonal_loss_gradients_equal_the_native_batchnorm_ones(one_thread):
     native.load_state_dict(fused.state_dict())
     assert not any(type(m) is BatchNorm2d for m in native.modules())
     reference = orthocore.models.create("resnet20").eval()
-    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    side = 32 if backend == "cpu" else 8  # Triton's interpreter runs every program in Python
+    x, y = torch.rand(8, 3, side, side), torch.randint(0, 10, (8,))
     cached = reference_gradients(reference, x, y).unsqueeze(0)
     grads = []
-    for model in (fused, native):
-        loss = orthogonal_loss(model, x, y, cached, 1.0, "abs").loss
-        grads.append(torch.autograd.grad(loss, list(model.parameters())))
+    with orthocore.use_backend(backend):
+        assert bn_module.fused_available(torch.device("cpu"))
+        for model in (fused, native):
+            loss = orthogonal_loss(model, x, y, cached, 1.0, "abs").loss
+            grads.append(torch.autograd.grad(loss, list(model.parameters())))
     for g_fused, g_native in zip(*grads):
         torch.testing.assert_close(g_fused, g_native, atol=1e-6 * g_native.abs().max().item() + 1e-9, rtol=1e-4)
 

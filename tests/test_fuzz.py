@@ -24,6 +24,7 @@ from hypothesis.extra import numpy as hnp
 
 import orthocore
 from orthocore import ops
+from orthocore.ops.batch_norm import batch_norm_double_backward
 
 SPECIAL = [0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1e-40, -1e-40, 1e30, -1e30, 1.0]
 EXPECTED_ERRORS = (ValueError, TypeError)
@@ -174,10 +175,28 @@ def test_tv_denoise(x, weight, iters):
     _check_backends("tv_denoise", "FORWARD", lambda: ops.tv_denoise(x, weight, iters), rtol=1e-4, atol=1e-5)
 
 
+@FUZZ
+@given(data=st.data(), dtype=DTYPES, rows=st.sampled_from([0, 1, 2, 3]), channels=st.sampled_from([1, 2, 3]),
+       side=st.sampled_from([1, 2, 5]), upstream_params=st.booleans())  # fmt: skip
+def test_batch_norm_double_backward(data, dtype, rows, channels, side, upstream_params):
+    shape = (rows, channels, side, side)
+    ggx, gy, x = (data.draw(_tensor(shape, dtype)) for _ in range(3))
+    weight, mean, invstd = (data.draw(_tensor((channels,), dtype, layouts=("contiguous",))) for _ in range(3))
+    ggw, ggb = (data.draw(_tensor((channels,), dtype, layouts=("contiguous",))) if upstream_params else None
+                for _ in range(2))  # fmt: skip
+
+    def run():
+        return batch_norm_double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd)
+
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    _check_backends("batch_norm", "DOUBLE_BACKWARD", run, rtol=tolerance, atol=tolerance)
+
+
 def test_the_fuzz_reaches_every_compiled_backend():
     """A backend missing here would make the properties above vacuous for it."""
     for module, table in [("normalized_dot", "FORWARD"), ("attack_step", "STEP"), ("bit_depth", "REDUCE"),
-                          ("jpeg", "ROUNDTRIP"), ("bilateral", "FORWARD"), ("tv_denoise", "FORWARD")]:  # fmt: skip
+                          ("jpeg", "ROUNDTRIP"), ("bilateral", "FORWARD"), ("tv_denoise", "FORWARD"),
+                          ("batch_norm", "DOUBLE_BACKWARD")]:  # fmt: skip
         assert {"cpu", "triton"} <= set(_backends(module, table)), module
 
 

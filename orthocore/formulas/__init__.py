@@ -6,6 +6,8 @@ importing :mod:`orthocore.ops`. One module per op family:
 
 * :mod:`~orthocore.formulas.normalized_dot` — δ and the backward coefficients from
   per-row statistics;
+* :mod:`~orthocore.formulas.batch_norm` — train-mode batch norm's double backward
+  from per-channel sums;
 * :mod:`~orthocore.formulas.jpeg_tables` — libjpeg's tables, DCT matrices and padding;
 * :mod:`~orthocore.formulas.tv_denoise` — Chambolle's step size.
 """

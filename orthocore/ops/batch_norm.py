@@ -39,6 +39,8 @@ from torch import Tensor
 
 from orthocore.checks import check_same, check_shape, check_tensor
 from orthocore.dispatch import BackendUnavailableError, OpBackends
+from orthocore.formulas import accumulate_dtype
+from orthocore.formulas.batch_norm import double_backward_coefficients, upstream_or_zeros
 from orthocore.ops._autograd import differentiable
 
 _OP = "batch_norm_double_backward"
@@ -52,8 +54,11 @@ def batch_norm_double_backward_reference(
     ggx: Tensor, ggw: Tensor | None, ggb: Tensor | None, gy: Tensor, x: Tensor, weight: Tensor, mean: Tensor,
     invstd: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """Plain-PyTorch double backward in float64 (the formulas of the module docstring);
-    the kernels' oracle.
+    """Plain-PyTorch double backward (the formulas of the module docstring); the kernels'
+    oracle. Its precision is the kernels' contract: the per-channel sums and coefficients
+    in float64, the two full-size outputs computed in float64 for float64 inputs and in
+    float32 otherwise (``accumulate_dtype``), from the coefficients rounded to that dtype
+    — so a coefficient beyond float32's range gives the same inf/NaN everywhere.
 
     Args:
         ggx: :math:`(B, C, *)` upstream gradient of the first backward's ``grad_x``.
@@ -71,40 +76,46 @@ def batch_norm_double_backward_reference(
     n = max(1, x.numel() // max(1, x.shape[1]))  # elements per channel (1 for empty x: no division by 0)
     shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
 
-    def c(t: Tensor) -> Tensor:
-        return t.double().view(shape)
+    acc = accumulate_dtype(x.dtype)
+
+    def c(t: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+        return t.to(dtype).view(shape)
 
     xd, gyd, ggd = x.double(), gy.double(), ggx.double()
     xmu = xd - c(mean)
-    s_gy, s_gyx = gyd.sum(dims), (gyd * xmu).sum(dims)
-    s_gg, s_ggx, s_gygg = ggd.sum(dims), (ggd * xmu).sum(dims), (gyd * ggd).sum(dims)
-    w, r = weight.double(), invstd.double()
-    r2, r3 = r * r, r * r * r
-    zeros = torch.zeros_like(w)
-    ggw = zeros if ggw is None else ggw.double()
-    ggb = zeros if ggb is None else ggb.double()
-    ggy = c(w * r) * ggd + xmu * c(-w * r3 * s_ggx / n + ggw * r) + c(-w * r * s_gg / n + ggb)
-    gw = r * (s_gygg - s_gy * s_gg / n - r2 * s_gyx * s_ggx / n)
-    cx = w * r3 / n * (s_gg * s_gy / n - s_gygg + 3 * r2 * s_gyx * s_ggx / n) - ggw * r3 * s_gyx / n
-    cgy = ggw * r - w * r3 * s_ggx / n
-    cgg = -w * r3 * s_gyx / n
-    c0 = w * r3 / n / n * (s_ggx * s_gy + s_gyx * s_gg) - ggw * r * s_gy / n
-    gx = xmu * c(cx) + gyd * c(cgy) + ggd * c(cgg) + c(c0)
-    return ggy.to(x.dtype), gx.to(x.dtype), gw.to(weight.dtype)
+    sums = gyd.sum(dims), (gyd * xmu).sum(dims), ggd.sum(dims), (ggd * xmu).sum(dims), (gyd * ggd).sum(dims)
+    upstream = upstream_or_zeros(ggw, ggb, weight, torch.float64)
+    k = double_backward_coefficients(*sums, weight.double(), invstd.double(), *upstream, n)
+    xmu, g, gg = x.to(acc) - c(mean, acc), gy.to(acc), ggx.to(acc)
+    ggy = c(k.a, acc) * gg + xmu * c(k.b, acc) + c(k.c, acc)
+    gx = xmu * c(k.cx, acc) + g * c(k.cgy, acc) + gg * c(k.cgg, acc) + c(k.c0, acc)
+    return ggy.to(x.dtype), gx.to(x.dtype), k.gw.to(weight.dtype)
 
 
 def _compiled(ggx, ggw, ggb, gy, x, weight, mean, invstd):
     return torch.ops.orthocore.batch_norm_double_backward_fused(ggx, ggw, ggb, gy, x, weight, mean, invstd)
 
 
-DOUBLE_BACKWARD = OpBackends(_OP, {"reference": batch_norm_double_backward_reference, "cpu": _compiled})
+def _triton(ggx, ggw, ggb, gy, x, weight, mean, invstd):
+    from orthocore.kernels import batch_norm as kernels
+
+    return kernels.double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd)
+
+
+# On a GPU the Triton kernel is opt-in (``orthocore.use_backend("triton")`` or
+# ``ORTHOCORE_BACKEND=triton``): it is tested under Triton's interpreter against the
+# reference, but its speed on a GPU is not measured yet, so CUDA tensors keep PyTorch's
+# batch norm by default (gpu_order is empty).
+DOUBLE_BACKWARD = OpBackends(_OP, {"reference": batch_norm_double_backward_reference, "cpu": _compiled,
+                                   "triton": _triton}, gpu_order=())  # fmt: skip
 
 
 def fused_available(device: torch.device) -> bool:
     """True when a compiled double-backward kernel runs on ``device`` under the current
-    backend choice (now: the CPU backend). False where only the reference would run, or
-    where a forced backend has no kernel for this op (``ORTHOCORE_BACKEND=triton`` for the
-    other ops): :class:`orthocore.models.BatchNorm2d` then uses PyTorch's batch norm."""
+    backend choice (the CPU backend on the CPU; the Triton kernel where it is forced).
+    False where only the reference would run, or where a forced backend has no kernel for
+    this op (``ORTHOCORE_BACKEND=cuda``): :class:`orthocore.models.BatchNorm2d` then uses
+    PyTorch's batch norm."""
     try:
         return DOUBLE_BACKWARD.select(device) != "reference"
     except BackendUnavailableError:
@@ -128,6 +139,8 @@ def _double_backward_op(
     invstd: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     _check_inputs(ggx, ggw, ggb, gy, x, weight, mean, invstd)
+    if x.numel() == 0:  # nothing to sum: every backend gives the reference's (C,) result, NaN statistics included
+        return batch_norm_double_backward_reference(ggx, ggw, ggb, gy, x, weight, mean, invstd)
     return DOUBLE_BACKWARD(x.device)(ggx, ggw, ggb, gy, x, weight, mean, invstd)
 
 
