@@ -205,6 +205,7 @@ def test_sub_batch_penalty_trains_and_a_sub_batch_of_the_whole_batch_is_the_full
     assert not torch.equal(next(sub.model.parameters()), next(full.model.parameters()))
     line = json.loads((tmp_path / "sub" / "metrics.jsonl").read_text())
     assert 0 <= line["train_abs_delta"] <= 1
-    assert config(tmp_path, "a", penalty_batch=16).result_key() != config(tmp_path, "a").result_key()
+    assert config(tmp_path, "a", penalty_batch=16, **common).result_key() != config(tmp_path, "a", **common).result_key()
+    assert config(tmp_path, "a", penalty_batch=16).result_key() == config(tmp_path, "a").result_key()  # λ = 0
     with pytest.raises(ValueError, match="penalty_batch"):
         train(config(tmp_path, "bad", penalty_batch=0, **common))

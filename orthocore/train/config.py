@@ -30,7 +30,8 @@ OPTIMIZER_DEFAULTS = {
 }
 CACHES = ("memory", "disk", "none")
 # Fields added after runs were first cached, with the default that reproduces the runs
-# made before them: left out of result_key at that default.
+# made before them: left out of result_key at that default, and for λ = 0 (they only
+# shape the penalty).
 _ADDED_LATER = {"penalty_batch": None}
 
 
@@ -169,7 +170,7 @@ class TrainConfig(TrainSettings):
         reference) gets the same key. Cached runs are stored under it."""
         settings = {k: v for k, v in self.to_dict().items() if k not in ("out", "progress")}
         for name, default in _ADDED_LATER.items():  # at its default, a later field leaves earlier keys as they were
-            if settings[name] == default:
+            if settings[name] == default or self.lam == 0:  # and without a penalty it changes nothing
                 del settings[name]
         settings["references"] = [file_digest(path) for path in self.references]
         kind, separator, folder = self.data.partition(":")
