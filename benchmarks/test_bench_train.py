@@ -10,7 +10,8 @@ Providers, side by side in the groups ``train-step-resnet20-b128`` and
 - ``orthogonal_naive``: the textbook version, ``autograd.grad(create_graph=True)`` and the
   reference's input gradient recomputed every step;
 - ``orthogonal_sub_batch``: the trainer's sub-batch penalty (``penalty_batch`` = B/4
-  random rows a step): cross-entropy on the whole batch, δ on the B/4 rows.
+  random rows a step): cross-entropy on the whole batch, δ on the B/4 rows;
+- ``orthogonal_bf16``: the orthogonal step under bfloat16 autocast (``autocast = "bf16"``).
 
 The ratio tests time the steps round-robin and print their ratios to the ordinary step
 of this run (targets for ResNet-20: orthogonal ≤ 2.5x, sub-batch ≤ 1.8x).
@@ -95,6 +96,14 @@ def sub_batch_step(s: Setup):
     return _stepper(s, loss)
 
 
+def bf16_step(s: Setup):
+    def loss(model):
+        with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+            return orthogonal_loss(model, s.x, s.y, s.cached, 1.0, "abs").loss
+
+    return _stepper(s, loss)
+
+
 def naive_step(s: Setup):
     def loss(model):
         xr = s.x.clone().requires_grad_()
@@ -108,7 +117,7 @@ def naive_step(s: Setup):
 
 
 PROVIDERS = {"ordinary": ordinary_step, "orthogonal": orthogonal_step, "orthogonal_naive": naive_step,
-             "orthogonal_sub_batch": sub_batch_step}  # fmt: skip
+             "orthogonal_sub_batch": sub_batch_step, "orthogonal_bf16": bf16_step}  # fmt: skip
 
 
 def _checked(model, step):
@@ -146,7 +155,8 @@ def test_orthogonal_over_ordinary_ratio(setup):
     print(
         f"\n[{DEVICE.type}, {torch.get_num_threads()} threads] {setup.arch} b{batch} step, min of {rounds} round-robin: "
         f"ordinary {best['ordinary'] * 1e3:.1f} ms, orthogonal {ratio['orthogonal']:.2f}x, "
-        f"naive {ratio['orthogonal_naive']:.2f}x, sub-batch k={batch // 4} {ratio['orthogonal_sub_batch']:.2f}x"
+        f"naive {ratio['orthogonal_naive']:.2f}x, sub-batch k={batch // 4} {ratio['orthogonal_sub_batch']:.2f}x, "
+        f"bf16 autocast {ratio['orthogonal_bf16']:.2f}x"
     )
     # strictly more work than ordinary; not slower than the naive step beyond noise
     assert 1.0 < ratio["orthogonal"] < ratio["orthogonal_naive"] * 1.5

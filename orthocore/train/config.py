@@ -29,10 +29,12 @@ OPTIMIZER_DEFAULTS = {
     "sgd": {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4},
 }
 CACHES = ("memory", "disk", "none")
+AUTOCASTS = ("none", "bf16")
 # Fields added after runs were first cached, with the default that reproduces the runs
-# made before them: left out of result_key at that default, and for λ = 0 (they only
-# shape the penalty).
-_ADDED_LATER = {"penalty_batch": None}
+# made before them: left out of result_key at that default (the penalty's own, also for
+# λ = 0, where they change nothing).
+_ADDED_LATER = {"penalty_batch": None, "autocast": "none"}
+_PENALTY_ONLY = ("penalty_batch",)
 
 
 def option(default, help: str, **metadata):
@@ -68,6 +70,9 @@ class TrainSettings:
         augment: CIFAR-10 random crop and flip (disables the reference-gradient cache).
         cache: reference gradients kept in ``memory``, on ``disk`` (in ``out``), or
             recomputed every batch (``none``).
+        autocast: ``bf16`` runs each step's forward, input gradient and double backward
+            under bfloat16 autocast (δ itself accumulates in float32); ``none`` (default)
+            in float32.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
@@ -87,6 +92,7 @@ class TrainSettings:
     finetune: bool = option(False, "train only the re-initialised last FC layer")
     augment: bool = option(False, "CIFAR-10 random crop and flip")
     cache: str = option("memory", "where reference gradients are kept", choices=CACHES)
+    autocast: str = option("none", "bf16: the training step under bfloat16 autocast", choices=AUTOCASTS)
     device: str = option("auto", "auto (CUDA when a GPU is visible), cpu, cuda or cuda:N")
     max_image_pixels: int = option(MAX_PIXELS, "image folders: the largest image (width x height) accepted")
 
@@ -112,6 +118,7 @@ class TrainSettings:
         check_bool(self.finetune, "finetune")
         check_bool(self.augment, "augment")
         check_choice(self.cache, "cache", CACHES)
+        check_choice(self.autocast, "autocast", AUTOCASTS)
         if not isinstance(self.device, str):
             raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
         resolve_device(self.device)
@@ -170,7 +177,7 @@ class TrainConfig(TrainSettings):
         reference) gets the same key. Cached runs are stored under it."""
         settings = {k: v for k, v in self.to_dict().items() if k not in ("out", "progress")}
         for name, default in _ADDED_LATER.items():  # at its default, a later field leaves earlier keys as they were
-            if settings[name] == default or self.lam == 0:  # and without a penalty it changes nothing
+            if settings[name] == default or (self.lam == 0 and name in _PENALTY_ONLY):
                 del settings[name]
         settings["references"] = [file_digest(path) for path in self.references]
         kind, separator, folder = self.data.partition(":")
