@@ -16,3 +16,31 @@ def synchronized(fn):
         return out
 
     return run
+
+
+def optimizer_step(model, optimizer, loss_of):
+    """A synchronised training step: ``loss_of(model)``, backward, ``optimizer.step()``;
+    returns the detached loss."""
+
+    def step():
+        loss = loss_of(model)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return synchronized(step)
+
+
+def round_robin(steps: dict, rounds: int) -> dict[str, float]:
+    """The minimum time of each callable of ``steps`` over ``rounds`` rounds that call
+    them in turn (so that load from other processes hits all of them alike)."""
+    import time
+
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}

@@ -13,11 +13,11 @@ Each timed step asserts that its loss is finite and the head moved.
 """
 
 import os
-import time
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _timing import DEVICE, optimizer_step, round_robin
 
 from orthocore import models
 from orthocore.gradients import reference_gradients
@@ -25,13 +25,7 @@ from orthocore.train import orthogonal_loss
 
 ARCH = "imagenet_vgg16"
 CLASSES = 1000
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 BATCH = int(os.environ.get("ORTHOCORE_BENCH_FINETUNE_BATCH", 32 if DEVICE.type == "cuda" else 2))
-
-
-def _sync():
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +45,11 @@ def _finetune_step(setup, lam):
     parameters = models.prepare_finetuning(model, ARCH)
     model.train()
     optimizer = torch.optim.SGD(parameters, lr=0.01, momentum=0.9)
-    head = parameters[0]
 
-    def step():
-        loss = orthogonal_loss(model, x, y, cached, lam, "abs").loss if lam else F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync()
-        return loss.detach()
+    def loss_of(model):
+        return orthogonal_loss(model, x, y, cached, lam, "abs").loss if lam else F.cross_entropy(model(x), y)
 
-    return head, step
+    return parameters[0], optimizer_step(model, optimizer, loss_of)
 
 
 PROVIDERS = {"ordinary_finetune": 0.0, "orthogonal_finetune": 1.0}
@@ -85,15 +73,9 @@ def test_finetune_step(benchmark, setup, provider):
 def test_orthogonal_over_ordinary_finetune_ratio(setup):
     """Both steps timed round-robin; prints the ratio of their minimum times."""
     steps = {name: _finetune_step(setup, lam) for name, lam in PROVIDERS.items()}
-    times: dict[str, list[float]] = {name: [] for name in steps}
     for head, step in steps.values():
         _checked(head, step)  # also the warm-up
-    for _ in range(3):
-        for name, (_, step) in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    best = {name: min(values) for name, values in times.items()}
+    best = round_robin({name: step for name, (_, step) in steps.items()}, 3)
     ratio = best["orthogonal_finetune"] / best["ordinary_finetune"]
     print(
         f"\n[{DEVICE.type}, {torch.get_num_threads()} threads] {ARCH} fine-tune b{BATCH} step, min of 3 round-robin: "

@@ -19,12 +19,12 @@ Each timed step asserts that its loss is finite and the weights moved, so a brok
 cannot look fast.
 """
 
-import time
 from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _timing import DEVICE, optimizer_step, round_robin
 from torch import Tensor, nn
 
 from orthocore import models
@@ -32,13 +32,7 @@ from orthocore.gradients import reference_gradients
 from orthocore.ops import normalized_dot
 from orthocore.train import orthogonal_loss
 
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 CASES = {"resnet20": 128, "digits_cnn": 64}  # architecture → batch
-
-
-def _sync():
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @dataclass
@@ -61,20 +55,10 @@ def setup(request) -> Setup:
 
 
 def _stepper(setup: Setup, loss_of):
-    """A model, its SGD optimizer, and a step minimising ``loss_of(model)``."""
+    """A model, and an SGD step minimising ``loss_of(model)``."""
     torch.manual_seed(1)
     model = models.create(setup.arch).to(DEVICE).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-    def step():
-        loss = loss_of(model)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync()
-        return loss.detach()
-
-    return model, step
+    return model, optimizer_step(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_of)
 
 
 def ordinary_step(s: Setup):
@@ -140,16 +124,10 @@ def test_orthogonal_over_ordinary_ratio(setup):
     """The steps timed round-robin (so that load from other processes hits all of them
     alike); prints the ratios to the ordinary step's minimum time."""
     steps = {name: make(setup) for name, make in PROVIDERS.items()}
-    times: dict[str, list[float]] = {name: [] for name in steps}
     for model, step in steps.values():
         _checked(model, step)  # also the warm-up
     rounds = 5 if setup.arch == "resnet20" else 50
-    for _ in range(rounds):
-        for name, (_, step) in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    best = {name: min(values) for name, values in times.items()}
+    best = round_robin({name: step for name, (_, step) in steps.items()}, rounds)
     ratio = {name: best[name] / best["ordinary"] for name in steps}
     batch = len(setup.y)
     print(
