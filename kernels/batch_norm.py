@@ -98,28 +98,27 @@ def _outputs_kernel(
 def double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(ggy, gx, gw)`` of train-mode batch norm's first backward (arguments as in
     :func:`orthocore.ops.batch_norm.batch_norm_double_backward_reference`, checked by the
-    op): sums and coefficients in float64 like the CPU kernel, outputs computed in
-    float64 for float64 inputs and float32 otherwise."""
+    op; ``x`` not empty, as the op answers empty inputs with the reference): sums and
+    coefficients in float64 like the CPU kernel, outputs computed in float64 for float64
+    inputs and float32 otherwise."""
     batch, channels = x.shape[0], x.shape[1]
-    plane = x[0, 0].numel() if x.numel() else 0
+    plane = x[0, 0].numel()
     acc = accumulate_dtype(x.dtype)  # of the output pass; the sums and coefficients are float64, as on the CPU
     ggx, gy, x = ggx.contiguous(), gy.contiguous(), x.contiguous()
     ggy, gx = torch.empty_like(x), torch.empty_like(x)
-    block = min(_BLOCK, max(16, triton.next_power_of_2(max(1, plane))))  # small planes: fewer idle lanes
+    block = min(_BLOCK, max(16, triton.next_power_of_2(plane)))  # small planes: fewer idle lanes
     # Enough splits to fill a GPU on large inputs, at least _SPLIT_ELEMENTS elements each.
     splits = max(1, min(batch, _MAX_SPLITS, triton.cdiv(batch * plane, _SPLIT_ELEMENTS)))
     rows_per_split = triton.cdiv(batch, splits)
     f64 = torch.float64
     partial = torch.zeros(channels, splits, 5, dtype=f64, device=x.device)
     mean64 = mean.to(f64).contiguous()
-    if x.numel():
-        _sums_kernel[(channels, splits)](ggx, gy, x, mean64, partial, batch, channels, plane, rows_per_split,
-                                         SPLITS=splits, BLOCK=block)  # fmt: skip
+    _sums_kernel[(channels, splits)](ggx, gy, x, mean64, partial, batch, channels, plane, rows_per_split,
+                                     SPLITS=splits, BLOCK=block)  # fmt: skip
     sums = partial.sum(1).unbind(1)
-    n = max(1, batch * plane)  # elements per channel (1 for empty x: no division by 0)
-    k = double_backward_coefficients(*sums, weight.to(f64), invstd.to(f64), *upstream_or_zeros(ggw, ggb, weight, f64), n)
+    upstream = upstream_or_zeros(ggw, ggb, weight, f64)
+    k = double_backward_coefficients(*sums, weight.to(f64), invstd.to(f64), *upstream, batch * plane)
     coef = torch.stack([k.a, k.b, k.c, k.cx, k.cgy, k.cgg, k.c0, mean64], dim=1).to(acc).contiguous()  # (C, 8)
-    if x.numel():
-        _outputs_kernel[(triton.cdiv(x.numel(), _BLOCK),)](ggx, gy, x, coef, ggy, gx, x.numel(), channels, plane,
-                                                            BLOCK=_BLOCK)  # fmt: skip
+    _outputs_kernel[(triton.cdiv(x.numel(), _BLOCK),)](ggx, gy, x, coef, ggy, gx, x.numel(), channels, plane,
+                                                        BLOCK=_BLOCK)  # fmt: skip
     return ggy, gx, k.gw.to(weight.dtype)

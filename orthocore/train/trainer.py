@@ -190,8 +190,8 @@ class _Run:
             if rows is None:
                 reference_grads = self.reference_grads(x, y, index)
             else:
-                reference_grads = self.reference_grads(x[rows.to(self.device)], y[rows.to(self.device)], index[rows])
-                rows = rows.to(self.device)
+                picked, rows = index[rows], rows.to(self.device)
+                reference_grads = self.reference_grads(x[rows], y[rows], picked)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
                 result = orthogonal_loss(model, x, y, reference_grads, config.lam, config.penalty, rows)
             self.optimizer.zero_grad(set_to_none=True)
