@@ -14,6 +14,7 @@ makes orthogonal; similarities are always measured in eval mode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from orthocore import distributed
 from orthocore._io import atomic_path, atomic_write_json
 from orthocore.modes import eval_mode
 from orthocore.ops import normalized_dot
@@ -164,6 +166,12 @@ class ReferenceGradientCache:
     disk for large sets (memory-mapped; written to a temporary file and renamed when
     complete, and reused by a later run when its ``.json`` key matches).
 
+    Several processes (:mod:`orthocore.distributed`) share the filling: process r
+    computes samples r, r + W, …; in memory the parts are then summed into every
+    process's full copy (each row comes from one process, zeros elsewhere, so the sum is
+    exact), and on disk every process writes its rows into the one file, which then
+    needs a folder that all processes see (one machine, or a shared file system).
+
     Args:
         references: the R frozen models, in eval mode.
         dataset: the training set, ``dataset[i] = (image, label)``, unaugmented.
@@ -180,28 +188,46 @@ class ReferenceGradientCache:
         self.path = None if path is None else os.fspath(path)
         shape = (len(references), len(dataset), *dataset[0][0].shape)
         meta = {"key": key, "shape": list(shape)}
+        mine = distributed.shard(len(dataset))
         self._memory: Tensor | None = None
         self._disk: np.ndarray | None = None
         if self.path is None:
-            self._memory = torch.empty(shape, dtype=torch.float32)
-            self._fill(self._memory, references, dataset, batch_size, device)
+            self._memory = torch.zeros(shape, dtype=torch.float32)
+            self._fill(self._memory, references, dataset, mine, batch_size, device)
+            distributed.sum_in_place(self._memory)
             return
-        if _read_json(self.path + ".json") != meta or not os.path.isfile(self.path):
-            with atomic_path(self.path) as tmp:  # filled in place on disk, never held in memory
-                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-                self._fill(torch.from_numpy(array), references, dataset, batch_size, device)
-                array.flush()
-                del array
-            atomic_write_json(self.path + ".json", meta)
+        if not distributed.on_main(lambda: _read_json(self.path + ".json") == meta and os.path.isfile(self.path)):
+            self._build_file(shape, meta, references, dataset, mine, batch_size, device)
         self._disk = np.load(self.path, mmap_mode="r")
 
+    def _build_file(self, shape, meta, references, dataset, mine, batch_size, device) -> None:
+        """Fills the ``.npy`` file in place on disk, never held in memory: rank 0 creates
+        it under a temporary name, every process writes its rows, rank 0 renames it."""
+        world = distributed.world()
+        with contextlib.ExitStack() as stack:
+            tmp = None
+            if world.main:
+                tmp = stack.enter_context(atomic_path(self.path))
+                np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape).flush()
+            tmp = distributed.broadcast(tmp)
+            array = np.load(tmp, mmap_mode="r+")
+            self._fill(torch.from_numpy(array), references, dataset, mine, batch_size, device)
+            array.flush()
+            del array
+            distributed.barrier()  # every row is on disk before rank 0 renames the file
+        if world.main:
+            atomic_write_json(self.path + ".json", meta)
+        distributed.barrier()
+
     @staticmethod
-    def _fill(grads: Tensor, references, dataset, batch_size, device) -> None:
-        start = 0
-        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    def _fill(grads: Tensor, references, dataset, indices: range, batch_size, device) -> None:
+        """Rows ``indices`` of ``grads`` :math:`(R, N, C, H, W)`, in batches in their order."""
+        positions, start = torch.tensor(list(indices), dtype=torch.long), 0
+        for x, y in DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False):
+            rows = positions[start : start + len(y)]
             x, y = x.to(device), y.to(device)
             for r, reference in enumerate(references):
-                grads[r, start : start + len(y)] = reference_gradients(reference, x, y).float().cpu()
+                grads[r, rows] = reference_gradients(reference, x, y).float().cpu()
             start += len(y)
 
     def __getitem__(self, indices: Tensor) -> Tensor:

@@ -12,11 +12,18 @@ from orthocore.modes import eval_mode
 def accuracy(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512) -> float:
     """Top-1 accuracy in percent of ``model`` over ``dataset`` of ``(image, label)`` pairs,
     in eval mode (the model's own mode is restored)."""
+    correct, total = correct_count(model, dataset, device, batch_size)
+    return 100.0 * correct / total
+
+
+def correct_count(model: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 512) -> tuple[int, int]:
+    """``(correctly classified, total)`` over ``dataset``, in eval mode; the counts that
+    processes holding parts of a data set add up."""
     correct = 0
     with eval_mode(model), torch.no_grad():
         for x, y in DataLoader(dataset, batch_size=batch_size):
             correct += (model(x.to(device)).argmax(1).cpu() == y).sum().item()
-    return 100.0 * correct / len(dataset)
+    return correct, len(dataset)
 
 
 def logit_margin(logits: Tensor, labels: Tensor, *, targeted: bool = False) -> Tensor:

@@ -4,10 +4,12 @@ per group of commands, each adding its subcommands with ``add_parsers``."""
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 import warnings
 
+from orthocore import distributed
 from orthocore.cli import attack, backends, security, study, train
 
 
@@ -37,12 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = one_line
         try:
+            if distributed.launched():
+                _join(args)
             return args.func(args)
         except (ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: say what, no traceback
             if args.debug:
                 raise
-            print(f"orthocore {args.command}: error: {error}", file=sys.stderr)
+            where = f" (process {os.environ['RANK']} of {os.environ['WORLD_SIZE']})" if distributed.launched() else ""
+            print(f"orthocore {args.command}: error{where}: {error}", file=sys.stderr)
             return 2
+        finally:
+            distributed.stop()
+
+
+def _join(args: argparse.Namespace) -> None:
+    """Under ``torchrun``: joins the process group, for the commands that split their
+    work among processes (``distributed=True`` in their parser's defaults)."""
+    if not getattr(args, "distributed", False):
+        raise ValueError(f"torchrun: orthocore {args.command} runs in one process; start it without torchrun")
+    distributed.start(getattr(args, "device", "auto"))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from orthocore.runtime import resolve_device
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from orthocore import distributed
     from orthocore.train import TrainConfig, resume, train
 
     if args.resume:
@@ -22,6 +23,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = resume(args.out, progress=not args.no_progress)
     else:
         result = train(config_from_arguments(TrainConfig, args, progress=not args.no_progress))
+    if not distributed.world().main:
+        return 0
     best = max(result.history, key=lambda item: item[1]) if result.history else None
     print(f"trained {result.epochs} epochs; validation accuracy by epoch: "
           + ", ".join(f"{epoch}: {acc:.2f}%" for epoch, acc in result.history))
@@ -35,13 +38,17 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
     recorded run (a resumed run keeps its recorded configuration)."""
     import pathlib
 
+    from orthocore import distributed
     from orthocore.train.config import TrainConfig
     from orthocore.train.state import load_state
 
-    state_path = pathlib.Path(args.out) / "state.pt"
-    if not state_path.is_file():
-        raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
-    recorded = load_state(state_path)["config"]
+    def recorded_config() -> dict:
+        state_path = pathlib.Path(args.out) / "state.pt"
+        if not state_path.is_file():
+            raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
+        return load_state(state_path)["config"]
+
+    recorded = distributed.on_main(recorded_config)
     given = given_arguments(TrainConfig, args)
     conflicts = [f"{flag} {value!r} (recorded: {recorded[name]!r})" for name, (flag, value) in given.items()
                  if name not in ("out", "progress") and recorded.get(name) != value]  # fmt: skip
@@ -77,7 +84,7 @@ def _add_train_parser(commands) -> None:
     add_config_arguments(parser, TrainConfig, skip=("progress",))  # one flag per TrainConfig field
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=cmd_train)
+    parser.set_defaults(func=cmd_train, distributed=True)
 
 
 def _add_similarity_parser(commands) -> None:

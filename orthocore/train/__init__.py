@@ -2,13 +2,14 @@
 
 from orthocore.metrics import accuracy  # also public here, where it always was
 from orthocore.train.config import TrainConfig
-from orthocore.train.objective import PENALTIES, StepLoss, orthogonal_loss
+from orthocore.train.objective import PENALTIES, StepLoss, StepWeights, orthogonal_loss
 from orthocore.train.stopping import StoppingRule
 from orthocore.train.trainer import TrainResult, epoch_order, resume, train
 
 __all__ = [
     "PENALTIES",
     "StepLoss",
+    "StepWeights",
     "StoppingRule",
     "TrainConfig",
     "TrainResult",

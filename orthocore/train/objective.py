@@ -34,13 +34,35 @@ PENALTIES: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 @dataclass
+class StepWeights:
+    """Each sample's weight in one process's share of a step spread over several processes.
+
+    Under ``DistributedDataParallel`` every process holds part of the global batch, and
+    DDP averages the processes' parameter gradients. Weighting each process's per-sample
+    terms by ``world_size / global count`` (0 for a sample the sampler repeated to even
+    out the shards) makes that average the gradient of the single-process loss: the mean
+    cross-entropy over the global batch plus λ times the mean penalty over its penalty
+    samples, whatever share each process holds.
+
+    Attributes:
+        ce: :math:`(B,)` weights of the per-sample cross-entropies (summed).
+        penalty: :math:`(B',)` weights of the penalty's samples (each sample's penalty
+            averaged over the references, then summed).
+    """
+
+    ce: Tensor
+    penalty: Tensor
+
+
+@dataclass
 class StepLoss:
     """One batch's objective.
 
     Attributes:
         loss: scalar to minimise (carries the graph).
-        ce: detached mean cross-entropy.
-        delta: detached :math:`(R, B)` δ to each reference, or None when λ = 0.
+        ce: detached mean cross-entropy (with weights: over the samples of non-zero weight).
+        delta: detached :math:`(R, B')` δ to each reference, or None when λ = 0 (and
+            :math:`(R, 0)` for a weighted step without penalty samples).
     """
 
     loss: Tensor
@@ -50,7 +72,7 @@ class StepLoss:
 
 def orthogonal_loss(
     model: nn.Module, x: Tensor, y: Tensor, reference_grads: Tensor | None, lam: float, penalty: str = "abs",
-    rows: Tensor | None = None,
+    rows: Tensor | None = None, weights: StepWeights | None = None,
 ) -> StepLoss:
     """CE + λ · mean over references and samples of ``penalty(δ)``, differentiable in the
     model's parameters including the second-order term through the input gradient.
@@ -75,21 +97,39 @@ def orthogonal_loss(
         penalty: a key of :data:`PENALTIES`.
         rows: :math:`(k,)` indices into the batch of the samples the penalty is taken on;
             None takes it on the whole batch from the one forward.
+        weights: per-sample weights in place of the means (a process's share of a
+            distributed step, :class:`StepWeights`); with ``rows`` of length 0 the step
+            has no penalty term.
     """
     if lam == 0:
-        ce = F.cross_entropy(model(x), y)
-        return StepLoss(ce, ce.detach(), None)
+        return _cross_entropy(model(x), y, weights)
     if reference_grads is None:
         raise ValueError("reference_grads: λ > 0 needs the reference models' input gradients")
     if rows is None:
         grads, logits = input_gradients(model, x, y)
-        ce = F.cross_entropy(logits, y)
+        step = _cross_entropy(logits, y, weights)
     else:
-        ce = F.cross_entropy(model(x), y)
+        step = _cross_entropy(model(x), y, weights)
+        if len(rows) == 0:  # this process holds none of the penalty's samples
+            return StepLoss(step.loss, step.ce, x.new_zeros(len(reference_grads), 0))
         grads, _ = input_gradients(model, x[rows], y[rows], update_buffers=False)
     if reference_grads.shape[1:] != grads.shape:
         raise ValueError(f"reference_grads: expected (R, {', '.join(map(str, grads.shape))}) for the penalty's "
                          f"samples, got {tuple(reference_grads.shape)}")  # fmt: skip
     delta = torch.stack([normalized_dot(ref.to(grads.dtype), grads) for ref in reference_grads])  # (R, B')
-    loss = ce + lam * PENALTIES[penalty](delta).mean()
-    return StepLoss(loss, ce.detach(), delta.detach())
+    if weights is None:
+        penalty_term = PENALTIES[penalty](delta).mean()
+    else:
+        penalty_term = (PENALTIES[penalty](delta).mean(0) * weights.penalty.to(delta.dtype)).sum()
+    return StepLoss(step.loss + lam * penalty_term, step.ce, delta.detach())
+
+
+def _cross_entropy(logits: Tensor, y: Tensor, weights: StepWeights | None) -> StepLoss:
+    """The cross-entropy term: the batch mean, or the weighted sum of :class:`StepWeights`."""
+    if weights is None:
+        ce = F.cross_entropy(logits, y)
+        return StepLoss(ce, ce.detach(), None)
+    per_sample = F.cross_entropy(logits, y, reduction="none")
+    counted = (weights.ce > 0).to(per_sample.dtype)
+    shown = (per_sample.detach() * counted).sum() / counted.sum().clamp(min=1)  # no host sync
+    return StepLoss((per_sample * weights.ce.to(per_sample.dtype)).sum(), shown, None)

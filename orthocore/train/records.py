@@ -11,9 +11,11 @@ from orthocore._io import atomic_write_json, atomic_write_text
 from orthocore.runtime import versions
 
 
-def write_run_record(path: str | os.PathLike, config: dict, device: str) -> None:
-    """Writes ``run.json``: the configuration (seed included), versions and device."""
-    atomic_write_json(path, {"config": config, "seed": config["seed"], "versions": versions(), "device": device})
+def write_run_record(path: str | os.PathLike, config: dict, device: str, *, processes: int = 1) -> None:
+    """Writes ``run.json``: the configuration (seed included), versions, device and the
+    number of processes that trained it (``torchrun``'s world size)."""
+    atomic_write_json(path, {"config": config, "seed": config["seed"], "versions": versions(), "device": device,
+                             "processes": processes})  # fmt: skip
 
 
 class MetricsLog:

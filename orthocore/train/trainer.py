@@ -15,31 +15,54 @@ A run folder holds ``run.json`` (config, seed, versions), ``metrics.jsonl`` (one
 per epoch), ``state.pt`` (resume point, rewritten atomically after every epoch),
 ``best.ckpt`` (best validation accuracy) and ``model.ckpt`` (the final model), the last
 two in :mod:`orthocore.checkpoint`'s format.
+
+Several processes (``torchrun``, :mod:`orthocore.distributed`): ``batch_size`` is the
+global batch, each process takes ``batch_size / W`` of it (:mod:`orthocore.train.shards`)
+and ``DistributedDataParallel`` averages the parameter gradients. DDP cannot reduce a
+gradient of a gradient (its hooks fire once per parameter per backward), and
+``torch.func`` cannot transform a DDP-wrapped module, so the whole step's loss is one
+module, :class:`_StepObjective`: DDP wraps it, its forward takes the input gradient of
+the *unwrapped* model with ``torch.func`` and builds CE + λ·penalty, and one ordinary
+``backward()`` of that loss fires each parameter's hook once. The forward DDP sees is
+therefore the one whose graph the backward uses, and the cross-entropy reaches every
+trained parameter, so none goes unreduced (``find_unused_parameters`` stays off).
+BatchNorm keeps per-process statistics (DDP's default; ``SyncBatchNorm`` has no
+``torch.func`` support and no double backward): the gradient made orthogonal is then
+that of the process's forward, row i being ∇_{x_i} of its share's summed loss, and the
+running statistics are rank 0's (DDP broadcasts its buffers every forward). A model
+without BatchNorm trains to the weights of the one-process run up to float rounding.
+Rank 0 writes every file; validation is split among the processes and summed, so every
+process takes the same stopping decision.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from orthocore import data as datasets
-from orthocore import models
+from orthocore import distributed, models
 from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
-from orthocore.gradients import ReferenceGradientCache, reference_gradients, similarity
-from orthocore.metrics import accuracy
+from orthocore.gradients import ReferenceGradientCache, deltas, reference_gradients
+from orthocore.metrics import correct_count
 from orthocore.progress import progress
-from orthocore.runtime import resolve_device, versions
+from orthocore.runtime import versions
 from orthocore.train.config import TrainConfig
-from orthocore.train.objective import orthogonal_loss
+from orthocore.train.objective import StepLoss, StepWeights, orthogonal_loss
 from orthocore.train.records import MetricsLog, write_run_record
+from orthocore.train.shards import StepShare, epoch_order, epoch_sampler, step_share
 from orthocore.train.state import load_state, restore_rng, save_state
 from orthocore.train.stopping import StoppingRule
+
+__all__ = ["TrainResult", "epoch_order", "resume", "train"]
 
 
 @dataclass
@@ -73,11 +96,19 @@ class IndexedDataset(Dataset):
         return image, label, index
 
 
-def epoch_order(seed: int, epoch: int, size: int) -> list[int]:
-    """The order in which epoch ``epoch`` visits the ``size`` training samples: a
-    permutation drawn from its own generator, so that it does not depend on anything
-    else the run drew (a resumed run replays it)."""
-    return torch.randperm(size, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+class _StepObjective(nn.Module):
+    """One step's loss as a module, for ``DistributedDataParallel`` to wrap (see the
+    module's note): its forward is :func:`orthogonal_loss` of the model it holds."""
+
+    def __init__(self, model: nn.Module, lam: float, penalty: str) -> None:
+        super().__init__()
+        self.model, self.lam, self.penalty = model, lam, penalty
+
+    def forward(self, x: Tensor, y: Tensor, reference_grads: Tensor | None, rows: Tensor | None,
+                ce_weights: Tensor, penalty_weights: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
+        weights = StepWeights(ce=ce_weights, penalty=penalty_weights)
+        result = orthogonal_loss(self.model, x, y, reference_grads, self.lam, self.penalty, rows, weights)
+        return result.loss, result.ce, result.delta
 
 
 def _reference_config(config: TrainConfig) -> dict | None:
@@ -101,7 +132,8 @@ class _Run:
     """
 
     def __init__(self, config: TrainConfig, state: dict | None) -> None:
-        self.device = resolve_device(config.device)
+        self.world = distributed.world()
+        self.device = distributed.device(config.device)
         self.config = config if state is not None else config.with_optimizer(_reference_config(config))
         self.out = Path(config.out)
         self.train_set, self.val_set = self._open_data()
@@ -114,6 +146,14 @@ class _Run:
         self.epoch = 0
         if state is not None:
             self._restore(state)
+        self.step = self._distributed_step() if self.world.size > 1 else None
+
+    def _distributed_step(self) -> DistributedDataParallel:
+        """The step's objective under DDP (after any restore: DDP starts every process
+        from rank 0's weights and buffers)."""
+        objective = _StepObjective(self.model, self.config.lam, self.config.penalty)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(objective, device_ids=device_ids, find_unused_parameters=False)
 
     def _open_data(self) -> tuple[Dataset, Dataset]:
         """The training and validation splits, checked against the architecture's input."""
@@ -126,6 +166,9 @@ class _Run:
                 f"data: {config.data!r} has images {tuple(train_set.input_shape)}, "
                 f"but arch {config.arch!r} expects {expected}"
             )
+        if self.world.size > len(train_set):
+            raise ValueError(f"data: the training set of {config.data!r} has {len(train_set)} samples, fewer than the "
+                             f"{self.world.size} processes torchrun started; start at most {len(train_set)}")  # fmt: skip
         return train_set, datasets.open_dataset(config.data, "val", max_pixels=config.max_image_pixels)
 
     def _build_model(self) -> tuple[nn.Module, list[nn.Parameter]]:
@@ -148,7 +191,7 @@ class _Run:
         config = self.config
         if config.lam == 0 or config.cache == "none" or getattr(self.train_set, "augmented", False):
             return None
-        path = self.out / "reference_grads.npy" if config.cache == "disk" else None
+        path = self.out / "reference_grads.npy" if config.cache == "disk" else None  # shared by all processes
         key = [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in config.references]
         return ReferenceGradientCache(
             self.references, self.train_set, path=path, key={"references": key, "data": config.data}, device=self.device
@@ -170,65 +213,94 @@ class _Run:
         return torch.stack([reference_gradients(reference, x, y) for reference in self.references])  # (R, B, C, H, W)
 
     def train_epoch(self, epoch: int) -> dict:
-        config, model = self.config, self.model
+        config, model, world = self.config, self.model, self.world
         model.train()
-        loader = DataLoader(
-            IndexedDataset(self.train_set), batch_size=config.batch_size, sampler=epoch_order(config.seed, epoch, len(self.train_set))
-        )
+        per_process_batch = config.batch_size // world.size
+        sampler = epoch_sampler(IndexedDataset(self.train_set), config.seed, epoch, world)
+        loader = DataLoader(IndexedDataset(self.train_set), batch_size=per_process_batch, sampler=sampler)
+        if world.size > 1:  # augmentation and dropout draws: a stream per (epoch, process), so a resume replays them
+            torch.manual_seed((config.seed * 1_000_003 + epoch) * 4099 + world.rank)
         # Sums stay on the device; reading them (a host sync) happens only for the bar.
         ce_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         delta_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         samples = 0
         start = time.perf_counter()
-        bar = progress(loader, desc=f"epoch {epoch}", unit="batch", enabled=config.progress)
+        show = config.progress and world.main
+        bar = progress(loader, desc=f"epoch {epoch}", unit="batch", enabled=show)
         # The sub-batch penalty's rows: drawn from the epoch's own generator, like its order.
         rows_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch + 500_000)
         for step, (x, y, index) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            rows = self.penalty_rows(len(y), rows_generator)  # on the CPU, as `index` is
+            share = step_share(step, len(y), per_process_batch, len(self.train_set), world)
+            global_rows = self.penalty_rows(share.global_count, rows_generator)  # on the CPU, as `index` is
+            rows = share.rows(global_rows)
             if rows is None:
                 reference_grads = self.reference_grads(x, y, index)
             else:
                 picked, rows = index[rows], rows.to(self.device)
                 reference_grads = self.reference_grads(x[rows], y[rows], picked)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
-                result = orthogonal_loss(model, x, y, reference_grads, config.lam, config.penalty, rows)
+                result = self._loss(x, y, reference_grads, rows, share, global_rows)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
-            ce_sum += result.ce * len(y)
+            counted = len(y) if self.step is None else int(share.counted.sum())
+            ce_sum += result.ce * counted
             loss_sum += result.loss.detach()
-            if result.delta is not None:
-                delta_sum += result.delta.abs().mean() * len(y)
-            samples += len(y)
-            if config.progress and (step % 10 == 0 or step == len(loader) - 1):
+            if result.delta is not None and result.delta.numel():
+                delta_sum += result.delta.abs().mean() * counted
+            samples += counted
+            if show and (step % 10 == 0 or step == len(loader) - 1):
                 bar.set_postfix(
                     {
                         "ce": f"{ce_sum.item() / samples:.3f}",
                         "|δ|": f"{delta_sum.item() / samples:.3f}" if config.lam else "-",
-                        "img/s": f"{samples / (time.perf_counter() - start):.0f}",
+                        "img/s": f"{world.size * samples / (time.perf_counter() - start):.0f}",
                     }
                 )
-        if not bool(torch.isfinite(loss_sum)):  # one sync per epoch; the caller then saves nothing of it
+        # One sync per epoch; every process sees the same sums, so all stop together on a divergence.
+        ce_total, delta_total, loss_total, samples = distributed.all_reduce_sum(
+            torch.stack([ce_sum, delta_sum, loss_sum, torch.tensor(float(samples), dtype=torch.float64, device=self.device)])
+        ).tolist()
+        if not math.isfinite(loss_total):  # the caller then saves nothing of this epoch
             raise ValueError(
                 f"training diverged in epoch {epoch}: the loss became NaN or inf (lam={config.lam:g}, "
                 f"lr={self.optimizer.param_groups[0]['lr']:g}); nothing of this epoch was saved: lower lam or lr"
             )
-        record = {"epoch": epoch, "train_ce": ce_sum.item() / samples, "images_per_s": samples / (time.perf_counter() - start)}
+        record = {"epoch": epoch, "train_ce": ce_total / samples, "images_per_s": samples / (time.perf_counter() - start)}
         if config.lam:
-            record["train_abs_delta"] = delta_sum.item() / samples
+            record["train_abs_delta"] = delta_total / samples
         return record
 
+    def _loss(self, x: Tensor, y: Tensor, reference_grads: Tensor | None, rows: Tensor | None, share: StepShare,
+              global_rows: Tensor | None) -> StepLoss:  # fmt: skip
+        """The step's objective: in one process :func:`orthogonal_loss` with means; under
+        DDP this process's weighted share through the wrapped :class:`_StepObjective`."""
+        config = self.config
+        if self.step is None:
+            return orthogonal_loss(self.model, x, y, reference_grads, config.lam, config.penalty, rows)
+        weights = share.weights(global_rows)
+        loss, ce, delta = self.step(x, y, reference_grads, rows, weights.ce.to(self.device), weights.penalty.to(self.device))
+        return StepLoss(loss, ce, delta)
+
     def evaluate(self, record: dict) -> None:
-        record["val_accuracy"] = accuracy(self.model, self.val_set, self.device)
+        """Validation accuracy and δ to the references, each process taking every W-th
+        image and the sums added up, so that every process records the same numbers."""
+        shard = Subset(self.val_set, distributed.shard(len(self.val_set)))
+        correct, total = correct_count(self.model, shard, self.device)
+        sums = [correct, total]
+        for reference in self.references:
+            values = deltas(self.model, reference, shard, device=self.device) if len(shard) else torch.zeros(0)
+            sums += [float(values.sum()), float(values.abs().sum())]
+        sums = distributed.all_reduce_sum(torch.tensor(sums, dtype=torch.float64)).tolist()
+        record["val_accuracy"] = 100.0 * sums[0] / sums[1]
         if self.references:
-            stats = [similarity(self.model, reference, self.val_set, device=self.device) for reference in self.references]
-            record["val_delta"] = sum(s.mean for s in stats) / len(stats)
-            record["val_abs_delta"] = sum(s.abs_mean for s in stats) / len(stats)
+            record["val_delta"] = sum(sums[2::2]) / (sums[1] * len(self.references))
+            record["val_abs_delta"] = sum(sums[3::2]) / (sums[1] * len(self.references))
         best = self.rule.best
         self.rule.record(record["epoch"], record["val_accuracy"])
-        if best is None or record["val_accuracy"] > best[1]:
+        if (best is None or record["val_accuracy"] > best[1]) and self.world.main:
             self.save_model(self.out / "best.ckpt")
 
     def save_model(self, path: Path) -> None:
@@ -255,46 +327,63 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         FileExistsError: ``config.out`` already holds a run and ``resume`` is False.
     """
     config.validate()
-    state_path = Path(config.out) / "state.pt"
-    state = None
-    if resume:
-        if not state_path.is_file():
-            raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
-        state = load_state(state_path)
-        recorded = TrainConfig.from_dict(state["config"])
-        differing = [
-            name
-            for name, value in config.to_dict().items()
-            if name != "progress" and value is not None and value != state["config"][name]
-        ]
-        if differing:
-            raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
-        config = dataclasses.replace(recorded, progress=config.progress)
-    elif state_path.exists():
-        raise FileExistsError(f"out: {config.out!r} already holds a run; resume it or choose another folder")
+    world = distributed.world()
+    if config.batch_size % world.size:
+        raise ValueError(f"batch_size: the global batch {config.batch_size} does not split evenly among the "
+                         f"{world.size} processes torchrun started; choose a multiple of {world.size}")  # fmt: skip
+    config, state = distributed.on_main(lambda: _opening_state(config, resume))  # rank 0 reads; all get it
     run = _Run(config, state)
-    log = MetricsLog(run.out / "metrics.jsonl", keep_until_epoch=run.epoch if resume else None)
-    if not resume:
-        write_run_record(run.out / "run.json", run.config.to_dict(), str(run.device))
+    state_path = run.out / "state.pt"
+    if world.main:
+        log = MetricsLog(run.out / "metrics.jsonl", keep_until_epoch=run.epoch if resume else None)
+        if not resume:
+            write_run_record(run.out / "run.json", run.config.to_dict(), str(run.device), processes=world.size)
     epoch = run.epoch
     while not (epoch and run.rule.should_stop(epoch)):
         epoch += 1
         record = run.train_epoch(epoch)
         if run.rule.evaluates_after(epoch):
             run.evaluate(record)
-        log.append(record)
-        save_state(
-            state_path, model=run.model, optimizer=run.optimizer, epoch=epoch, history=run.rule.history,
-            config=run.config.to_dict(),
-        )  # fmt: skip
-    run.save_model(run.out / "model.ckpt")
+        if world.main:
+            log.append(record)
+            save_state(
+                state_path, model=run.model, optimizer=run.optimizer, epoch=epoch, history=run.rule.history,
+                config=run.config.to_dict(),
+            )  # fmt: skip
+    if world.main:
+        run.save_model(run.out / "model.ckpt")
+    distributed.barrier()  # every process returns once the final model is on disk
     return TrainResult(run.model.eval(), epoch, list(run.rule.history), run.out)
+
+
+def _opening_state(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict | None]:
+    """The run's config and, on resume, its saved state, checked against the folder."""
+    state_path = Path(config.out) / "state.pt"
+    if not resume:
+        if state_path.exists():
+            raise FileExistsError(f"out: {config.out!r} already holds a run; resume it or choose another folder")
+        return config, None
+    if not state_path.is_file():
+        raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
+    state = load_state(state_path)
+    recorded = TrainConfig.from_dict(state["config"])
+    differing = [
+        name
+        for name, value in config.to_dict().items()
+        if name not in ("out", "progress") and value is not None and value != state["config"][name]
+    ]
+    if differing:
+        raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
+    # the folder it is resumed in, wherever it was first trained (a run folder may be moved or copied)
+    return dataclasses.replace(recorded, out=config.out, progress=config.progress), state
 
 
 def resume(out: str, *, progress: bool = True) -> TrainResult:
     """Continues the run in folder ``out`` with its recorded configuration."""
-    state_path = Path(out) / "state.pt"
-    if not state_path.is_file():
-        raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
-    config = dataclasses.replace(TrainConfig.from_dict(load_state(state_path)["config"]), progress=progress)
-    return train(config, resume=True)
+    def recorded() -> TrainConfig:
+        state_path = Path(out) / "state.pt"
+        if not state_path.is_file():
+            raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
+        return TrainConfig.from_dict(load_state(state_path)["config"])
+
+    return train(dataclasses.replace(distributed.on_main(recorded), out=out, progress=progress), resume=True)
