@@ -14,7 +14,7 @@ LAYERS = [
     ["orthocore.kernels", "orthocore.formulas", "orthocore.checks", "orthocore.modes", "orthocore._io", "orthocore.digests",
      "orthocore.progress"],
     ["orthocore.dispatch", "orthocore.ops"],
-    ["orthocore.runtime", "orthocore.gradients", "orthocore.models", "orthocore.data", "orthocore.checkpoint",
+    ["orthocore.runtime", "orthocore.distributed", "orthocore.gradients", "orthocore.models", "orthocore.data", "orthocore.checkpoint",
      "orthocore.metrics"],
     ["orthocore.train"],
     ["orthocore.attacks"],

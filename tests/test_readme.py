@@ -83,7 +83,20 @@ def _toml_value(value) -> str:
 
 
 def test_setup_commands_are_the_known_ones():
-    assert [argv for argv in commands() if argv[0] != "orthocore"] == SET_UP
+    assert [argv for argv in commands() if argv[0] not in ("orthocore", "torchrun")] == SET_UP
+
+
+def as_run(argv: list[str]) -> tuple[str, list[str]] | None:
+    """``(subcommand, argv to run)`` for an ``orthocore ...`` or ``torchrun ... -m orthocore
+    ...`` line of the README (torchrun through this interpreter's ``torch.distributed.run``),
+    None for a set-up command."""
+    if argv[0] == "orthocore":
+        return argv[1], [str(ORTHOCORE), *argv[1:]]
+    if argv[0] == "torchrun":
+        module = argv.index("-m")
+        assert argv[module + 1] == "orthocore", argv
+        return argv[module + 2], [sys.executable, "-m", "torch.distributed.run", *argv[1:]]
+    return None
 
 
 def test_every_readme_command_runs_as_written(tmp_path):
@@ -94,14 +107,14 @@ def test_every_readme_command_runs_as_written(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ran = []
     for argv in commands():
-        if argv[0] != "orthocore":
+        if (runnable := as_run(argv)) is None:
             continue
-        argv = [arg.replace("cifar10:DIR", f"cifar10:{cifar}") for arg in argv] + BUDGET.get(argv[1], [])
-        result = subprocess.run([str(ORTHOCORE), *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
-                                timeout=900)  # fmt: skip
+        command, run = runnable
+        run = [arg.replace("cifar10:DIR", f"cifar10:{cifar}") for arg in run] + BUDGET.get(command, [])
+        result = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, f"{shlex.join(argv)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        ran.append(argv[1])
-    assert ran.count("train") >= 4 and {"run", "similarity", "attack", "defend", "security", "report"} <= set(ran)
+        ran.append(f"{argv[0]} {command}" if argv[0] == "torchrun" else command)
+    assert ran.count("train") >= 4 and {"run", "similarity", "attack", "defend", "security", "report", "torchrun train"} <= set(ran)
     for made in ("runs/k/model.ckpt", "runs/m/model.ckpt", "runs/transfer.csv", "runs/table3.md",
                  "runs/security/security.json", "runs/cifar-resnet20/report.html", "runs/m/model.safetensors"):
         assert (tmp_path / made).is_file(), made

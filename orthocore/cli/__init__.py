@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def one_line(message, category, filename, lineno, file=None, line=None):  # no source path, no code line
-        print(f"orthocore {args.command}: warning: {message}", file=sys.stderr)
+        if distributed.world().main:  # under torchrun every process would say it
+            print(f"orthocore {args.command}: warning: {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = one_line

@@ -11,7 +11,6 @@ import torch
 
 from orthocore.attacks import ATTACKS, PAPER_ATTACKS, attack_names
 from orthocore.cli._arguments import DefaultsHelpFormatter, add_device_argument, int_at_least
-from orthocore.runtime import resolve_device
 
 
 def parse_eps(text: str) -> tuple[float, ...]:
@@ -53,16 +52,18 @@ def cmd_attack(args: argparse.Namespace) -> int:
     missing = [path for path in [args.source, *args.target] if not pathlib.Path(path).is_file()]
     if missing:
         raise SystemExit(f"orthocore attack: checkpoint not found: {', '.join(missing)}")
-    from orthocore import data
+    from orthocore import data, distributed
     from orthocore.checkpoint import load_model
 
-    device = resolve_device(args.device)
+    device = distributed.device(args.device)
     source_name, *target_names = model_names([args.source, *args.target])
     dataset = data.open_dataset(args.data, "val")
     source = load_model(args.source, map_location=device, data=dataset)
     targets = {name: load_model(path, map_location=device, data=dataset) for name, path in zip(target_names, args.target)}
     table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device,
-                                progress=not args.no_progress)  # fmt: skip
+                                progress=not args.no_progress and distributed.world().main)  # fmt: skip
+    if not distributed.world().main:  # every process attacked its share; rank 0 has the whole table
+        return 0
     print(table.format())
     if args.out:
         print(f"wrote {table.to_csv(args.out + '.csv')} and {table.to_json(args.out + '.json')}")
@@ -72,6 +73,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
 def cmd_defend(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from orthocore import distributed
     from orthocore._io import atomic_write_json, atomic_write_text
     from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
@@ -79,7 +81,7 @@ def cmd_defend(args: argparse.Namespace) -> int:
     from orthocore.evaluate.defenses import defense_evaluation
     from orthocore.report import defense_table, markdown_table
 
-    device = resolve_device(args.device)
+    device = distributed.device(args.device)
     dataset = open_dataset(args.data, "val")  # bad data fails before any model is read
     source = load_model(args.source, device, data=dataset)
     target = load_model(args.target, device, data=dataset)
@@ -89,8 +91,10 @@ def cmd_defend(args: argparse.Namespace) -> int:
     rows = defense_evaluation(
         source, target, paper_variants(), orthogonal, dataset, attacks=args.attacks, eps=args.eps,
         n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=target_name,
-        device=device, progress=not args.no_progress,
+        device=device, progress=not args.no_progress and distributed.world().main,
     )  # fmt: skip
+    if not distributed.world().main:  # every process attacked its share; rank 0 has every row
+        return 0
     records = [dataclasses.asdict(row) for row in rows]
     table = markdown_table(*defense_table(records))
     print(table)
@@ -140,7 +144,7 @@ def _add_attack_parser(commands) -> None:
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
-    parser.set_defaults(func=cmd_attack)
+    parser.set_defaults(func=cmd_attack, distributed=True)
 
 
 def _add_defend_parser(commands) -> None:
@@ -158,7 +162,7 @@ def _add_defend_parser(commands) -> None:
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")
-    parser.set_defaults(func=cmd_defend)
+    parser.set_defaults(func=cmd_defend, distributed=True)
 
 
 def add_parsers(commands) -> None:

@@ -37,17 +37,17 @@ def _names(paths: list[str]) -> list[str]:
 
 def cmd_security(args: argparse.Namespace) -> int:
     """Runs the protocol and writes OUT/security.json and OUT/security.md."""
+    from orthocore import distributed
     from orthocore._io import atomic_write_json, atomic_write_text
     from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
     from orthocore.evaluate.security import SecurityConfig, security_evaluation
     from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
     from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
-    from orthocore.runtime import resolve_device
 
     config = SecurityConfig(eps=args.eps, n_images=args.n_images, seed=args.seed, white_box_steps=args.white_box_steps,
                             restarts=args.restarts, square_queries=args.square_queries)  # fmt: skip
-    device = resolve_device(args.device)
+    device = distributed.device(args.device)
     baselines = [args.baseline] if args.baseline else []
     missing = [path for path in [args.reference, *args.target, *args.surrogate, *baselines]
                if not pathlib.Path(path).is_file()]  # fmt: skip
@@ -73,6 +73,8 @@ def cmd_security(args: argparse.Namespace) -> int:
     )  # fmt: skip
     result = security_evaluation(targets, reference, dataset, config, sources=attackers.sources,
                                  device=device)  # fmt: skip
+    if not distributed.world().main:  # every process attacked its share; rank 0 has every outcome
+        return 0
     print(result.format())
     verdicts = []
     if baselines:
@@ -117,4 +119,4 @@ def add_parsers(commands) -> None:
     parser.add_argument("--out", required=True, help="folder for the surrogates and security.json / security.md")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars while training surrogates")
     add_device_argument(parser)
-    parser.set_defaults(func=cmd_security)
+    parser.set_defaults(func=cmd_security, distributed=True)

@@ -8,10 +8,13 @@ from orthocore.cli._arguments import seed_list
 
 
 def _run_and_summarise(config, args: argparse.Namespace) -> int:
+    from orthocore import distributed
     from orthocore.report import format_summary
     from orthocore.study import run_study
 
     results = run_study(config, progress=not args.no_progress)
+    if not distributed.world().main:
+        return 0
     print(format_summary(results))
     print(f"\nreport: {config.out}/report.html (and report.md, results.json, figures/)")
     return 0
@@ -50,12 +53,12 @@ def add_parsers(commands) -> None:
     demo.add_argument("--seeds", type=seed_list, metavar="S,S,...",
                       help="seeds to run, comma-separated (default: 0,1,2; one seed takes a third of the time)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_demo, distributed=True)
     run = commands.add_parser("run", help="the study on your data and models, from a TOML configuration")
     run.add_argument("--config", required=True, help="TOML file whose keys are orthocore.study.StudyConfig's")
     run.add_argument("--out", help="run directory (overrides the configuration's)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, distributed=True)
     report = commands.add_parser("report", help="rebuild report.html / report.md / figures of a finished run")
     report.add_argument("run_dir", help="a run directory holding results.json")
     report.set_defaults(func=cmd_report)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.defenses import defended
+from orthocore.evaluate.batches import attack_sample, my_batches
 from orthocore.evaluate.transfer import select_correct
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
@@ -104,21 +105,18 @@ def defense_evaluation(
         images, labels = select_correct(models, dataset, n_images, seed, batch_size, device)
         total = len(labels)
         clean = [100.0 * _wrong(model, images, labels, batch_size) / total for _, _, model in variants]
+        bar = progress_report(total=len(attacks) * len(my_batches(total, batch_size)), desc="defenses (Table III)",
+                              unit="batch", enabled=progress)  # fmt: skip
+
+        def wrong_variants(adversarial: Tensor, y: Tensor) -> Tensor:  # (E, b, variants)
+            return torch.stack([torch.stack([model(adversarial[e]).argmax(1) != y for _, _, model in variants], dim=-1)
+                                for e in range(len(eps))])  # fmt: skip
+
         fooled = {}
-        starts = range(0, total, batch_size)
-        bar = progress_report(total=len(attacks) * len(starts), desc="defenses (Table III)", unit="batch",
-                              enabled=progress)  # fmt: skip
         for index, name in enumerate(attacks):
-            attack = make_attack(name, source, eps, generator=torch.Generator().manual_seed(seed + index))
-            counts = torch.zeros(len(eps), len(variants), dtype=torch.int64)
-            for begin in starts:
-                bar.update()
-                x, y = images[begin : begin + batch_size], labels[begin : begin + batch_size]
-                adversarial = attack(x, y)  # (E, b, C, H, W)
-                for e in range(len(eps)):
-                    for v, (_, _, model) in enumerate(variants):
-                        counts[e, v] += _wrong(model, adversarial[e], y, batch_size)
-            fooled[name] = counts
+            attack = make_attack(name, source, eps, generator=torch.Generator())
+            fooled[name] = attack_sample(attack, seed + index, images, labels, batch_size, wrong_variants,
+                                         bar.update).sum(1)  # (E, variants)  # fmt: skip
         bar.close()
     return [
         DefenseRow(who, defense, clean[v], name, eps[e], 100.0 * int(fooled[name][e, v]) / total, total)

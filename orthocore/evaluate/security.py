@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from orthocore.attacks import PGD, Square
 from orthocore.attacks.ensemble import as_source
 from orthocore.checks import check_number, check_number_list
+from orthocore.evaluate.batches import attack_sample
 from orthocore.evaluate.transfer import select_correct
 from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
@@ -152,17 +153,17 @@ class SecurityResult:
         return "\n".join(lines)
 
 
-def _craft_and_count(attack, targets: Mapping[str, nn.Module], images: Tensor, labels: Tensor, batch_size: int):
-    """Runs ``attack`` on the sample in batches; per target the :math:`(E, N)` fooled mask."""
-    masks: dict[str, list[Tensor]] = {name: [] for name in targets}
-    for begin in range(0, len(labels), batch_size):
-        x, y = images[begin : begin + batch_size], labels[begin : begin + batch_size]
-        adversarial = attack(x, y)  # (E, b, C, H, W)
-        with torch.no_grad():
-            for name, model in targets.items():
-                predictions = model(adversarial.flatten(0, 1)).argmax(1).view(adversarial.shape[:2])  # (E, b)
-                masks[name].append((predictions != y).cpu())
-    return {name: torch.cat(parts, dim=1) for name, parts in masks.items()}
+def _craft_and_count(attack, seed: int, targets: Mapping[str, nn.Module], images: Tensor, labels: Tensor,
+                     batch_size: int) -> dict[str, Tensor]:  # fmt: skip
+    """Runs ``attack`` (seeded ``seed``) on the sample in batches
+    (:func:`orthocore.evaluate.batches.attack_sample`); per target the :math:`(E, N)` fooled mask."""
+
+    def fooled_targets(adversarial: Tensor, y: Tensor) -> Tensor:  # (E, b, targets)
+        return torch.stack([model(adversarial.flatten(0, 1)).argmax(1).view(adversarial.shape[:2]) != y
+                            for model in targets.values()], dim=-1)  # fmt: skip
+
+    masks = attack_sample(attack, seed, images, labels, batch_size, fooled_targets)
+    return {name: masks[..., i] for i, name in enumerate(targets)}
 
 
 def _gradient_norm_and_margin(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> tuple[float, float]:
@@ -219,25 +220,24 @@ def security_evaluation(
                                         config.batch_size, device)  # fmt: skip
         fooled: dict[tuple[str, str], Tensor] = {}
         for index, (name, source) in enumerate(all_sources.items()):  # each crafted once, counted on every target
-            generator = torch.Generator().manual_seed(config.seed + index)
-            attack = PGD(source, eps, steps=config.transfer_steps, generator=generator)
-            for target, mask in _craft_and_count(attack, targets, images, labels, config.batch_size).items():
+            attack = PGD(source, eps, steps=config.transfer_steps, generator=torch.Generator())
+            for target, mask in _craft_and_count(attack, config.seed + index, targets, images, labels,
+                                                 config.batch_size).items():  # fmt: skip
                 fooled[target, transfer_row(name)] = mask
         diagnostics = {}
         for index, (target, model) in enumerate(targets.items()):
             seed = config.seed + 1000 * (index + 1)
             own = {target: model}
-            runs = {
-                WHITE_BOX: PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
-                               stop_when_fooled=True, generator=torch.Generator().manual_seed(seed)),
-                f"{WHITE_BOX}, {config.short_steps} steps": PGD(model, eps, steps=config.short_steps,
-                                                               stop_when_fooled=True,
-                                                               generator=torch.Generator().manual_seed(seed + 1)),
-                SQUARE: Square(model, eps, n_queries=config.square_queries,
-                               generator=torch.Generator().manual_seed(seed + 2)),
+            runs = {  # row → (attack, its seed)
+                WHITE_BOX: (PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
+                                stop_when_fooled=True, generator=torch.Generator()), seed),
+                f"{WHITE_BOX}, {config.short_steps} steps": (PGD(model, eps, steps=config.short_steps,
+                                                                stop_when_fooled=True, generator=torch.Generator()),
+                                                            seed + 1),
+                SQUARE: (Square(model, eps, n_queries=config.square_queries, generator=torch.Generator()), seed + 2),
             }  # fmt: skip
-            for row, attack in runs.items():
-                fooled[target, row] = _craft_and_count(attack, own, images, labels, config.batch_size)[target]
+            for row, (attack, attack_seed) in runs.items():
+                fooled[target, row] = _craft_and_count(attack, attack_seed, own, images, labels, config.batch_size)[target]
             transfers = [fooled[target, transfer_row(name)] for name in all_sources]
             attacks_run = [fooled[target, row] for row in runs]
             fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from orthocore.checks import check_number
 from orthocore.digests import file_digest
-from orthocore.train import TrainConfig, train
+from orthocore.train import TrainConfig, ensure_trained
 
 ATTACKER_SEED = 1000  # attacker seeds are 1000 and above: far from the seeds a defender's study uses
 
@@ -37,10 +37,8 @@ def _trained(config: TrainConfig, folder: Path) -> str:
     """The checkpoint of ``config`` trained in ``folder/<digest>``: reused when finished,
     resumed when interrupted."""
     out = folder / config.result_key()
-    checkpoint = out / "model.ckpt"
-    if not checkpoint.is_file():
-        train(dataclasses.replace(config, out=str(out)), resume=(out / "state.pt").is_file())
-    return str(checkpoint)
+    ensure_trained(dataclasses.replace(config, out=str(out)))
+    return str(out / "model.ckpt")
 
 
 def train_surrogates(

@@ -3,7 +3,9 @@ source model, measure how often they fool every model.
 
 1. Sample ``n_images`` images (seeded) that the source and every target classify
    correctly when clean.
-2. Craft each attack once on the source, for the whole ε grid in one batched run.
+2. Craft each attack once on the source, for the whole ε grid in one batched run, batch
+   by batch (:mod:`orthocore.evaluate.batches`: each batch seeded on its own, the
+   batches shared among the processes of a ``torchrun`` job).
 3. Report the fooling ratio on every model (source included) per attack and ε.
 """
 
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 
 from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
+from orthocore.evaluate.batches import attack_sample, my_batches
 from orthocore.evaluate.table import FoolingTable, rows_for
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
@@ -143,20 +146,17 @@ def transfer_evaluation(
     with eval_mode(*nets):
         images, labels = select_correct(nets, dataset, config.n_images, config.seed, config.batch_size, device)
         rows = []
-        starts = range(0, len(labels), config.batch_size)
-        bar = progress_report(total=len(config.attacks) * len(starts), desc="transfer attacks", unit="batch",
-                              enabled=progress)  # fmt: skip
+        bar = progress_report(total=len(config.attacks) * len(my_batches(len(labels), config.batch_size)),
+                              desc="transfer attacks", unit="batch", enabled=progress)  # fmt: skip
+
+        def fooled_models(adversarial: Tensor, y: Tensor) -> Tensor:  # (E, b, models)
+            return torch.stack([_predict(model, adversarial.flatten(0, 1)).view(adversarial.shape[:2]) != y
+                                for model in nets], dim=-1)  # fmt: skip
+
         for index, name in enumerate(config.attacks):
-            generator = torch.Generator().manual_seed(config.seed + index)
-            attack = make_attack(name, source, list(config.eps), generator=generator)
-            fooled = torch.zeros(len(config.eps), len(models), dtype=torch.int64)
-            for begin in starts:
-                bar.update()
-                x, y = images[begin : begin + config.batch_size], labels[begin : begin + config.batch_size]
-                adversarial = attack(x, y)  # (E, b, C, H, W)
-                for j, model in enumerate(nets):
-                    predictions = _predict(model, adversarial.flatten(0, 1)).view(len(config.eps), -1)  # (E, b)
-                    fooled[:, j] += (predictions != y).sum(1).cpu()
+            attack = make_attack(name, source, list(config.eps), generator=torch.Generator())
+            fooled = attack_sample(attack, config.seed + index, images, labels, config.batch_size, fooled_models,
+                                   bar.update).sum(1)  # (E, models)  # fmt: skip
             rows += rows_for(name, config.eps, [(n, r) for n, r, _ in models], fooled.tolist(), len(labels))
         bar.close()
     metadata = {

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from orthocore import distributed
 from orthocore._io import atomic_write_json
 from orthocore.report import RESULTS_FORMAT
 
@@ -37,6 +38,8 @@ class StageCache:
         return stored["result"] if current else None
 
     def put(self, name: str, key: str, result: Any) -> Any:
-        """Stores (atomically) and returns ``result``."""
-        atomic_write_json(self.dir / f"{name}.json", {"key": key, "format": RESULTS_FORMAT, "result": result})
+        """Stores (atomically; rank 0 alone under torchrun) and returns ``result``."""
+        if distributed.world().main:
+            atomic_write_json(self.dir / f"{name}.json", {"key": key, "format": RESULTS_FORMAT, "result": result})
+        distributed.barrier()  # stored before any process looks for it again
         return result

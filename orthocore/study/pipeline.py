@@ -38,13 +38,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from orthocore import gradients
+from orthocore import distributed, gradients
 from orthocore._io import atomic_write_json
 from orthocore.attacks import make_attack
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
 from orthocore.digests import file_digest, fingerprint
+from orthocore.evaluate.batches import DRAWS
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.security import SecurityConfig, budget_of, security_evaluation
 from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, train_surrogates
@@ -54,11 +55,11 @@ from orthocore.gradcam import gradcam
 from orthocore.metrics import accuracy
 from orthocore.progress import progress as progress_report
 from orthocore.report import RESULTS_FORMAT, write_report
-from orthocore.runtime import resolve_device, versions
+from orthocore.runtime import versions
 from orthocore.study.cache import StageCache
 from orthocore.study.config import StudyConfig
 from orthocore.study.seeds import model_seed, summarize, summarize_table
-from orthocore.train import TrainConfig, train
+from orthocore.train import TrainConfig, ensure_trained
 from orthocore.train.config import settings_of
 
 PRIVATE_OFFSET = 10  # the defender's private references use model seeds from here (see model_seed)
@@ -122,12 +123,12 @@ def _train_model(config: StudyConfig, planned: _Planned, references: list[str], 
     folder = Path(config.out) / "models" / f"{planned.name}-{train_config.result_key()}"
     train_config = dataclasses.replace(train_config, out=str(folder))
     timing_file = folder / "study_timing.json"
-    if not (folder / "model.ckpt").is_file():
-        start = time.perf_counter()
-        train(train_config, resume=(folder / "state.pt").is_file())
+    start = time.perf_counter()
+    if ensure_trained(train_config) and distributed.world().main:
         atomic_write_json(timing_file, {"train_seconds": time.perf_counter() - start})
+    distributed.barrier()  # the timing is on disk before anyone reads it
     seconds = json.loads(timing_file.read_text())["train_seconds"] if timing_file.is_file() else None
-    model = load_model(folder / "model.ckpt", map_location=resolve_device(config.device))
+    model = load_model(folder / "model.ckpt", map_location=distributed.device(config.device))
     return StudyModel(planned.name, planned.role, planned.lam, folder, model, seconds)
 
 
@@ -170,7 +171,7 @@ def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_
     for source in progress_report(sources, desc=f"transfer attacks (seed {seed})", unit="source", enabled=progress):
         targets = {m.name: m.model for m in models if m is not source and m.role != "private"}
         key = fingerprint("transfer", dataclasses.asdict(transfer_config), source.name,
-                          [file_digest(m.checkpoint) for m in models])  # fmt: skip
+                          [file_digest(m.checkpoint) for m in models], DRAWS)  # fmt: skip
         cached = cache.get(f"transfer-{source.name}", key)
         if cached is None:
             table = transfer_evaluation(source.model, targets, val_set, transfer_config,
@@ -194,7 +195,7 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_s
     orthogonal = {m.name: m.model for m in models if m.role == "orthogonal"}
     variants = paper_variants()
     key = fingerprint("defenses", config.attacks, config.defense_eps, config.n_images, seed, list(variants),
-                      [file_digest(m.checkpoint) for m in models])  # fmt: skip
+                      [file_digest(m.checkpoint) for m in models], DRAWS)  # fmt: skip
     cached = cache.get("defenses", key)
     if cached is not None:
         return cached
@@ -231,7 +232,7 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], v
                                   **budget_of(config))  # fmt: skip
         checkpoints = [m.checkpoint for m in models]
         checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
-        key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints])
+        key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints], DRAWS)
         cached = cache.get("security", key)
         if cached is None:
             load = lambda path: load_model(path, map_location=device)  # noqa: E731
@@ -335,14 +336,19 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         seeds (:mod:`orthocore.study.seeds`), and each seed's own under ``per_seed``.
     """
     config.validate()
+    world = distributed.world()
     run_dir = Path(config.out)
-    device = resolve_device(config.device)
+    device = distributed.device(config.device)
     val_set = open_dataset(config.data, "val", max_pixels=config.max_image_pixels)
     open_dataset(config.data, "train", max_pixels=config.max_image_pixels)  # a bad folder fails here, before training
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "study.json", config.to_dict())
+    progress = progress and world.main
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "study.json", config.to_dict())
     timings: dict[str, float] = {}
     runs = [run_seed(config, seed, val_set, device, progress, timings) for seed in config.seeds]
+    if not world.main:  # the others trained and attacked their shares; rank 0 writes the results
+        return distributed.broadcast(None)
 
     start = time.perf_counter()
     panel_info = panels(config, config.seeds[0], runs[0]["models"], val_set, device, run_dir)
@@ -367,7 +373,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
     }
     atomic_write_json(run_dir / "results.json", results)
     write_report(run_dir)
-    return results
+    return distributed.broadcast(results)
 
 
 def _notes(config: StudyConfig) -> list[str]:

@@ -62,7 +62,7 @@ from orthocore.train.shards import StepShare, epoch_order, epoch_sampler, step_s
 from orthocore.train.state import load_state, restore_rng, save_state
 from orthocore.train.stopping import StoppingRule
 
-__all__ = ["TrainResult", "epoch_order", "resume", "train"]
+__all__ = ["TrainResult", "ensure_trained", "epoch_order", "resume", "train"]
 
 
 @dataclass
@@ -376,6 +376,18 @@ def _opening_state(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
         raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
     # the folder it is resumed in, wherever it was first trained (a run folder may be moved or copied)
     return dataclasses.replace(recorded, out=config.out, progress=config.progress), state
+
+
+def ensure_trained(config: TrainConfig) -> bool:
+    """Trains ``config`` into ``config.out`` unless its ``model.ckpt`` is there already,
+    resuming an interrupted run; True when it trained. Rank 0 looks at the folder and
+    every process follows its answer."""
+    out = Path(config.out)
+    finished, interrupted = distributed.on_main(lambda: ((out / "model.ckpt").is_file(), (out / "state.pt").is_file()))
+    if finished:
+        return False
+    train(config, resume=interrupted)
+    return True
 
 
 def resume(out: str, *, progress: bool = True) -> TrainResult:

@@ -1,0 +1,69 @@
+"""How every evaluation attacks its sample of images: in fixed batches, each batch with
+random draws of its own, the batches shared out among the processes of a ``torchrun``
+job and their outcomes gathered back in order.
+
+Batch t (images ``t·b … (t+1)·b − 1`` of the sample) is attacked with the attack's
+generator re-seeded to :func:`batch_seed` ``(seed, t)``. Its draws (random starts, input
+diversity, Square's squares) therefore depend on the seed and on the batch alone, never
+on the batches before it or on which process attacks it: process r takes the batches
+t ≡ r (mod W), and the gathered outcomes equal those of one process exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from orthocore import distributed
+
+# The scheme above, named in the study's stage keys: results drawn under an earlier scheme
+# (one generator running through all batches) are recomputed, not mixed with these.
+DRAWS = "per-batch-seed/1"
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The seed of batch ``batch`` of an attack seeded ``seed``."""
+    return seed * 1_000_003 + batch
+
+
+def my_batches(count: int, batch_size: int) -> list[int]:
+    """The batch numbers of a sample of ``count`` images that this process attacks."""
+    world = distributed.world()
+    return list(range(world.rank, -(-count // batch_size), world.size))
+
+
+def attack_sample(
+    attack, seed: int, images: Tensor, labels: Tensor, batch_size: int, measure: Callable[[Tensor, Tensor], Tensor],
+    on_batch: Callable[[], object] | None = None,
+) -> Tensor:
+    """Runs ``attack`` over the sample, this process's batches only, and returns every
+    image's outcome gathered from all processes.
+
+    Args:
+        attack: an attack object whose ``generator`` (a CPU ``torch.Generator``) it draws
+            from; re-seeded before each batch.
+        seed: the attack's seed (:func:`batch_seed`).
+        images: :math:`(N, C, H, W)` the sample; labels: :math:`(N,)`.
+        batch_size: images per batch.
+        measure: ``measure(adversarial (E, b, C, H, W), labels (b,))`` → the per-image
+            outcomes, :math:`(E, b, ...)` (e.g. whether each model was fooled).
+        on_batch: called after each batch (a progress bar's update).
+
+    Returns:
+        :math:`(E, N, ...)` on the CPU: every image's outcome, in the sample's order.
+    """
+    if attack.generator is None:
+        raise ValueError("attack: needs its own generator (generator=torch.Generator()) to seed each batch")
+    outcomes = {}
+    for batch in my_batches(len(labels), batch_size):
+        attack.generator.manual_seed(batch_seed(seed, batch))
+        part = slice(batch * batch_size, (batch + 1) * batch_size)
+        adversarial = attack(images[part], labels[part])
+        with torch.no_grad():
+            outcomes[batch] = measure(adversarial, labels[part]).cpu()
+        if on_batch is not None:
+            on_batch()
+    gathered = {batch: value for share in distributed.gather(outcomes) for batch, value in share.items()}
+    return torch.cat([gathered[batch] for batch in sorted(gathered)], dim=1)
