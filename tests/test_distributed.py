@@ -113,6 +113,7 @@ CASES = {
     "ordinary": ["--lambda", "0"],
     "bias_offset": ["--lambda", "1", "--arch", "digits_bias_offset"],  # pytorch#47562
     "penalty_on_one_sample": ["--lambda", "1", "--penalty-batch", "1"],  # one process holds no penalty sample
+    "disk_cache": ["--lambda", "1", "--cache", "disk"],  # both processes fill one memory-mapped file
 }
 
 
@@ -132,6 +133,64 @@ def test_two_processes_train_the_weights_of_one(tmp_path, reference, case):
     assert two["train_ce"] == pytest.approx(one["train_ce"], rel=1e-5)
     # rank 0 alone wrote, and wrote whole files: nothing temporary is left
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, reference) -> dict[str, Path]:
+    """An orthogonal model and an attacker's surrogate beside the reference."""
+    root = tmp_path_factory.mktemp("models")
+    runs = {"m": ["--lambda", "1", "--reference", reference], "s": ["--seed", "3"]}
+    for name, extra in runs.items():
+        done = run_orthocore(["train", "--out", root / name, "--max-epochs", "1", *SGD, *extra])
+        assert done.returncode == 0, done.stderr
+    return {"k": reference, **{name: root / name / "model.ckpt" for name in runs}}
+
+
+def test_sharded_evaluations_equal_one_process_exactly(tmp_path, trained):
+    """attack, defend and security split the sampled images' batches between the two
+    processes (odd batch counts: one process takes more) and rank 0 writes the same
+    tables, to the last digit: the same images, and each batch's own random draws."""
+    k, m, s = (str(trained[name]) for name in ("k", "m", "s"))
+    commands = {
+        "attack": (["attack", "--source", k, "--target", m, "--target", s, "--attacks", "fgsm,pgd,difgsm",
+                    "--eps", "0.05,0.1", "--n-images", "150", "--batch-size", "32"], ".json"),
+        "defend": (["defend", "--source", k, "--target", s, "--orthogonal", m, "--attacks", "pgd",
+                    "--n-images", "100", "--batch-size", "32"], ".json"),
+        "security": (["security", "--target", m, "--baseline", s, "--reference", k, "--surrogate", s,
+                      "--adaptive", "0", "--adaptive-without-k", "0", "--n-images", "100", "--white-box-steps", "3",
+                      "--restarts", "2", "--square-queries", "12", "--eps", "0.05,0.1"], "/security.json"),
+    }  # fmt: skip
+    for command, (args, written) in commands.items():
+        outputs = []
+        for processes in (1, 2):
+            out = tmp_path / f"{command}-{processes}"
+            done = run_orthocore([*args, "--no-progress", "--out", out], processes=processes)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.count("wrote ") == 1  # rank 0 alone prints and writes
+            result = json.loads(Path(f"{out}{written}").read_text())
+            result.pop("metadata", None)  # its versions record the launch, not the numbers
+            outputs.append((result, done.stdout.split("wrote ")[0]))
+        assert outputs[0] == outputs[1], command
+
+
+def test_the_study_trains_and_evaluates_under_torchrun(tmp_path):
+    config = tmp_path / "study.toml"
+    config.write_text("\n".join([
+        'lambdas = [1.0]', "max_epochs = 1", "eval_every = 1", "batch_size = 64", "n_images = 40", "seeds = [0]",
+        "gradcam_images = 2", "white_box_steps = 2", "restarts = 1", "square_queries = 6", "surrogates = 1",
+        "adaptive = 1", "secret_references = 0", "eps = [0.05, 0.1]", "security_eps = [0.05, 0.1]",
+    ]))  # fmt: skip
+    done = run_orthocore(["run", "--config", config, "--out", tmp_path / "study", "--no-progress"], processes=2)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("report: ") == 1
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert results["transfer"] and results["defenses"] and results["security"]["verdicts"]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "study").rglob("run.json")]
+    assert len(records) >= 6 and all(r["processes"] == 2 for r in records)  # the models and the surrogates
+    assert not [p for p in (tmp_path / "study").rglob(".*")]  # nothing half-written
 
 
 # ---------------------------------------------------------------- faults
@@ -220,6 +279,7 @@ def test_cuda_under_torchrun_without_a_gpu_is_refused(tmp_path):
 
 
 def test_a_command_that_runs_in_one_process_says_so_under_torchrun(tmp_path):
+    """``export``, ``similarity``, ``report`` and ``backends`` are one-process commands."""
     done = run_orthocore(["export", tmp_path / "a.ckpt", tmp_path / "a.safetensors"], processes=2)
     assert done.returncode != 0
     assert "torchrun: orthocore export runs in one process; start it without torchrun" in done.stderr
