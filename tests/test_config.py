@@ -39,11 +39,11 @@ def test_a_study_passes_every_training_setting_to_its_models(tmp_path, monkeypat
     study = StudyConfig(out=str(tmp_path / "run"), optimizer="sgd", lr=0.2, cache="none", init="xavier")
     seen = []
 
-    def fake_train(config, resume):
+    def fake_train(config):
         seen.append(config)
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(pipeline, "train", fake_train)
+    monkeypatch.setattr(pipeline, "ensure_trained", fake_train)
     with pytest.raises(RuntimeError, match="stop"):
         pipeline.train_models(study, 2, progress=False)
     (config,) = seen

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orthocore.evaluate import surrogates
 from orthocore.study import StudyConfig, pipeline, run_study
+from orthocore.train import trainer
 
 
 def _tiny(out) -> StudyConfig:
@@ -84,7 +84,7 @@ def test_rerun_with_nothing_changed_reuses_every_stage(finished, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a cached stage was recomputed")
 
-    monkeypatch.setattr(pipeline, "train", fail)
+    monkeypatch.setattr(trainer, "train", fail)  # every model of the study and its surrogates trains through it
     monkeypatch.setattr(pipeline, "transfer_evaluation", fail)
     monkeypatch.setattr(pipeline, "defense_evaluation", fail)
     monkeypatch.setattr(pipeline.gradients, "similarity", fail)
@@ -100,8 +100,7 @@ def test_the_same_study_with_out_spelled_relative_retrains_nothing(finished, mon
         raise AssertionError("a finished model was trained again")
 
     monkeypatch.chdir(out.parent)
-    monkeypatch.setattr(pipeline, "train", fail)
-    monkeypatch.setattr(surrogates, "train", fail)
+    monkeypatch.setattr(trainer, "train", fail)
     again = run_study(_tiny(out.name), progress=False)
     assert again["models"] == results["models"] and again["security"]["rows"] == results["security"]["rows"]
 
@@ -109,7 +108,7 @@ def test_the_same_study_with_out_spelled_relative_retrains_nothing(finished, mon
 def test_changed_setting_recomputes_only_what_depends_on_it(finished, monkeypatch):
     out, _ = finished
     calls = []
-    monkeypatch.setattr(pipeline, "train", lambda *a, **k: calls.append("train"))
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: calls.append("train"))
     original = pipeline.transfer_evaluation
     monkeypatch.setattr(pipeline, "transfer_evaluation", lambda *a, **k: calls.append("transfer") or original(*a, **k))
     config = _tiny(out)
@@ -139,13 +138,13 @@ def test_kill_9_mid_study_resumes_without_redoing_finished_models(tmp_path, monk
     assert any(name.startswith("reference-") for name in finished_before)
 
     trained = []
-    original = pipeline.train
+    original = trainer.train
 
     def recording_train(config, resume=False):
         trained.append(Path(config.out).name)
         return original(config, resume=resume)
 
-    monkeypatch.setattr(pipeline, "train", recording_train)
+    monkeypatch.setattr(trainer, "train", recording_train)
     results = run_study(_tiny(out), progress=False)
     assert not set(trained) & finished_before, "a finished model was trained again"
     assert len(results["models"]) == 6
