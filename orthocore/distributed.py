@@ -155,8 +155,8 @@ def on_main(work: Callable[[], T]) -> T:
     if world().main:
         try:
             outcome = ("ok", work())
-        except tuple(_SHARED_ERRORS.values()) as error:
-            outcome = (type(error).__name__ if type(error).__name__ in _SHARED_ERRORS else "OSError", str(error))
+        except tuple(_SHARED_ERRORS.values()) as error:  # the most specific shared kind (a ValueError subclass stays one)
+            outcome = (next(name for name, kind in _SHARED_ERRORS.items() if isinstance(error, kind)), str(error))
     kind, payload = broadcast(outcome)
     if kind != "ok":
         raise _SHARED_ERRORS[kind](payload)
