@@ -57,8 +57,8 @@ class StepShare:
     def rows(self, global_rows: Tensor | None) -> Tensor | None:
         """The local indices of the penalty's sub-batch rows ``global_rows`` (positions in
         the global step, as a one-process run draws them) that this process holds."""
-        if global_rows is None:
-            return None
+        if global_rows is None or self.world.size == 1:
+            return global_rows
         mine = global_rows[global_rows % self.world.size == self.world.rank]
         return torch.div(mine, self.world.size, rounding_mode="floor")
 
