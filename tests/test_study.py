@@ -1,5 +1,6 @@
 """The study pipeline: caching, resuming after kill -9, and bad input before training."""
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from orthocore.study import StudyConfig, pipeline, run_study
 from orthocore.train import trainer
@@ -19,14 +21,43 @@ def _tiny(out) -> StudyConfig:
     return StudyConfig(
         out=str(out), max_epochs=2, eval_every=1, lambdas=[1.0], attacks=["fgsm"], eps=[0.1, 0.3],
         defense_eps=[0.1, 0.2], n_images=30, gradcam_images=2, device="cpu", security_eps=[0.1, 0.3], adaptive=2,
-        adaptive_without_k=1, white_box_steps=3, restarts=1, square_queries=10, seeds=[0],
+        adaptive_without_k=1, white_box_steps=3, restarts=1, square_queries=10, seeds=[0], workers=1,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """This process on one thread, as each of two workers on the 2-core machine is."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    return out, run_study(_tiny(out), progress=False)
+    with _one_thread():
+        return out, run_study(_tiny(out), progress=False)
+
+
+def _measured(results: dict) -> dict:
+    """Everything a study measured, without its timings."""
+    models = [{k: v for k, v in m.items() if not k.startswith("train_seconds")} for m in results["models"]]
+    security = {k: results["security"][k] for k in ("rows", "diagnostics", "verdicts")}
+    return {"models": models, "transfer": results["transfer"], "defenses": results["defenses"], "security": security}
+
+
+def test_two_workers_measure_what_one_does(finished, tmp_path):
+    out, results = finished
+    config = _tiny(tmp_path / "run")
+    config.workers = 2
+    with _one_thread():
+        parallel = run_study(config, progress=False)
+    assert _measured(parallel) == _measured(results)
+    assert len(list((tmp_path / "run").glob("models/*/study_timing.json"))) == len(results["models"])
 
 
 def test_finished_study_writes_everything(finished):

@@ -44,6 +44,7 @@ def cmd_security(args: argparse.Namespace) -> int:
     from orthocore.evaluate.security import SecurityConfig, security_evaluation
     from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
     from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
+    from orthocore.workers import Workers, worker_count
 
     config = SecurityConfig(eps=args.eps, n_images=args.n_images, seed=args.seed, white_box_steps=args.white_box_steps,
                             restarts=args.restarts, square_queries=args.square_queries)  # fmt: skip
@@ -64,15 +65,19 @@ def cmd_security(args: argparse.Namespace) -> int:
     targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
     given = [load(path) for path in args.surrogate]
     out = pathlib.Path(args.out)
-    surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
-                                  adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k)  # fmt: skip
-    given += [load(path) for path in surrogates.ordinary]
-    attackers = attacker_sources(
-        dict(zip(_names([*args.surrogate, *surrogates.ordinary]), given)),
-        [load(path) for path in surrogates.adaptive], [load(path) for path in surrogates.adaptive_without_k],
-    )  # fmt: skip
-    result = security_evaluation(targets, reference, dataset, config, sources=attackers.sources,
-                                 device=device)  # fmt: skip
+    with Workers(worker_count(args.workers, device)) as workers:
+        if workers.count > 1:  # the workers' progress bars would overwrite each other
+            method = dataclasses.replace(method, progress=False)
+        surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
+                                      adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k,
+                                      workers=workers)  # fmt: skip
+        given += [load(path) for path in surrogates.ordinary]
+        attackers = attacker_sources(
+            dict(zip(_names([*args.surrogate, *surrogates.ordinary]), given)),
+            [load(path) for path in surrogates.adaptive], [load(path) for path in surrogates.adaptive_without_k],
+        )  # fmt: skip
+        result = security_evaluation(targets, reference, dataset, config, sources=attackers.sources, device=device,
+                                     workers=workers)  # fmt: skip
     if not distributed.world().main:  # every process attacked its share; rank 0 has every outcome
         return 0
     print(result.format())
@@ -117,6 +122,8 @@ def add_parsers(commands) -> None:
     parser.add_argument("--restarts", type=int_at_least(1), default=3, help="white-box PGD restarts")
     parser.add_argument("--square-queries", type=int_at_least(2), default=1000, help="Square Attack's budget")
     parser.add_argument("--out", required=True, help="folder for the surrogates and security.json / security.md")
+    parser.add_argument("--workers", type=int_at_least(0), default=0,
+                        help="surrogates trained and attacks run at once, one process each (0: one per core on a CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars while training surrogates")
     add_device_argument(parser)
     parser.set_defaults(func=cmd_security, distributed=True)

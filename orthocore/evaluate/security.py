@@ -41,6 +41,7 @@ from orthocore.evaluate.transfer import select_correct
 from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
 from orthocore.runtime import resolve_device, versions
+from orthocore.workers import Workers
 
 WHITE_BOX, SQUARE = "white-box", "square"
 WORST_TRANSFER, WORST_CASE = "worst transfer", "worst case"
@@ -153,6 +154,20 @@ class SecurityResult:
         return "\n".join(lines)
 
 
+def short_row(config: AttackBudget) -> str:
+    """The row name of the short white-box run (the convergence check)."""
+    return f"{WHITE_BOX}, {config.short_steps} steps"
+
+
+def _expected_cost(run) -> float:
+    """A run's forward and backward passes at most, per image and ε, times the targets it
+    is counted on: what orders the runs so that the longest start first."""
+    _, attack, _, counted = run
+    if isinstance(attack, Square):
+        return attack.settings.n_queries / 3  # forward passes only: about a third of a gradient step each
+    return attack.settings.steps * attack.settings.restarts + len(counted)
+
+
 def _craft_and_count(attack, seed: int, targets: Mapping[str, nn.Module], images: Tensor, labels: Tensor,
                      batch_size: int) -> dict[str, Tensor]:  # fmt: skip
     """Runs ``attack`` (seeded ``seed``) on the sample in batches
@@ -189,6 +204,7 @@ def security_evaluation(
     *,
     sources: Mapping[str, nn.Module | Sequence[nn.Module]] | None = None,
     device: torch.device | str | None = None,
+    workers: Workers | None = None,
 ) -> SecurityResult:
     """White-box, query, transfer and worst-case fooling ratios of every target, with
     masking diagnostics, on one seeded sample.
@@ -202,6 +218,9 @@ def security_evaluation(
         sources: further transfer sources by name: a model, or a list of models for an
             ensemble (their mean logits are attacked).
         device: where to run (default: the reference's device).
+        workers: runs the attacks (one per transfer source, three per target) side by
+            side (:class:`orthocore.workers.Workers`; default: one after another here).
+            Each attack draws from its own seed, so the result is the same.
 
     Returns:
         A :class:`SecurityResult`.
@@ -215,31 +234,37 @@ def security_evaluation(
     device = resolve_device(device, model=reference)
     all_sources = {REFERENCE: reference, **{name: as_source(model) for name, model in sources.items()}}
     eps = list(config.eps)
+    workers = workers or Workers(1)
     with eval_mode(reference, *targets.values(), *all_sources.values()):
         images, labels = select_correct([*targets.values(), reference], dataset, config.n_images, config.seed,
                                         config.batch_size, device)  # fmt: skip
-        fooled: dict[tuple[str, str], Tensor] = {}
+        runs = []  # (the (target, row) of each target it counts on, attack, seed, targets)
         for index, (name, source) in enumerate(all_sources.items()):  # each crafted once, counted on every target
             attack = PGD(source, eps, steps=config.transfer_steps, generator=torch.Generator())
-            for target, mask in _craft_and_count(attack, config.seed + index, targets, images, labels,
-                                                 config.batch_size).items():  # fmt: skip
-                fooled[target, transfer_row(name)] = mask
-        diagnostics = {}
+            runs.append(([(target, transfer_row(name)) for target in targets], attack, config.seed + index, targets))
         for index, (target, model) in enumerate(targets.items()):
             seed = config.seed + 1000 * (index + 1)
             own = {target: model}
-            runs = {  # row → (attack, its seed)
-                WHITE_BOX: (PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
-                                stop_when_fooled=True, generator=torch.Generator()), seed),
-                f"{WHITE_BOX}, {config.short_steps} steps": (PGD(model, eps, steps=config.short_steps,
-                                                                stop_when_fooled=True, generator=torch.Generator()),
-                                                            seed + 1),
-                SQUARE: (Square(model, eps, n_queries=config.square_queries, generator=torch.Generator()), seed + 2),
-            }  # fmt: skip
-            for row, (attack, attack_seed) in runs.items():
-                fooled[target, row] = _craft_and_count(attack, attack_seed, own, images, labels, config.batch_size)[target]
+            runs += [
+                ([(target, WHITE_BOX)], PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
+                                            stop_when_fooled=True, generator=torch.Generator()), seed, own),
+                ([(target, short_row(config))], PGD(model, eps, steps=config.short_steps, stop_when_fooled=True,
+                                                    generator=torch.Generator()), seed + 1, own),
+                ([(target, SQUARE)], Square(model, eps, n_queries=config.square_queries, generator=torch.Generator()),
+                 seed + 2, own),
+            ]  # fmt: skip
+        runs.sort(key=_expected_cost, reverse=True)  # the longest first, so that the last to finish are short
+        jobs = [workers.submit(_craft_and_count, attack, seed, counted, images, labels, config.batch_size)
+                for _, attack, seed, counted in runs]  # fmt: skip
+        fooled: dict[tuple[str, str], Tensor] = {}
+        for (cells, _, _, _), job in zip(runs, jobs):
+            masks = job.result()
+            for target, row in cells:
+                fooled[target, row] = masks[target]
+        diagnostics = {}
+        for target, model in targets.items():
             transfers = [fooled[target, transfer_row(name)] for name in all_sources]
-            attacks_run = [fooled[target, row] for row in runs]
+            attacks_run = [fooled[target, row] for row in (WHITE_BOX, short_row(config), SQUARE)]
             fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)
             fooled[target, WORST_CASE] = torch.stack([*attacks_run, *transfers]).any(0)
             black_box = fooled[target, WORST_TRANSFER] | fooled[target, SQUARE]
@@ -250,7 +275,7 @@ def security_evaluation(
                 "black_box_only_percent": (100.0 * (black_box & ~fooled[target, WHITE_BOX]).float().mean(1)).tolist(),
                 "white_box_at_largest_eps_percent": 100.0 * float(fooled[target, WHITE_BOX][-1].float().mean()),
             }
-    order = [WHITE_BOX, f"{WHITE_BOX}, {config.short_steps} steps", SQUARE,
+    order = [WHITE_BOX, short_row(config), SQUARE,
              *(transfer_row(name) for name in all_sources), WORST_TRANSFER, WORST_CASE]  # fmt: skip
     fooled = {(target, row): fooled[target, row] for target in targets for row in order}
     metadata = {

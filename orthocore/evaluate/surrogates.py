@@ -15,13 +15,17 @@ evaluation reuses finished models and resumes an interrupted one.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 from orthocore.checks import check_number
 from orthocore.digests import file_digest
-from orthocore.train import TrainConfig, ensure_trained
+from orthocore.train import TrainConfig
+from orthocore.train.schedule import Planned, Trained, train_all
+from orthocore.workers import Workers
 
 ATTACKER_SEED = 1000  # attacker seeds are 1000 and above: far from the seeds a defender's study uses
+REFERENCE_KEY = "K"  # the reference's key among the attacker's runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +37,63 @@ class Surrogates:
     adaptive_without_k: list[str]
 
 
-def _trained(config: TrainConfig, folder: Path) -> str:
-    """The checkpoint of ``config`` trained in ``folder/<digest>``: reused when finished,
-    resumed when interrupted."""
-    out = folder / config.result_key()
-    ensure_trained(dataclasses.replace(config, out=str(out)))
-    return str(out / "model.ckpt")
+def _placed(config: TrainConfig, folder: Path) -> TrainConfig:
+    """``config`` set to train in ``folder/<digest of its configuration>``."""
+    return dataclasses.replace(config, out=str(folder / config.result_key()))
+
+
+def surrogate_plans(
+    method: TrainConfig,
+    reference: Hashable,
+    out: str | Path,
+    *,
+    ordinary: int = 0,
+    adaptive: int = 1,
+    adaptive_without_k: int = 1,
+    seed: int = ATTACKER_SEED,
+    key: tuple = (),
+) -> list[Planned]:
+    """The attacker's training runs, for :func:`orthocore.train.schedule.train_all`.
+
+    Run keys are ``(*key, kind, index)`` with kind ``"ordinary"`` (the blind attacker's
+    own model is ordinary number ``ordinary``), ``"adaptive"`` or ``"adaptive without K"``.
+    Arguments as in :func:`train_surrogates`; ``reference`` is the key of K's checkpoint.
+    """
+    for name, value in (("ordinary", ordinary), ("adaptive", adaptive), ("adaptive_without_k", adaptive_without_k)):
+        check_number(value, name, low=0, integer=True)
+    check_number(method.lam, "lam", low=0, low_open=True)
+    check_number(seed, "seed", low=0, integer=True)
+    out = Path(out)
+    plain = dataclasses.replace(method, lam=0.0, references=[])
+
+    def ordinary_run(index: int) -> Planned:
+        config = _placed(dataclasses.replace(plain, seed=seed + index), out / f"ordinary-{index}")
+        return Planned((*key, "ordinary", index), (), lambda _: config)
+
+    def orthogonal_run(anchor: Hashable, index: int, kind: str) -> Planned:
+        def config(paths: list[str]) -> TrainConfig:
+            run = dataclasses.replace(method, references=paths, seed=seed + 100 + index)
+            return _placed(run, out / f"{kind.replace(' ', '-').lower()}-{index}-{file_digest(paths[0])}")
+
+        return Planned((*key, kind, index), (anchor,), config)
+
+    own = ordinary_run(ordinary)  # the blind attacker's own reference
+    return [
+        *(ordinary_run(i) for i in range(ordinary)),
+        *([own] if adaptive_without_k else []),
+        *(orthogonal_run(reference, i, "adaptive") for i in range(adaptive)),
+        *(orthogonal_run(own.key, i, "adaptive without K") for i in range(adaptive_without_k)),
+    ]
+
+
+def surrogates_of(trained: Mapping[Hashable, Trained], ordinary: int, adaptive: int, adaptive_without_k: int,
+                  key: tuple = ()) -> Surrogates:  # fmt: skip
+    """The checkpoints of :func:`surrogate_plans`'s runs (with the same counts and ``key``) by kind."""
+    return Surrogates(
+        ordinary=[trained[(*key, "ordinary", i)].checkpoint for i in range(ordinary)],
+        adaptive=[trained[(*key, "adaptive", i)].checkpoint for i in range(adaptive)],
+        adaptive_without_k=[trained[(*key, "adaptive without K", i)].checkpoint for i in range(adaptive_without_k)],
+    )
 
 
 def train_surrogates(
@@ -50,6 +105,7 @@ def train_surrogates(
     adaptive: int = 1,
     adaptive_without_k: int = 1,
     seed: int = ATTACKER_SEED,
+    workers: Workers | None = None,
 ) -> Surrogates:
     """Trains (or reuses) the attacker's surrogates.
 
@@ -61,30 +117,15 @@ def train_surrogates(
         ordinary, adaptive, adaptive_without_k: how many of each kind.
         seed: the attacker's first seed: ordinary surrogate ``i`` uses ``seed + i``, the
             orthogonal ones ``seed + 100 + i`` (a defender must not use these seeds).
+        workers: where the runs train, side by side (default: one after another here).
 
     Returns:
         The checkpoints by kind.
     """
-    for name, value in (("ordinary", ordinary), ("adaptive", adaptive), ("adaptive_without_k", adaptive_without_k)):
-        check_number(value, name, low=0, integer=True)
-    check_number(method.lam, "lam", low=0, low_open=True)
-    check_number(seed, "seed", low=0, integer=True)
-    out = Path(out)
-    plain = dataclasses.replace(method, lam=0.0, references=[])
-
-    def ordinary_model(index: int) -> str:
-        return _trained(dataclasses.replace(plain, seed=seed + index), out / f"ordinary-{index}")
-
-    def orthogonal_to(anchor: str, index: int, kind: str) -> str:
-        config = dataclasses.replace(method, references=[anchor], seed=seed + 100 + index)
-        return _trained(config, out / f"{kind}-{index}-{file_digest(anchor)}")
-
-    own = ordinary_model(ordinary) if adaptive_without_k else None  # the blind attacker's own reference
-    return Surrogates(
-        ordinary=[ordinary_model(i) for i in range(ordinary)],
-        adaptive=[orthogonal_to(reference, i, "adaptive") for i in range(adaptive)],
-        adaptive_without_k=[orthogonal_to(own, i, "adaptive-without-k") for i in range(adaptive_without_k)],
-    )
+    counts = {"ordinary": ordinary, "adaptive": adaptive, "adaptive_without_k": adaptive_without_k}
+    plans = surrogate_plans(method, REFERENCE_KEY, out, seed=seed, **counts)
+    trained = train_all(plans, workers or Workers(1), given={REFERENCE_KEY: reference})
+    return surrogates_of(trained, **counts)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,12 @@ class StudyConfig(TrainSettings, AttackBudget):
             the largest λ, orthogonal to K and to them (the penalty is averaged over its
             references); the security evaluation then measures whether an attacker who
             knows K only is stopped by it. 0 turns it off.
+        workers: how many of the study's independent jobs (training runs, attacks) run
+            at once, each in a worker process of its own (:mod:`orthocore.workers`); 0
+            (the default) is one per core on a CPU and 1 on a GPU or under ``torchrun``.
+            It decides how fast the study runs, not what it measures: a job computes
+            the same thing on any worker (on a CPU a worker with fewer threads may
+            round a convolution's sums in another order).
 
     The attackers' budgets (``white_box_steps``, ``restarts``, ``square_queries``, ...)
     are the fields of :class:`~orthocore.evaluate.security.AttackBudget`.
@@ -79,6 +85,7 @@ class StudyConfig(TrainSettings, AttackBudget):
     adaptive: int = 2
     adaptive_without_k: int = 1
     secret_references: int = 1
+    workers: int = 0
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
@@ -93,6 +100,7 @@ class StudyConfig(TrainSettings, AttackBudget):
             check_number(getattr(self, name), name, low=1, integer=True)
         # At most 100 models of a kind: each kind draws from a block of 100 model seeds.
         check_number(self.surrogates, "surrogates", low=1, high=100, integer=True)
+        check_number(self.workers, "workers", low=0, integer=True)
         for name in ("adaptive", "adaptive_without_k", "secret_references"):
             check_number(getattr(self, name), name, low=0, high=100, integer=True)
         self.check_budget()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.batches import DRAWS
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.security import SecurityConfig, budget_of, security_evaluation
-from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, train_surrogates
+from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, surrogate_plans, train_surrogates
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.gradcam import gradcam
@@ -61,6 +62,8 @@ from orthocore.study.config import StudyConfig
 from orthocore.study.seeds import model_seed, summarize, summarize_table
 from orthocore.train import TrainConfig, ensure_trained
 from orthocore.train.config import settings_of
+from orthocore.train.schedule import Planned, Trained, train_all
+from orthocore.workers import Workers, worker_count
 
 PRIVATE_OFFSET = 10  # the defender's private references use model seeds from here (see model_seed)
 
@@ -117,17 +120,27 @@ def secret_name(lam: float) -> str:
     return f"secret-λ{lam:g}"
 
 
-def _train_model(config: StudyConfig, planned: _Planned, references: list[str], progress) -> StudyModel:
+def _model_config(config: StudyConfig, planned: _Planned, references: list[str], progress: bool) -> TrainConfig:
+    """The training run of ``planned`` (``out``: its folder, named by its configuration)."""
     train_config = TrainConfig(**settings_of(config), lam=planned.lam, references=references, seed=planned.seed,
                                progress=progress)  # fmt: skip
     folder = Path(config.out) / "models" / f"{planned.name}-{train_config.result_key()}"
-    train_config = dataclasses.replace(train_config, out=str(folder))
-    timing_file = folder / "study_timing.json"
+    return dataclasses.replace(train_config, out=str(folder))
+
+
+def _timing_file(checkpoint: str | Path) -> Path:
+    return Path(checkpoint).parent / "study_timing.json"
+
+
+def _train_model(config: StudyConfig, planned: _Planned, references: list[str], progress) -> StudyModel:
+    train_config = _model_config(config, planned, references, progress)
+    folder = Path(train_config.out)
     start = time.perf_counter()
     if ensure_trained(train_config) and distributed.world().main:
-        atomic_write_json(timing_file, {"train_seconds": time.perf_counter() - start})
+        atomic_write_json(_timing_file(folder / "model.ckpt"), {"train_seconds": time.perf_counter() - start})
     distributed.barrier()  # the timing is on disk before anyone reads it
-    seconds = json.loads(timing_file.read_text())["train_seconds"] if timing_file.is_file() else None
+    timing = _timing_file(folder / "model.ckpt")
+    seconds = json.loads(timing.read_text())["train_seconds"] if timing.is_file() else None
     model = load_model(folder / "model.ckpt", map_location=distributed.device(config.device))
     return StudyModel(planned.name, planned.role, planned.lam, folder, model, seconds)
 
@@ -140,6 +153,44 @@ def train_models(config: StudyConfig, seed: int, progress: bool = True) -> list[
         references = [str(trained[name].checkpoint) for name in planned.references]
         trained[planned.name] = _train_model(config, planned, references, progress)
     return list(trained.values())
+
+
+def _surrogate_counts(config: StudyConfig) -> dict:
+    return {"ordinary": config.surrogates - 1, "adaptive": config.adaptive,
+            "adaptive_without_k": config.adaptive_without_k}  # fmt: skip
+
+
+def _attacker_method(config: StudyConfig, reference: str, progress: bool) -> TrainConfig:
+    """How the attacker of the security evaluation trains: the study's settings and largest λ."""
+    return TrainConfig(**settings_of(config), lam=max(config.lambdas), references=[reference], progress=progress)
+
+
+def train_every_model(config: StudyConfig, workers: Workers, progress: bool) -> None:
+    """Trains (or finds trained) every model of every seed, the study's and the security
+    evaluation's surrogates, as many at once as there are workers
+    (:func:`orthocore.train.schedule.train_all`); the stages then load them."""
+    quiet = workers.count > 1  # the workers' progress bars would overwrite each other
+    plans = []
+    for seed in config.seeds:
+        for planned in _roster(config, seed):
+            def build(references, planned=planned):
+                return _model_config(config, planned, references, progress and not quiet)
+
+            plans.append(Planned((seed, planned.name), tuple((seed, name) for name in planned.references), build))
+        if config.security:
+            method = _attacker_method(config, "", progress and not quiet)
+            plans += surrogate_plans(method, (seed, "reference"), Path(config.out) / "surrogates",
+                                     seed=model_seed(seed, ATTACKER_SEED), key=(seed,),
+                                     **_surrogate_counts(config))  # fmt: skip
+    study_models = {plan.key for plan in plans if isinstance(plan.key[1], str)}
+    with progress_report(total=len(plans), desc="models", unit="model", enabled=progress and quiet) as bar:
+        def done(key, trained: Trained) -> None:
+            if key in study_models and trained.seconds is not None and distributed.world().main:
+                atomic_write_json(_timing_file(trained.checkpoint), {"train_seconds": trained.seconds})
+            bar.update()
+
+        train_all(plans, workers, on_done=done)
+    distributed.barrier()
 
 
 def similarity_table(models: list[StudyModel], val_set, device, cache: StageCache) -> list[dict]:
@@ -160,36 +211,46 @@ def similarity_table(models: list[StudyModel], val_set, device, cache: StageCach
     return cache.put("similarity", key, rows)
 
 
-def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache,
-                  progress) -> list[dict]:  # fmt: skip
+def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache, progress,
+                  workers: Workers) -> Callable[[], list[dict]]:  # fmt: skip
     """Figs. 5/6 rows: attacks crafted on the reference and on the surrogate, on every
-    model but the defender's private references."""
+    model but the defender's private references. The attacks start on ``workers``; the
+    returned function waits for them and gives the rows."""
     transfer_config = TransferConfig(attacks=tuple(config.attacks), eps=tuple(config.eps), n_images=config.n_images,
                                      seed=seed)  # fmt: skip
-    rows = []
+    parts = []
     sources = [m for m in models if m.role in ("reference", "surrogate")]
-    for source in progress_report(sources, desc=f"transfer attacks (seed {seed})", unit="source", enabled=progress):
+    for source in sources:
         targets = {m.name: m.model for m in models if m is not source and m.role != "private"}
         key = fingerprint("transfer", dataclasses.asdict(transfer_config), source.name,
                           [file_digest(m.checkpoint) for m in models], DRAWS)  # fmt: skip
-        cached = cache.get(f"transfer-{source.name}", key)
-        if cached is None:
-            table = transfer_evaluation(source.model, targets, val_set, transfer_config,
-                                        source_name=source.name, device=device)  # fmt: skip
-            cached = cache.put(
-                f"transfer-{source.name}",
-                key,
-                [{"source": source.name, "target": r.model, "attack": r.attack, "eps": r.eps,
-                  "fooling_percent": r.fooling_percent, "n": r.total} for r in table.rows],
-            )  # fmt: skip
-        rows += cached
+        stage = f"transfer-{source.name}"
+        cached = cache.get(stage, key)
+        job = None if cached is not None else workers.submit(
+            transfer_evaluation, source.model, targets, val_set, transfer_config, source_name=source.name,
+            device=device)  # fmt: skip
+        parts.append((source, stage, key, cached, job))
+
+    def rows() -> list[dict]:
+        found = []
+        for source, stage, key, cached, job in progress_report(parts, desc=f"transfer attacks (seed {seed})",
+                                                               unit="source", enabled=progress):  # fmt: skip
+            if cached is None:
+                cached = cache.put(stage, key, [
+                    {"source": source.name, "target": r.model, "attack": r.attack, "eps": r.eps,
+                     "fooling_percent": r.fooling_percent, "n": r.total} for r in job.result().rows
+                ])  # fmt: skip
+            found += cached
+        return found
+
     return rows
 
 
-def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache,
-                 progress) -> list[dict]:  # fmt: skip
+def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache, progress,
+                 workers: Workers) -> Callable[[], list[dict]]:  # fmt: skip
     """Table III rows: the ordinary retrain behind every defense variant vs the orthogonal
-    models, perturbations crafted on the reference."""
+    models, perturbations crafted on the reference. The evaluation starts on ``workers``;
+    the returned function waits for it and gives the rows."""
     reference = models[0]
     ordinary = next(m for m in models if m.role == "ordinary")
     orthogonal = {m.name: m.model for m in models if m.role == "orthogonal"}
@@ -198,35 +259,37 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_s
                       [file_digest(m.checkpoint) for m in models], DRAWS)  # fmt: skip
     cached = cache.get("defenses", key)
     if cached is not None:
-        return cached
-    with progress_report(total=1, desc=f"defenses (Table III, seed {seed})", enabled=progress) as bar:
-        rows = defense_evaluation(
-            reference.model, ordinary.model, variants, orthogonal, val_set, attacks=config.attacks,
-            eps=config.defense_eps, n_images=config.n_images, seed=seed, target_name=ordinary.name,
-            device=device,
-        )  # fmt: skip
-        bar.update()
-    return cache.put("defenses", key, [dataclasses.asdict(r) for r in rows])
+        return lambda: cached
+    job = workers.submit(
+        defense_evaluation, reference.model, ordinary.model, variants, orthogonal, val_set, attacks=config.attacks,
+        eps=config.defense_eps, n_images=config.n_images, seed=seed, target_name=ordinary.name, device=device,
+    )  # fmt: skip
+
+    def rows() -> list[dict]:
+        with progress_report(total=1, desc=f"defenses (Table III, seed {seed})", enabled=progress) as bar:
+            found = job.result()
+            bar.update()
+        return cache.put("defenses", key, [dataclasses.asdict(r) for r in found])
+
+    return rows
 
 
-def security_section(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache,
-                     progress) -> dict:  # fmt: skip
+def security_section(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache, progress,
+                     workers: Workers) -> dict:  # fmt: skip
     """The security evaluation (beyond the paper) of the ordinary, orthogonal and
     secret-reference models for one study seed: white-box, Square, transfer from K, from
     independent surrogates (the study's and ``surrogates − 1`` more, and their ensemble)
     and from adaptive surrogates (trained here with the study's largest λ, orthogonal to
     K and to an attacker's own model, from the seed's attacker seeds), worst cases and
-    diagnostics. The verdicts are read over all seeds by :func:`run_study`."""
+    diagnostics, its attacks run side by side on ``workers``. The verdicts are read over
+    all seeds by :func:`run_study`."""
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
     targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
-    method = TrainConfig(**settings_of(config), lam=max(config.lambdas), references=[str(reference.checkpoint)],
-                         progress=progress)  # fmt: skip
+    method = _attacker_method(config, str(reference.checkpoint), progress)
     with progress_report(total=2, desc=f"security evaluation (seed {seed})", enabled=progress) as bar:
         trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
-                                   ordinary=config.surrogates - 1, adaptive=config.adaptive,
-                                   adaptive_without_k=config.adaptive_without_k,
-                                   seed=model_seed(seed, ATTACKER_SEED))  # fmt: skip
+                                   seed=model_seed(seed, ATTACKER_SEED), **_surrogate_counts(config))  # fmt: skip
         bar.update()
         settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=seed,
                                   **budget_of(config))  # fmt: skip
@@ -240,7 +303,7 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], v
             attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
                                          [load(p) for p in trained.adaptive_without_k])  # fmt: skip
             result = security_evaluation(targets, reference.model, val_set, settings, sources=attackers.sources,
-                                         device=device)  # fmt: skip
+                                         device=device, workers=workers)  # fmt: skip
             cached = cache.put("security", key, {
                 "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
                 "diagnostics": result.diagnostics, "adaptive_lambda": method.lam,
@@ -295,8 +358,12 @@ def panels(config: StudyConfig, seed: int, models: list[StudyModel], val_set, de
     }
 
 
-def run_seed(config: StudyConfig, seed: int, val_set, device, progress: bool, timings: dict) -> dict:
-    """Every model and stage of study seed ``seed``; adds each stage's seconds to ``timings``.
+def run_seed(config: StudyConfig, seed: int, val_set, device, progress: bool, timings: dict,
+             workers: Workers) -> dict:  # fmt: skip
+    """Every stage of study seed ``seed`` (its models trained or loaded first); adds each
+    stage's seconds to ``timings``. The transfer and defense stages' attacks run on
+    ``workers`` beside the security evaluation's, so the three are timed together
+    (``"attacks"``).
 
     Returns:
         ``seed``, the trained ``models`` (:class:`StudyModel`) and the stages' records:
@@ -311,16 +378,18 @@ def run_seed(config: StudyConfig, seed: int, val_set, device, progress: bool, ti
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
         return value
 
+    def attacks() -> tuple[list[dict], list[dict], dict | None]:
+        stage_args = (config, seed, models, val_set, device, cache, progress, workers)
+        transfer = transfer_rows(*stage_args)  # started; waited for below
+        defenses = defense_rows(*stage_args) if config.defenses else list
+        security = security_section(*stage_args) if config.security else None
+        return transfer(), defenses(), security
+
     models = timed("models", lambda: train_models(config, seed, progress))
-    stage_args = (config, seed, models, val_set, device, cache, progress)
-    return {
-        "seed": seed,
-        "models": models,
-        "similarity": timed("similarity", lambda: similarity_table(models, val_set, device, cache)),
-        "transfer": timed("transfer", lambda: transfer_rows(*stage_args)),
-        "defenses": timed("defenses", lambda: defense_rows(*stage_args)) if config.defenses else [],
-        "security": timed("security", lambda: security_section(*stage_args)) if config.security else None,
-    }
+    similarity = timed("similarity", lambda: similarity_table(models, val_set, device, cache))
+    transfer, defenses, security = timed("attacks", attacks)
+    return {"seed": seed, "models": models, "similarity": similarity, "transfer": transfer, "defenses": defenses,
+            "security": security}  # fmt: skip
 
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
@@ -346,7 +415,11 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "study.json", config.to_dict())
     timings: dict[str, float] = {}
-    runs = [run_seed(config, seed, val_set, device, progress, timings) for seed in config.seeds]
+    with Workers(worker_count(config.workers, device)) as workers:
+        start = time.perf_counter()
+        train_every_model(config, workers, progress)
+        timings["training"] = time.perf_counter() - start
+        runs = [run_seed(config, seed, val_set, device, progress, timings, workers) for seed in config.seeds]
     if not world.main:  # the others trained and attacked their shares; rank 0 writes the results
         return distributed.broadcast(None)
 
