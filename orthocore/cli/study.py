@@ -58,7 +58,7 @@ def _workers_flag(parser) -> None:
 
 def add_parsers(commands) -> None:
     demo = commands.add_parser("demo", help="the paper's whole study and the security evaluation on the shipped "
-                               "digits data, 3 seeds (under 4 minutes on 2 cores)")  # fmt: skip
+                               "digits data, 3 seeds (about 4 minutes on 2 cores)")  # fmt: skip
     demo.add_argument("--out", default="runs/demo", help="run directory (re-running reuses finished work)")
     demo.add_argument("--seeds", type=seed_list, metavar="S,S,...",
                       help="seeds to run, comma-separated (default: 0,1,2; one seed takes a third of the time)")
