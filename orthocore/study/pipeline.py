@@ -160,9 +160,10 @@ def _surrogate_counts(config: StudyConfig) -> dict:
             "adaptive_without_k": config.adaptive_without_k}  # fmt: skip
 
 
-def _attacker_method(config: StudyConfig, reference: str, progress: bool) -> TrainConfig:
-    """How the attacker of the security evaluation trains: the study's settings and largest λ."""
-    return TrainConfig(**settings_of(config), lam=max(config.lambdas), references=[reference], progress=progress)
+def _attacker_method(config: StudyConfig, progress: bool) -> TrainConfig:
+    """How the attacker of the security evaluation trains: the study's settings and largest λ
+    (the references are each surrogate's own, set by :func:`surrogate_plans`)."""
+    return TrainConfig(**settings_of(config), lam=max(config.lambdas), progress=progress)
 
 
 def train_every_model(config: StudyConfig, workers: Workers, progress: bool) -> None:
@@ -170,19 +171,19 @@ def train_every_model(config: StudyConfig, workers: Workers, progress: bool) -> 
     evaluation's surrogates, as many at once as there are workers
     (:func:`orthocore.train.schedule.train_all`); the stages then load them."""
     quiet = workers.count > 1  # the workers' progress bars would overwrite each other
-    plans = []
+    plans, study_models = [], set()
     for seed in config.seeds:
         for planned in _roster(config, seed):
             def build(references, planned=planned):
                 return _model_config(config, planned, references, progress and not quiet)
 
             plans.append(Planned((seed, planned.name), tuple((seed, name) for name in planned.references), build))
+            study_models.add((seed, planned.name))
         if config.security:
-            method = _attacker_method(config, "", progress and not quiet)
+            method = _attacker_method(config, progress and not quiet)
             plans += surrogate_plans(method, (seed, "reference"), Path(config.out) / "surrogates",
                                      seed=model_seed(seed, ATTACKER_SEED), key=(seed,),
                                      **_surrogate_counts(config))  # fmt: skip
-    study_models = {plan.key for plan in plans if isinstance(plan.key[1], str)}
     with progress_report(total=len(plans), desc="models", unit="model", enabled=progress and quiet) as bar:
         def done(key, trained: Trained) -> None:
             if key in study_models and trained.seconds is not None and distributed.world().main:
@@ -286,7 +287,7 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], v
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
     targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
-    method = _attacker_method(config, str(reference.checkpoint), progress)
+    method = _attacker_method(config, progress)
     with progress_report(total=2, desc=f"security evaluation (seed {seed})", enabled=progress) as bar:
         trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
                                    seed=model_seed(seed, ATTACKER_SEED), **_surrogate_counts(config))  # fmt: skip
