@@ -14,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import asdict, dataclass, field, fields
 
-from orthocore import models
+from orthocore import distributed, models
 from orthocore.checks import check_bool, check_choice, check_number
 from orthocore.data.folders import MAX_PIXELS
 from orthocore.digests import file_digest, fingerprint
@@ -33,7 +33,7 @@ AUTOCASTS = ("none", "bf16")
 # Fields added after runs were first cached, with the default that reproduces the runs
 # made before them: left out of result_key at that default (the penalty's own, also for
 # λ = 0, where they change nothing).
-_ADDED_LATER = {"penalty_batch": None, "autocast": "none"}
+_ADDED_LATER = {"penalty_batch": None, "autocast": "none", "cuda_graph": False}
 _PENALTY_ONLY = ("penalty_batch",)
 
 
@@ -73,6 +73,11 @@ class TrainSettings:
         autocast: ``bf16`` runs each step's forward, input gradient and double backward
             under bfloat16 autocast (δ itself accumulates in float32); ``none`` (default)
             in float32.
+        cuda_graph: capture each full batch's whole step (forward, input gradient,
+            penalty, double backward, optimizer update) as one CUDA graph and replay it
+            (:mod:`orthocore.train.graphs`); a batch of another shape (an epoch's last,
+            partial batch) takes the eager step. Needs a CUDA device and one process (no
+            ``torchrun``); False (default) runs every step eagerly.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
@@ -93,6 +98,7 @@ class TrainSettings:
     augment: bool = option(False, "CIFAR-10 random crop and flip")
     cache: str = option("memory", "where reference gradients are kept", choices=CACHES)
     autocast: str = option("none", "bf16: the training step under bfloat16 autocast", choices=AUTOCASTS)
+    cuda_graph: bool = option(False, "replay each full batch's training step from one captured CUDA graph (CUDA only)")
     device: str = option("auto", "auto (CUDA when a GPU is visible), cpu, cuda or cuda:N")
     max_image_pixels: int = option(MAX_PIXELS, "image folders: the largest image (width x height) accepted")
 
@@ -119,9 +125,16 @@ class TrainSettings:
         check_bool(self.augment, "augment")
         check_choice(self.cache, "cache", CACHES)
         check_choice(self.autocast, "autocast", AUTOCASTS)
+        check_bool(self.cuda_graph, "cuda_graph")
         if not isinstance(self.device, str):
             raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
-        resolve_device(self.device)
+        device = resolve_device(self.device)
+        if self.cuda_graph and distributed.world().size > 1:
+            raise ValueError("cuda_graph: a captured step cannot hold DistributedDataParallel's gradient reduction; "
+                             "under torchrun leave cuda_graph off")  # fmt: skip
+        if self.cuda_graph and device.type != "cuda":
+            raise ValueError(f"cuda_graph: capturing the training step needs a CUDA device, got {device.type} "
+                             f"(device={self.device!r}); leave cuda_graph off there")  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,11 +33,24 @@ running statistics are rank 0's (DDP broadcasts its buffers every forward). A mo
 without BatchNorm trains to the weights of the one-process run up to float rounding.
 Rank 0 writes every file; validation is split among the processes and summed, so every
 process takes the same stopping decision.
+
+``cuda_graph`` (one process on a GPU): every batch of the full per-process size runs
+through :class:`orthocore.train.graphs.CapturedStep` — three eager warm-up steps, then
+the whole step (forward, input gradient, penalty, double backward, optimizer update)
+captured once and replayed, the batch, its reference gradients and the penalty's rows
+copied into the graph's static inputs. The reference gradients are computed (or looked
+up in the cache) outside the graph. A batch of another size (the last of an epoch when
+the batch does not divide the training set) takes the eager step on the same weights
+and optimizer state. Adam is then made ``capturable`` (its step count on the device),
+so the weights equal an eager run's to float rounding rather than bit for bit, and a
+resumed run captures afresh. Dropout inside a captured step draws from PyTorch's
+graph-safe CUDA generator, not necessarily the numbers the eager step would draw.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -56,6 +69,7 @@ from orthocore.metrics import correct_count
 from orthocore.progress import progress
 from orthocore.runtime import versions
 from orthocore.train.config import TrainConfig
+from orthocore.train.graphs import CapturedStep
 from orthocore.train.objective import StepLoss, StepWeights, orthogonal_loss
 from orthocore.train.records import MetricsLog, write_run_record
 from orthocore.train.shards import StepShare, epoch_order, epoch_sampler, step_share
@@ -117,9 +131,11 @@ def _reference_config(config: TrainConfig) -> dict | None:
 
 
 def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The run's optimizer; with ``cuda_graph`` Adam keeps its step count on the device
+    (``capturable``) so that a CUDA graph can hold its update (SGD has no host state)."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, capturable=config.cuda_graph)
 
 
 class _Run:
@@ -147,6 +163,9 @@ class _Run:
         if state is not None:
             self._restore(state)
         self.step = self._distributed_step() if self.world.size > 1 else None
+        # cuda_graph (one process, checked by the config): each full batch's step replays one CUDA graph
+        self.captured = (CapturedStep(functools.partial(self._train_step, captured=True), self.optimizer, self.device)
+                         if config.cuda_graph else None)  # fmt: skip
 
     def _distributed_step(self) -> DistributedDataParallel:
         """The step's objective under DDP (after any restore: DDP starts every process
@@ -240,16 +259,16 @@ class _Run:
             else:
                 picked, rows = index[rows], rows.to(self.device)
                 reference_grads = self.reference_grads(x[rows], y[rows], picked)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
-                result = self._loss(x, y, reference_grads, rows, share, global_rows)
-            self.optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
-            self.optimizer.step()
+            if self.captured is not None and len(y) == per_process_batch:
+                loss, ce, delta = self.captured(x=x, y=y, reference_grads=reference_grads, rows=rows)
+            else:  # also the fallback of a captured run for a batch of another shape
+                self.optimizer.zero_grad(set_to_none=True)
+                loss, ce, delta = self._train_step(x, y, reference_grads, rows, share, global_rows)
             counted = len(y) if self.step is None else int(share.counted.sum())
-            ce_sum += result.ce * counted
-            loss_sum += result.loss.detach()
-            if result.delta is not None and result.delta.numel():
-                delta_sum += result.delta.abs().mean() * counted
+            ce_sum += ce * counted
+            loss_sum += loss
+            if delta is not None and delta.numel():
+                delta_sum += delta.abs().mean() * counted
             samples += counted
             if show and (step % 10 == 0 or step == len(loader) - 1):
                 bar.set_postfix(
@@ -273,8 +292,23 @@ class _Run:
             record["train_abs_delta"] = delta_total / samples
         return record
 
-    def _loss(self, x: Tensor, y: Tensor, reference_grads: Tensor | None, rows: Tensor | None, share: StepShare,
-              global_rows: Tensor | None) -> StepLoss:  # fmt: skip
+    def _train_step(self, x: Tensor, y: Tensor, reference_grads: Tensor | None, rows: Tensor | None,
+                    share: StepShare | None = None, global_rows: Tensor | None = None, *,
+                    captured: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:  # fmt: skip
+        """Forward, input gradient, penalty, backward and optimizer update of one batch,
+        onto gradients the caller has zeroed; returns the detached loss, mean
+        cross-entropy and δ (:class:`StepLoss`'s). ``captured``: the step that
+        :class:`CapturedStep` records (autocast without its cast cache, which a graph
+        cannot hold)."""
+        bf16, cache = self.config.autocast == "bf16", False if captured else None  # None: autocast's default
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=cache):
+            result = self._loss(x, y, reference_grads, rows, share, global_rows)
+        result.loss.backward()
+        self.optimizer.step()
+        return result.loss.detach(), result.ce, result.delta
+
+    def _loss(self, x: Tensor, y: Tensor, reference_grads: Tensor | None, rows: Tensor | None,
+              share: StepShare | None, global_rows: Tensor | None) -> StepLoss:  # fmt: skip
         """The step's objective: in one process :func:`orthogonal_loss` with means; under
         DDP this process's weighted share through the wrapped :class:`_StepObjective`."""
         config = self.config
@@ -366,11 +400,12 @@ def _opening_state(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
     if not state_path.is_file():
         raise FileNotFoundError(f"resume: no training state at {str(state_path)!r}")
     state = load_state(state_path)
-    recorded = TrainConfig.from_dict(state["config"])
+    recorded = TrainConfig.from_dict(state["config"])  # a field added since the run was recorded takes its default
+    recorded_values = recorded.to_dict()
     differing = [
         name
         for name, value in config.to_dict().items()
-        if name not in ("out", "progress") and value is not None and value != state["config"][name]
+        if name not in ("out", "progress") and value is not None and value != recorded_values[name]
     ]
     if differing:
         raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
