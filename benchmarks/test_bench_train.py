@@ -11,7 +11,10 @@ Providers, side by side in the groups ``train-step-resnet20-b128`` and
   reference's input gradient recomputed every step;
 - ``orthogonal_sub_batch``: the trainer's sub-batch penalty (``penalty_batch`` = B/4
   random rows a step): cross-entropy on the whole batch, δ on the B/4 rows;
-- ``orthogonal_bf16``: the orthogonal step under bfloat16 autocast (``autocast = "bf16"``).
+- ``orthogonal_bf16``: the orthogonal step under bfloat16 autocast (``autocast = "bf16"``);
+- ``ordinary_cuda_graph``, ``orthogonal_cuda_graph`` (GPU only): the ordinary and the
+  orthogonal step replayed from one CUDA graph (``cuda_graph = true``,
+  :class:`orthocore.train.graphs.CapturedStep`), captured before timing.
 
 The ratio tests time the steps round-robin and print their ratios to the ordinary step
 of this run (targets for ResNet-20: orthogonal ≤ 2.5x, sub-batch ≤ 1.8x).
@@ -24,13 +27,14 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
-from _timing import DEVICE, optimizer_step, round_robin
+from _timing import DEVICE, optimizer_step, round_robin, synchronized
 from torch import Tensor, nn
 
 from orthocore import models
 from orthocore.gradients import reference_gradients
 from orthocore.ops import normalized_dot
 from orthocore.train import orthogonal_loss
+from orthocore.train.graphs import CapturedStep
 
 CASES = {"resnet20": 128, "digits_cnn": 64}  # architecture → batch
 
@@ -100,8 +104,31 @@ def naive_step(s: Setup):
     return _stepper(s, loss)
 
 
+def _captured_stepper(s: Setup, lam: float):
+    """The trainer's step with ``cuda_graph``: warmed up, captured and replayed once
+    before it is timed, so that every timed call is a replay."""
+    torch.manual_seed(1)
+    model = models.create(s.arch).to(DEVICE).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def train_step(x, y, reference_grads):
+        loss = orthogonal_loss(model, x, y, reference_grads, lam, "abs").loss
+        loss.backward()
+        optimizer.step()
+        return (loss.detach(),)
+
+    captured = CapturedStep(train_step, optimizer, DEVICE)
+    step = synchronized(lambda: captured(x=s.x, y=s.y, reference_grads=s.cached if lam else None)[0].clone())
+    for _ in range(captured.warmup + 2):  # the warm-up steps, the capture, one replay
+        step()
+    return model, step
+
+
 PROVIDERS = {"ordinary": ordinary_step, "orthogonal": orthogonal_step, "orthogonal_naive": naive_step,
              "orthogonal_sub_batch": sub_batch_step, "orthogonal_bf16": bf16_step}  # fmt: skip
+if DEVICE.type == "cuda":
+    PROVIDERS |= {"ordinary_cuda_graph": lambda s: _captured_stepper(s, 0.0),
+                  "orthogonal_cuda_graph": lambda s: _captured_stepper(s, 1.0)}  # fmt: skip
 
 
 def _checked(model, step):
@@ -136,6 +163,11 @@ def test_orthogonal_over_ordinary_ratio(setup):
         f"naive {ratio['orthogonal_naive']:.2f}x, sub-batch k={batch // 4} {ratio['orthogonal_sub_batch']:.2f}x, "
         f"bf16 autocast {ratio['orthogonal_bf16']:.2f}x"
     )
+    if "orthogonal_cuda_graph" in best:
+        print(f"[cuda graphs] ordinary {best['ordinary_cuda_graph'] * 1e3:.2f} ms "
+              f"({ratio['ordinary_cuda_graph']:.2f}x of the eager ordinary step), orthogonal "
+              f"{ratio['orthogonal_cuda_graph']:.2f}x of the eager ordinary step, "
+              f"{best['orthogonal_cuda_graph'] / best['ordinary_cuda_graph']:.2f}x of the captured one")
     # strictly more work than ordinary; not slower than the naive step beyond noise
     assert 1.0 < ratio["orthogonal"] < ratio["orthogonal_naive"] * 1.5
     assert ratio["orthogonal_sub_batch"] > 1.0
