@@ -1,9 +1,23 @@
 """What the benchmark files share: the device they time on, and timed callables that wait
 for the GPU, so that a benchmark measures the work and not only its launch."""
 
+import os
+
 import torch
 
+from orthocore.runtime import retain_freed_memory
+
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def as_the_trainer_allocates() -> str:
+    """Makes this process keep the memory it frees, as :func:`orthocore.train.train` does
+    (:func:`orthocore.runtime.retain_freed_memory`), so that a training step is timed as
+    the trainer runs it; ``ORTHOCORE_BENCH_MALLOC=glibc`` leaves glibc's default, for
+    the comparison. Returns which of the two is in force, for the printed results."""
+    if os.environ.get("ORTHOCORE_BENCH_MALLOC") == "glibc":
+        return "glibc's default malloc"
+    return "freed memory kept" if retain_freed_memory() else "glibc's default malloc (no mallopt)"
 
 
 def synchronized(fn):

@@ -57,5 +57,5 @@ part bench_finetune 300 "${PYTEST[@]}" -s benchmarks/test_bench_finetune.py -k r
 part bench_kernels 300 "${PYTEST[@]}" benchmarks/test_bench_cuda_kernels.py --benchmark-group-by=group \
     --benchmark-columns=min,median,rounds
 
-grep -H "threads\]\|cuda graphs\]\|\[cuda" "$OUT"/bench_*.log > "$OUT/figures.txt"
+grep -H "threads, \|cuda graphs\]" "$OUT"/bench_*.log > "$OUT/figures.txt"
 cat "$OUT/figures.txt"

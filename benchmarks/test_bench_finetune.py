@@ -17,13 +17,14 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from _timing import DEVICE, optimizer_step, round_robin
+from _timing import DEVICE, as_the_trainer_allocates, optimizer_step, round_robin
 
 from orthocore import models
 from orthocore.gradients import reference_gradients
 from orthocore.train import orthogonal_loss
 
 ARCH = "imagenet_vgg16"
+MALLOC = as_the_trainer_allocates()
 CLASSES = 1000
 BATCH = int(os.environ.get("ORTHOCORE_BENCH_FINETUNE_BATCH", 32 if DEVICE.type == "cuda" else 2))
 
@@ -78,7 +79,7 @@ def test_orthogonal_over_ordinary_finetune_ratio(setup):
     best = round_robin({name: step for name, (_, step) in steps.items()}, 3)
     ratio = best["orthogonal_finetune"] / best["ordinary_finetune"]
     print(
-        f"\n[{DEVICE.type}, {torch.get_num_threads()} threads] {ARCH} fine-tune b{BATCH} step, min of 3 round-robin: "
+        f"\n[{DEVICE.type}, {torch.get_num_threads()} threads, {MALLOC}] {ARCH} fine-tune b{BATCH} step, min of 3 round-robin: "
         f"ordinary {best['ordinary_finetune'] * 1e3:.0f} ms, orthogonal {best['orthogonal_finetune'] * 1e3:.0f} ms "
         f"({ratio:.1f}x)"
     )

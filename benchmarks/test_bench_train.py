@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 import torch.nn.functional as F
-from _timing import DEVICE, optimizer_step, round_robin, synchronized
+from _timing import DEVICE, as_the_trainer_allocates, optimizer_step, round_robin, synchronized
 from torch import Tensor, nn
 
 from orthocore import models
@@ -37,6 +37,7 @@ from orthocore.train import orthogonal_loss
 from orthocore.train.graphs import CapturedStep
 
 CASES = {"resnet20": 128, "digits_cnn": 64}  # architecture → batch
+MALLOC = as_the_trainer_allocates()
 
 
 @dataclass
@@ -158,7 +159,7 @@ def test_orthogonal_over_ordinary_ratio(setup):
     ratio = {name: best[name] / best["ordinary"] for name in steps}
     batch = len(setup.y)
     print(
-        f"\n[{DEVICE.type}, {torch.get_num_threads()} threads] {setup.arch} b{batch} step, min of {rounds} round-robin: "
+        f"\n[{DEVICE.type}, {torch.get_num_threads()} threads, {MALLOC}] {setup.arch} b{batch} step, min of {rounds} round-robin: "
         f"ordinary {best['ordinary'] * 1e3:.1f} ms, orthogonal {ratio['orthogonal']:.2f}x, "
         f"naive {ratio['orthogonal_naive']:.2f}x, sub-batch k={batch // 4} {ratio['orthogonal_sub_batch']:.2f}x, "
         f"bf16 autocast {ratio['orthogonal_bf16']:.2f}x"

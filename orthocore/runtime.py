@@ -1,8 +1,10 @@
-"""Where and with what a run executes: the device it asks for, and the software versions
-it records beside its results (``run.json``, checkpoints, ``results.json``, tables)."""
+"""Where and with what a run executes: the device it asks for, how its process keeps
+freed memory, and the software versions it records beside its results (``run.json``,
+checkpoints, ``results.json``, tables)."""
 
 from __future__ import annotations
 
+import ctypes
 import platform
 import sys
 from importlib import metadata
@@ -43,6 +45,40 @@ def resolve_device(name: str | torch.device | None, *, model: nn.Module | None =
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {name!r} requested but no CUDA device is available")
     return device
+
+
+# glibc's mallopt parameters (malloc.h) and the values retain_freed_memory sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest: blocks up to 32 MiB come from the heap
+TRIM_THRESHOLD = 1024 * 1024 * 1024  # the heap keeps up to 1 GiB of free memory
+
+
+def retain_freed_memory() -> bool:
+    """Makes this process keep the memory it frees for its next allocations (glibc only).
+
+    PyTorch's CPU tensors are plain ``malloc`` blocks. glibc serves a large block (over a
+    threshold it raises as blocks are freed, up to 32 MiB) with a fresh ``mmap`` and
+    returns it to the system when freed, and it also gives back the free memory at the
+    top of its heap. The next step's tensors then land on new pages, each one a page
+    fault the kernel zeroes. An orthogonal training step frees and reallocates most of
+    its double backward's tensors every step: ResNet-20 at batch 128 (2 threads) took
+    45,000–58,000 page faults a step and 7–9 % of its processor time in the kernel, and
+    with this setting 1,700–3,300 faults and under 1 %. It fixes both thresholds (blocks up to
+    32 MiB from the heap; up to 1 GiB of free heap kept), so the process's memory stays
+    near its peak instead of shrinking between steps.
+
+    Called by :func:`orthocore.train.train`, by every ``orthocore`` command and in every
+    worker process (:mod:`orthocore.workers`); call it in your own scripts for the same
+    effect. Repeated calls change nothing more.
+
+    Returns:
+        True when set; False where the C library has no ``mallopt`` (not glibc).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):  # no mallopt (musl, macOS) or no C library handle (Windows)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def _installed(package: str) -> str:

@@ -13,7 +13,8 @@ worker, no copied threads or CUDA state) with three additions:
   ``torchrun`` process group apply to it;
 * a worker exits when the process that started it dies (``kill -9`` included), so an
   orphan never keeps writing into a run that is resumed;
-* jobs are module-level functions whose arguments pickle (models, tensors, configs).
+* jobs are module-level functions whose arguments pickle (models, tensors, configs);
+* each worker keeps the memory it frees (:func:`orthocore.runtime.retain_freed_memory`).
 
 This is parallelism over *jobs* on one machine. One job over several processes or
 machines is ``torchrun``'s (:mod:`orthocore.distributed`); under it every process is
@@ -34,6 +35,7 @@ import torch
 
 from orthocore import distributed
 from orthocore.checks import check_number
+from orthocore.runtime import retain_freed_memory
 
 
 def available_cores() -> int:
@@ -74,6 +76,7 @@ def _watch_parent(parent: int) -> None:
 
 def _start_worker(parent: int, threads: int) -> None:
     torch.set_num_threads(threads)
+    retain_freed_memory()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 

@@ -11,6 +11,7 @@ import warnings
 
 from orthocore import distributed
 from orthocore.cli import attack, backends, security, study, train
+from orthocore.runtime import retain_freed_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    retain_freed_memory()  # every command's tensors reuse the memory the last ones freed
 
     def one_line(message, category, filename, lineno, file=None, line=None):  # no source path, no code line
         if distributed.world().main:  # under torchrun every process would say it

@@ -67,7 +67,7 @@ from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
 from orthocore.gradients import ReferenceGradientCache, deltas, reference_gradients
 from orthocore.metrics import correct_count
 from orthocore.progress import progress
-from orthocore.runtime import versions
+from orthocore.runtime import retain_freed_memory, versions
 from orthocore.train.config import TrainConfig
 from orthocore.train.graphs import CapturedStep
 from orthocore.train.objective import StepLoss, StepWeights, orthogonal_loss
@@ -359,8 +359,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     Raises:
         ValueError: a bad config field (named), or a resume config that differs.
         FileExistsError: ``config.out`` already holds a run and ``resume`` is False.
+
+    The process keeps the memory it frees from then on
+    (:func:`orthocore.runtime.retain_freed_memory`): each step reuses the last step's
+    memory instead of faulting in fresh pages.
     """
     config.validate()
+    retain_freed_memory()
     world = distributed.world()
     if config.batch_size % world.size:
         raise ValueError(f"batch_size: the global batch {config.batch_size} does not split evenly among the "
