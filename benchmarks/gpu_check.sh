@@ -23,6 +23,7 @@ OUT=${OUT:-gpu-results}
 PY=${PY:-python3}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} ORTHOCORE_BUILD_CUDA=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package built in place, not installed
 
 if ! "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
     echo "gpu_check: $PY's PyTorch sees no CUDA device; nothing to measure here" >&2
