@@ -16,15 +16,10 @@ from orthocore.gradients import reference_gradients
 from orthocore.train import TrainConfig, orthogonal_loss, train
 from orthocore.train.graphs import CapturedStep
 from orthocore.train.state import load_state
+from tests.test_train import config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-
-
-def config(tmp_path, name, **overrides):
-    values = dict(out=str(tmp_path / name), max_epochs=2, eval_every=2, batch_size=64, progress=False, seed=5)
-    values.update(overrides)
-    return TrainConfig(**values)
 
 
 @pytest.fixture(scope="module")
