@@ -69,7 +69,11 @@ def retain_freed_memory() -> bool:
 
     Called by :func:`orthocore.train.train`, by every ``orthocore`` command and in every
     worker process (:mod:`orthocore.workers`); call it in your own scripts for the same
-    effect. Repeated calls change nothing more.
+    effect. Repeated calls change nothing more. Not under ``torchrun``: with it, a rank
+    of a two-process orthogonal training run at times aborted ("terminate called without
+    an active exception"; both such runs of one test-suite run, one in 24 in a loop,
+    none in 16 without it), so processes of a ``torchrun`` job keep glibc's default
+    until that is understood.
 
     Returns:
         True when set; False where the C library has no ``mallopt`` (not glibc).

@@ -360,13 +360,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         ValueError: a bad config field (named), or a resume config that differs.
         FileExistsError: ``config.out`` already holds a run and ``resume`` is False.
 
-    The process keeps the memory it frees from then on
+    A single process keeps the memory it frees from then on
     (:func:`orthocore.runtime.retain_freed_memory`): each step reuses the last step's
     memory instead of faulting in fresh pages.
     """
     config.validate()
-    retain_freed_memory()
     world = distributed.world()
+    if world.size == 1:  # see retain_freed_memory on torchrun
+        retain_freed_memory()
     if config.batch_size % world.size:
         raise ValueError(f"batch_size: the global batch {config.batch_size} does not split evenly among the "
                          f"{world.size} processes torchrun started; choose a multiple of {world.size}")  # fmt: skip
