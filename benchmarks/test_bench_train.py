@@ -59,11 +59,17 @@ def setup(request) -> Setup:
     return Setup(arch, reference, x, y, reference_gradients(reference, x, y).unsqueeze(0))
 
 
-def _stepper(setup: Setup, loss_of):
-    """A model, and an SGD step minimising ``loss_of(model)``."""
+def _trained_model(setup: Setup) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The model every provider trains (the same initial weights), and its SGD optimizer."""
     torch.manual_seed(1)
     model = models.create(setup.arch).to(DEVICE).train()
-    return model, optimizer_step(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), loss_of)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def _stepper(setup: Setup, loss_of):
+    """A model, and an SGD step minimising ``loss_of(model)``."""
+    model, optimizer = _trained_model(setup)
+    return model, optimizer_step(model, optimizer, loss_of)
 
 
 def ordinary_step(s: Setup):
@@ -108,9 +114,7 @@ def naive_step(s: Setup):
 def _captured_stepper(s: Setup, lam: float):
     """The trainer's step with ``cuda_graph``: warmed up, captured and replayed once
     before it is timed, so that every timed call is a replay."""
-    torch.manual_seed(1)
-    model = models.create(s.arch).to(DEVICE).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model, optimizer = _trained_model(s)
 
     def train_step(x, y, reference_grads):
         loss = orthogonal_loss(model, x, y, reference_grads, lam, "abs").loss

@@ -76,8 +76,13 @@ def retain_freed_memory() -> bool:
     until that is understood.
 
     Returns:
-        True when set; False where the C library has no ``mallopt`` (not glibc).
+        True when set; False under ``torchrun`` or where the C library has no ``mallopt``
+        (not glibc).
     """
+    from orthocore import distributed  # which imports this module: imported here, not at the top
+
+    if distributed.launched():
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError, TypeError):  # no mallopt (musl, macOS) or no C library handle (Windows)

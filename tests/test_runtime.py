@@ -108,3 +108,10 @@ def test_retain_freed_memory_without_mallopt_says_so(monkeypatch):
 
     monkeypatch.setattr(runtime.ctypes, "CDLL", NoMallopt)
     assert runtime.retain_freed_memory() is False
+
+
+def test_retain_freed_memory_is_left_off_under_torchrun(monkeypatch):
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "localhost",
+                        "MASTER_PORT": "29500"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    assert runtime.retain_freed_memory() is False

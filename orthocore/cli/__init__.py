@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not distributed.launched():  # see retain_freed_memory on torchrun
-        retain_freed_memory()  # every command's tensors reuse the memory the last ones freed
+    retain_freed_memory()  # every command's tensors reuse the memory the last ones freed
 
     def one_line(message, category, filename, lineno, file=None, line=None):  # no source path, no code line
         if distributed.world().main:  # under torchrun every process would say it

@@ -365,9 +365,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     memory instead of faulting in fresh pages.
     """
     config.validate()
+    retain_freed_memory()
     world = distributed.world()
-    if world.size == 1:  # see retain_freed_memory on torchrun
-        retain_freed_memory()
     if config.batch_size % world.size:
         raise ValueError(f"batch_size: the global batch {config.batch_size} does not split evenly among the "
                          f"{world.size} processes torchrun started; choose a multiple of {world.size}")  # fmt: skip
