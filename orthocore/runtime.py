@@ -69,11 +69,11 @@ def retain_freed_memory() -> bool:
 
     Called by :func:`orthocore.train.train`, by every ``orthocore`` command and in every
     worker process (:mod:`orthocore.workers`); call it in your own scripts for the same
-    effect. Repeated calls change nothing more. Not under ``torchrun``: with it, a rank
-    of a two-process orthogonal training run at times aborted ("terminate called without
-    an active exception"; both such runs of one test-suite run, one in 24 in a loop,
-    none in 16 without it), so processes of a ``torchrun`` job keep glibc's default
-    until that is understood.
+    effect. Repeated calls change nothing more. Not under ``torchrun``: a rank of a
+    two-process run at times aborted ("terminate called without an active exception"),
+    first seen with this setting on; it was later seen with the setting off as well, so
+    the setting is not known to cause it, but ``torchrun`` processes keep glibc's
+    default until the abort is understood.
 
     Returns:
         True when set; False under ``torchrun`` or where the C library has no ``mallopt``
