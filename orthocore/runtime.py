@@ -83,6 +83,13 @@ def retain_freed_memory() -> bool:
 
     if distributed.launched():
         return False
+    return set_malloc_thresholds()
+
+
+def set_malloc_thresholds() -> bool:
+    """Fixes glibc's mmap and trim thresholds at :data:`MMAP_THRESHOLD` and
+    :data:`TRIM_THRESHOLD` (``mallopt``) in any process; :func:`retain_freed_memory`
+    decides where. False where the C library has no ``mallopt``."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError, TypeError):  # no mallopt (musl, macOS) or no C library handle (Windows)
