@@ -40,7 +40,7 @@ BUDGET = {
                  "--square-queries", "4", "--no-progress"],  # fmt: skip
     "run": ["--no-progress"],
 }
-STUDY_BUDGET = {"max_epochs": 3, "eval_every": 3, "batch_size": 8, "n_images": 8, "seeds": [0], "gradcam_images": 2,
+STUDY_BUDGET = {"max_epochs": 6, "eval_every": 6, "batch_size": 8, "n_images": 8, "seeds": [0], "gradcam_images": 2,
                 "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 1, "adaptive": 1,
                 "eps": [0.03, 0.05], "security_eps": [0.05, 0.08]}  # fmt: skip
 
