@@ -27,13 +27,14 @@ import torch
 from torch import nn
 
 from orthocore import models
-from orthocore._io import atomic_path, atomic_torch_save
+from orthocore._io import atomic_path, atomic_torch_save, seal_file, seal_problem
 
 FORMAT = "orthocore.model/1"
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, *, arch: str, num_classes: int, extra: dict | None = None
+    path: str | os.PathLike, model: nn.Module, *, arch: str, num_classes: int, extra: dict | None = None,
+    seal: bool = False,
 ) -> None:
     """Writes ``model``'s weights with what is needed to rebuild it, atomically.
 
@@ -45,6 +46,8 @@ def save_checkpoint(
         extra: metadata (config, metrics, versions) made of dicts, lists, strings,
             numbers, booleans, None and tensors, so that ``weights_only`` loading accepts it
             (no tensors in a ``.safetensors`` file: its metadata is JSON).
+        seal: also write its digest beside it (:func:`orthocore._io.seal_file`), for a
+            checkpoint that is cached and checked when reused (a trainer's).
 
     Raises:
         ValueError: unknown ``arch``, or ``extra`` that a ``.safetensors`` file cannot hold.
@@ -58,6 +61,8 @@ def save_checkpoint(
         "extra": dict(extra or {}),
     }
     _write(state, path)
+    if seal:
+        seal_file(path)
 
 
 def _is_safetensors(path: str | os.PathLike) -> bool:
@@ -130,10 +135,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not an orthocore model checkpoint.
+        ValueError: the file is not an orthocore model checkpoint, or its bytes differ
+            from those its seal recorded (:func:`orthocore._io.seal_problem`).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint: no file at {str(path)!r}")
+    problem = seal_problem(path)
+    if problem is not None:
+        raise ValueError(f"checkpoint: {str(path)!r} is damaged: {problem}")
     if _is_safetensors(path):
         device = str(map_location) if isinstance(map_location, (str, torch.device)) else "cpu"
         return _read_safetensors(path, device)

@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any
 
+from orthocore._io import sha256_of
+
 
 def fingerprint(*parts: Any) -> str:
     """A short stable digest of JSON-serialisable ``parts``."""
@@ -15,9 +17,5 @@ def fingerprint(*parts: Any) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (the identity of a trained model)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """SHA-256 of a file's bytes (the identity of a trained model), shortened."""
+    return sha256_of(path)[:16]

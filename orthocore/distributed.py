@@ -2,11 +2,19 @@
 connects them, and this module is the little orthocore needs on top.
 
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in each process; the
-command line calls :func:`start`, which joins the process group (``gloo`` for CPU
-tensors, ``NCCL`` for CUDA tensors, in one group) and gives each process its device
-(``cuda:LOCAL_RANK`` on a GPU node). Library code asks :func:`world` who it is: without
-a process group it is rank 0 of 1, and every collective below is then a no-op, so one
-code path serves one process and many.
+command line runs every command inside :func:`session`, which joins the process group
+(``gloo`` for CPU tensors, ``NCCL`` for CUDA tensors, in one group), gives each process
+its device (``cuda:LOCAL_RANK`` on a GPU node), and destroys the group again on every
+way out of the block: normal end, error, Ctrl-C and SIGTERM (which
+:mod:`orthocore.interrupts` turns into an exception at a step boundary). PyTorch's
+shutdown notes ask every process to call ``destroy_process_group()`` once at the end:
+a group left to the interpreter's finalisation has gloo work threads that still hold
+Python objects while the interpreter is torn down, and the process aborts with
+"terminate called without an active exception". :func:`stop` also collects the
+garbage first, so that no ``DistributedDataParallel`` reducer of a finished training
+run still holds the group when it is destroyed. Library code asks :func:`world` who it
+is: without a process group it is rank 0 of 1, and every collective below is then a
+no-op, so one code path serves one process and many.
 
 Collectives here run on CPU tensors (the ``gloo`` half of the group), so they work on
 CPU and GPU runs alike; they are for bookkeeping (sums of counts, a broadcast state,
@@ -16,15 +24,18 @@ reduces.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from orthocore import interrupts
 from orthocore.runtime import resolve_device
 
 T = TypeVar("T")
@@ -106,9 +117,59 @@ def start(device_name: str, *, timeout_s: float = 1800.0) -> World:
 
 
 def stop() -> None:
-    """Leaves the process group (if any), as every process should before it exits."""
+    """Leaves the process group (if any), as every process should before it exits: the
+    garbage is collected first (a reference cycle may still hold a DDP reducer and its
+    pending work), then the group is destroyed while the interpreter is whole."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def session(device_name: str, *, join: bool = True) -> Iterator[World]:
+    """The one way orthocore runs under ``torchrun``: joins the process group when
+    ``torchrun`` started this process (``join``; :func:`start`), yields :func:`world`,
+    and leaves the group (:func:`stop`) however the block ends — returning, raising,
+    Ctrl-C, or SIGTERM turned into :class:`orthocore.interrupts.Interrupted`. Without
+    ``torchrun`` it only yields rank 0 of 1.
+
+    Raises:
+        ValueError: ``join`` is False under ``torchrun`` (a one-process command), or
+            the device is unusable (:func:`start`).
+    """
+    try:
+        if launched() and not join:
+            raise ValueError("torchrun: this command runs in one process; start it without torchrun")
+        yield start(device_name) if join else world()
+    finally:
+        stop()
+
+
+def stop_requested() -> bool:
+    """Whether any process of the job has been asked to stop (SIGTERM,
+    :mod:`orthocore.interrupts`); every process gets the same answer, so that all of them
+    stop after the same step. A collective under ``torchrun``: every process must call
+    it at the same points."""
+    asked = interrupts.requested()
+    if world().size == 1:
+        return asked
+    flag = torch.tensor([1.0 if asked else 0.0], dtype=torch.float64)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+@contextlib.contextmanager
+def held_on_main(factory: Callable[[], contextlib.AbstractContextManager]) -> Iterator[None]:
+    """Enters the context ``factory()`` on rank 0 only (an output's lock: rank 0 holds it
+    for the job) for the block; an error entering it is raised on every rank
+    (:func:`on_main`)."""
+    with contextlib.ExitStack() as stack:
+
+        def enter() -> None:
+            stack.enter_context(factory())
+
+        on_main(enter)
+        yield
 
 
 def barrier() -> None:

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from orthocore import distributed
-from orthocore._io import atomic_path, atomic_write_json
+from orthocore._io import atomic_path, atomic_write_json, move_aside, seal_file, seal_path, seal_problem
 from orthocore.modes import eval_mode
 from orthocore.ops import normalized_dot
 from orthocore.progress import progress as progress_report
@@ -164,7 +164,8 @@ class ReferenceGradientCache:
     is computed once (in eval mode, without a graph) and read back every epoch. The
     cache is a float32 array :math:`(R, N, C, H, W)` in memory, or a ``.npy`` file on
     disk for large sets (memory-mapped; written to a temporary file and renamed when
-    complete, and reused by a later run when its ``.json`` key matches).
+    complete, sealed with its digest, and reused by a later run when its ``.json`` key
+    and its seal match; a damaged file is moved aside with a warning and rebuilt).
 
     Several processes (:mod:`orthocore.distributed`) share the filling: process r
     computes samples r, r + W, …; in memory the parts are then summed into every
@@ -196,7 +197,7 @@ class ReferenceGradientCache:
             self._fill(self._memory, references, dataset, mine, batch_size, device)
             distributed.sum_in_place(self._memory)
             return
-        if not distributed.on_main(lambda: _read_json(self.path + ".json") == meta and os.path.isfile(self.path)):
+        if not distributed.on_main(lambda: _disk_cache_sound(self.path, meta)):
             self._build_file(shape, meta, references, dataset, mine, batch_size, device)
         self._disk = np.load(self.path, mmap_mode="r")
 
@@ -216,6 +217,7 @@ class ReferenceGradientCache:
             del array
             distributed.barrier()  # every row is on disk before rank 0 renames the file
         if world.main:
+            seal_file(self.path)
             atomic_write_json(self.path + ".json", meta)
         distributed.barrier()
 
@@ -237,9 +239,33 @@ class ReferenceGradientCache:
         return torch.from_numpy(self._disk[:, indices.cpu().numpy()])  # fancy indexing copies
 
 
-def _read_json(path: str):
+def _disk_cache_sound(path: str, meta: dict) -> bool:
+    """Whether the ``.npy`` cache at ``path`` was built for ``meta`` and is whole: its
+    key file parses and matches, its seal matches its bytes, and it loads with the
+    recorded shape. A damaged file (of the two) is moved aside, with a warning; a cache
+    built for another key, or before caches were sealed, is simply rebuilt."""
+    key_path = path + ".json"
+    if not os.path.isfile(path):
+        return False
     try:
-        with open(path) as file:
-            return json.load(file)
-    except (OSError, ValueError):
-        return None
+        with open(key_path) as file:
+            recorded = json.load(file)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as error:
+        move_aside(key_path, f"does not parse: {error}")
+        move_aside(path, f"its key file {key_path!r} was damaged")
+        return False
+    if recorded != meta or not seal_path(path).is_file():
+        return False
+    problem = seal_problem(path)
+    if problem is None:
+        try:
+            if list(np.load(path, mmap_mode="r").shape) != meta["shape"]:
+                problem = f"holds another shape than the recorded {meta['shape']}"
+        except (OSError, ValueError) as error:
+            problem = f"does not load: {error}"
+    if problem is not None:
+        move_aside(path, problem)
+        return False
+    return True

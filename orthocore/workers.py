@@ -14,7 +14,9 @@ worker, no copied threads or CUDA state) with three additions:
 * a worker exits when the process that started it dies (``kill -9`` included), so an
   orphan never keeps writing into a run that is resumed;
 * jobs are module-level functions whose arguments pickle (models, tensors, configs);
-* each worker keeps the memory it frees (:func:`orthocore.runtime.retain_freed_memory`).
+* each worker keeps the memory it frees (:func:`orthocore.runtime.retain_freed_memory`);
+* the workers share the stop flag of :mod:`orthocore.interrupts` with the process that
+  started them: SIGTERM to it (or to a worker) stops every job at its next step.
 
 This is parallelism over *jobs* on one machine. One job over several processes or
 machines is ``torchrun``'s (:mod:`orthocore.distributed`); under it every process is
@@ -33,7 +35,7 @@ from typing import Any
 
 import torch
 
-from orthocore import distributed
+from orthocore import distributed, interrupts
 from orthocore.checks import check_number
 from orthocore.runtime import retain_freed_memory
 
@@ -74,9 +76,11 @@ def _watch_parent(parent: int) -> None:
         time.sleep(1.0)
 
 
-def _start_worker(parent: int, threads: int) -> None:
+def _start_worker(parent: int, threads: int, stop) -> None:
     torch.set_num_threads(threads)
     retain_freed_memory()
+    interrupts.handle_sigterm()
+    interrupts.share(stop)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
@@ -101,8 +105,11 @@ class Workers:
         self._pool: ProcessPoolExecutor | None = None
         if count > 1:
             threads = max(1, available_cores() // count)
-            self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(os.getpid(), threads))  # fmt: skip
+            context = multiprocessing.get_context("spawn")
+            self._stop = context.Event()
+            interrupts.share(self._stop)
+            self._pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker,
+                                             initargs=(os.getpid(), threads, self._stop))  # fmt: skip
 
     def submit(self, job: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Starts ``job(*args, **kwargs)`` (or queues it until a worker is free); with one
@@ -127,3 +134,4 @@ class Workers:
     def __exit__(self, kind, error, traceback) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=error is not None)
+            interrupts.stop_sharing(self._stop)

@@ -155,7 +155,7 @@ def test_bad_image_files_are_all_named_in_one_error_when_the_folder_is_opened(tm
     with pytest.raises(ValueError, match="3 bad file") as error:
         ImageFolderDataset(root)
     message = str(error.value)
-    assert "notes.png: is not a readable image" in message and "empty.png: is empty" in message
+    assert "notes.png: is truncated or not a readable image" in message and "empty.png: is empty" in message
     assert "link.png: resolves to" in message and "outside the data folder" in message
     assert "inside.png" not in message
 
@@ -177,3 +177,30 @@ def test_training_on_a_bad_folder_fails_before_writing_anything(tmp_path):
     with pytest.raises(ValueError, match="bad.png: is empty"):
         train(config)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["zero-byte", "truncated", "wrong-count"])
+def test_a_damaged_cifar10_batch_is_one_line_naming_it_before_any_work(tmp_path, cifar_folder, kind, capsys):
+    from orthocore import cli
+
+    batch = cifar_folder / "data_batch_2"
+    if kind == "zero-byte":
+        batch.write_bytes(b"")
+    elif kind == "truncated":
+        batch.write_bytes(batch.read_bytes()[:-100])
+    else:  # 4 labels, 3 images
+        write_cifar_batch(batch, np.zeros((3, 3, 32, 32), dtype=np.uint8), [0, 1, 2, 3])
+    out = tmp_path / "run"
+    assert cli.main(["train", "--data", f"cifar10:{cifar_folder}", "--arch", "resnet20", "--out", str(out),
+                     "--no-progress"]) == 2  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"{batch}" in error and "Traceback" not in error
+    assert not out.exists()
+
+
+def test_a_truncated_image_in_a_folder_is_named(tmp_path):
+    write_image_folder(tmp_path, {"a": 3, "b": 3})
+    whole = (tmp_path / "a" / "1.png").read_bytes()
+    (tmp_path / "a" / "1.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"(?s)1 bad file.*1.png: is truncated or not a readable image"):
+        ImageFolderDataset(tmp_path)

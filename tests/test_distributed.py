@@ -284,4 +284,4 @@ def test_a_command_that_runs_in_one_process_says_so_under_torchrun(tmp_path):
     """``export``, ``similarity``, ``report`` and ``backends`` are one-process commands."""
     done = run_orthocore(["export", tmp_path / "a.ckpt", tmp_path / "a.safetensors"], processes=2)
     assert done.returncode != 0
-    assert "torchrun: orthocore export runs in one process; start it without torchrun" in done.stderr
+    assert "torchrun: this command runs in one process; start it without torchrun" in done.stderr

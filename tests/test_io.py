@@ -1,10 +1,12 @@
 """Atomic writes: whole files only, with the permissions the umask gives new files."""
 
+import contextlib
 import os
 import stat
 
 import pytest
 
+from orthocore import _io
 from orthocore._io import atomic_write_json, atomic_write_text
 
 
@@ -49,3 +51,44 @@ def test_cli_errors_are_one_line_unless_debug(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(FileNotFoundError):
         cli.main(["--debug", "similarity", missing, missing])
+
+
+class _Killed(BaseException):
+    """Stands in for the process being killed at that instant."""
+
+
+@pytest.mark.parametrize("killed_at", [1, 2, 3, 4])
+def test_a_sealed_file_is_accepted_by_its_seal_whenever_its_replacement_is_cut_off(tmp_path, monkeypatch, killed_at):
+    """The replacement renames three times (the two-digest seal, the file, the one-digest
+    seal); a process killed before any of them, or after all, leaves the old or the new
+    file, and its seal accepts what is there."""
+    path = tmp_path / "state.pt"
+    _io.atomic_write(path, lambda file: file.write(b"old state"), seal=True)
+    renames, rename = [], os.replace
+
+    def replace(source, target):
+        renames.append(target)
+        if len(renames) == killed_at:
+            raise _Killed
+        rename(source, target)
+
+    monkeypatch.setattr(_io.os, "replace", replace)
+    with contextlib.suppress(_Killed):
+        _io.atomic_write(path, lambda file: file.write(b"new state"), seal=True)
+    monkeypatch.undo()
+    assert path.read_bytes() == (b"old state" if killed_at <= 2 else b"new state")
+    assert _io.seal_problem(path) is None
+    assert len(renames) == min(killed_at, 3)
+
+
+def test_the_seal_names_a_changed_or_emptied_file(tmp_path):
+    path = tmp_path / "model.ckpt"
+    _io.atomic_write(path, lambda file: file.write(b"weights" * 100), seal=True)
+    assert _io.seal_problem(path) is None
+    path.write_bytes(b"weights" * 99 + b"weighTs")  # one byte
+    assert _io.seal_problem(path) == "its bytes (700) differ from those its seal model.ckpt.sha256 recorded"
+    path.write_bytes(b"")
+    assert _io.seal_problem(path) == "it is empty"
+    _io.seal_path(path).write_text("garbage\n")
+    assert _io.seal_problem(path) == "its seal model.ckpt.sha256 is unreadable"
+    assert _io.seal_problem(tmp_path / "unsealed") is None  # judged by its parse alone

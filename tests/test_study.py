@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -242,3 +243,25 @@ def test_stage_results_of_another_format_are_recomputed(tmp_path):
     del old["format"]  # written before the format was recorded: fooling_ratio, not fooling_percent
     stored.write_text(json.dumps(old))
     assert cache.get("transfer", "k1") is None
+
+
+@pytest.mark.parametrize("kind", ["zero-byte", "truncated", "garbage"])
+def test_damaged_cached_files_are_moved_aside_and_recomputed_to_the_clean_result(finished, tmp_path, kind):
+    """A stage file, a trained model and a surrogate of a finished study damaged at once:
+    each is named in a warning, kept as ``.damaged``, and computed again; the results
+    equal the clean run's."""
+    from tests.test_reliability import damage
+
+    clean, results = finished
+    out = tmp_path / "run"
+    shutil.copytree(clean, out)
+    damaged = [out / "stages" / "seed-0" / "defenses.json", next(out.glob("models/orthogonal-*/model.ckpt")),
+               next(out.glob("models/surrogate-*/model.ckpt"))]  # fmt: skip
+    for path in damaged:
+        damage(path, kind)
+    with _one_thread(), pytest.warns(UserWarning) as warned:
+        again = run_study(_tiny(out), progress=False)
+    messages = [str(w.message) for w in warned if "is damaged" in str(w.message)]
+    assert sorted(messages) == sorted(next(m for m in messages if f"'{p}' is damaged" in m) for p in damaged)
+    assert all(p.with_name(p.name + ".damaged").exists() for p in damaged)
+    assert _measured(again) == _measured(results)

@@ -1,16 +1,27 @@
 """The ``orthocore`` command line: a thin argparse layer over library calls, one module
-per group of commands, each adding its subcommands with ``add_parsers``."""
+per group of commands, each adding its subcommands with ``add_parsers``.
+
+Every command runs inside :func:`orthocore.interrupts.stop_on_sigterm` and
+:func:`orthocore.distributed.session`. A command whose parser declares ``writes``
+(``"folder"``: ``--out`` is a folder; ``"file"``: the path or prefix of its files) holds
+the lock on ``--out`` (:func:`orthocore.locks.output_lock`, rank 0 for a ``torchrun``
+job) while it runs; ``train``, ``run`` and ``demo`` take theirs in the library
+(:func:`orthocore.train.train`, :func:`orthocore.study.run_study`), which locks for
+every caller.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 import sys
 import warnings
 
-from orthocore import distributed
+from orthocore import distributed, interrupts
 from orthocore.cli import attack, backends, security, study, train
+from orthocore.locks import output_lock
 from orthocore.runtime import retain_freed_memory
 
 
@@ -34,33 +45,48 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     retain_freed_memory()  # every command's tensors reuse the memory the last ones freed
+    # torchrun's rank, read from its environment: the process group is gone by the time an
+    # interruption is reported
+    main_process = os.environ.get("RANK", "0") == "0" or not distributed.launched()
 
     def one_line(message, category, filename, lineno, file=None, line=None):  # no source path, no code line
-        if distributed.world().main:  # under torchrun every process would say it
+        if main_process:  # under torchrun every process would say it
             print(f"orthocore {args.command}: warning: {message}", file=sys.stderr)
 
-    with warnings.catch_warnings():
+    where = f" (process {os.environ['RANK']} of {os.environ['WORLD_SIZE']})" if distributed.launched() else ""
+    with warnings.catch_warnings(), interrupts.stop_on_sigterm():
         warnings.showwarning = one_line
         try:
-            if distributed.launched():
-                _join(args)
-            return args.func(args)
+            with distributed.session(getattr(args, "device", "auto"), join=getattr(args, "distributed", False)):
+                with _output_held(args):
+                    return args.func(args)
+        except interrupts.Interrupted as stopped:
+            if main_process:
+                print(f"orthocore {args.command}: {stopped}; {_resume_hint(args)}", file=sys.stderr)
+            return interrupts.EXIT_STATUS
+        except KeyboardInterrupt:
+            print(f"orthocore {args.command}: interrupted (Ctrl-C){where}; {_resume_hint(args)}", file=sys.stderr)
+            return 130
         except (ValueError, OSError, pickle.UnpicklingError) as error:  # bad input: say what, no traceback
             if args.debug:
                 raise
-            where = f" (process {os.environ['RANK']} of {os.environ['WORLD_SIZE']})" if distributed.launched() else ""
             print(f"orthocore {args.command}: error{where}: {error}", file=sys.stderr)
             return 2
-        finally:
-            distributed.stop()
 
 
-def _join(args: argparse.Namespace) -> None:
-    """Under ``torchrun``: joins the process group, for the commands that split their
-    work among processes (``distributed=True`` in their parser's defaults)."""
-    if not getattr(args, "distributed", False):
-        raise ValueError(f"torchrun: orthocore {args.command} runs in one process; start it without torchrun")
-    distributed.start(getattr(args, "device", "auto"))
+def _output_held(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The lock on the command's ``--out`` when its parser declares ``writes``."""
+    writes, out = getattr(args, "writes", None), getattr(args, "out", None)
+    if writes is None or not out:
+        return contextlib.nullcontext()
+    return distributed.held_on_main(lambda: output_lock(out, folder=writes == "folder"))
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to continue the interrupted command (its parser's ``resume_hint`` default: a
+    function of the arguments, else the generic advice)."""
+    hint = getattr(args, "resume_hint", None)
+    return hint(args) if callable(hint) else "run the same command again: finished work is reused"
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def _add_attack_parser(commands) -> None:
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
-    parser.set_defaults(func=cmd_attack, distributed=True)
+    parser.set_defaults(func=cmd_attack, distributed=True, writes="file")
 
 
 def _add_defend_parser(commands) -> None:
@@ -162,7 +162,7 @@ def _add_defend_parser(commands) -> None:
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")
-    parser.set_defaults(func=cmd_defend, distributed=True)
+    parser.set_defaults(func=cmd_defend, distributed=True, writes="file")
 
 
 def add_parsers(commands) -> None:

@@ -126,4 +126,4 @@ def add_parsers(commands) -> None:
                         help="surrogates trained and attacks run at once, one process each (0: one per core on a CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars while training surrogates")
     add_device_argument(parser)
-    parser.set_defaults(func=cmd_security, distributed=True)
+    parser.set_defaults(func=cmd_security, distributed=True, writes="folder")

@@ -84,7 +84,8 @@ def _add_train_parser(commands) -> None:
     add_config_arguments(parser, TrainConfig, skip=("progress",))  # one flag per TrainConfig field
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=cmd_train, distributed=True)
+    parser.set_defaults(func=cmd_train, distributed=True,
+                        resume_hint=lambda args: f"resume with: orthocore train --resume --out {args.out}")  # fmt: skip
 
 
 def _add_similarity_parser(commands) -> None:
@@ -111,7 +112,7 @@ def _add_export_parser(commands) -> None:
     parser = commands.add_parser("export", help="write a checkpoint as a .safetensors file (weights + metadata)")
     parser.add_argument("checkpoint", help="checkpoint to convert (.ckpt or .safetensors)")
     parser.add_argument("out", help="destination, ending in .safetensors")
-    parser.set_defaults(func=cmd_export)
+    parser.set_defaults(func=cmd_export, writes="file")
 
 
 def add_parsers(commands) -> None:

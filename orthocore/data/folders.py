@@ -36,14 +36,16 @@ def _problem(path: Path, root: Path, max_pixels: int) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
-            with Image.open(path) as image:  # reads the header only
+            with Image.open(path) as image:  # the header first: the pixel limit holds before any decoding
                 width, height = image.size
+                if width * height > max_pixels:
+                    return f"has {width}×{height} = {width * height:,} pixels, over max_pixels = {max_pixels:,}"
+                image.draft("RGB", (1, 1))  # a JPEG decodes at 1/8 scale: every byte read, a fraction of the work
+                image.load()
     except Image.DecompressionBombError:
         return f"is over PIL's decompression-bomb limit (far above max_pixels = {max_pixels:,})"
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        return f"is not a readable image ({type(error).__name__})"
-    if width * height > max_pixels:
-        return f"has {width}×{height} = {width * height:,} pixels, over max_pixels = {max_pixels:,}"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        return f"is truncated or not a readable image ({type(error).__name__}: {str(error)[:80]})"
     return None
 
 

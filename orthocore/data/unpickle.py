@@ -62,12 +62,19 @@ def safe_load(path: str | os.PathLike, encoding: str = "bytes") -> Any:
     Raises:
         pickle.UnpicklingError: the file names a forbidden global or holds object arrays;
             the message names ``path``.
+        ValueError: the file is empty, truncated or not a pickle (naming ``path``).
     """
     with open(path, "rb") as file:
         data = file.read()
+    if not data:
+        raise ValueError(f"{os.fspath(path)}: the file is empty (0 bytes); expected a pickle file")
     try:
         value = RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
         _check_plain(value, "value")
     except pickle.UnpicklingError as error:
         raise pickle.UnpicklingError(f"{os.fspath(path)}: {error}") from None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, UnicodeDecodeError) as error:
+        # what the pickle machine raises on cut-off or foreign bytes
+        raise ValueError(f"{os.fspath(path)}: truncated or not a pickle file ({type(error).__name__}: {error}; "
+                         f"{len(data):,} bytes)") from None  # fmt: skip
     return value

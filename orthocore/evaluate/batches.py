@@ -7,6 +7,11 @@ generator re-seeded to :func:`batch_seed` ``(seed, t)``. Its draws (random start
 diversity, Square's squares) therefore depend on the seed and on the batch alone, never
 on the batches before it or on which process attacks it: process r takes the batches
 t ≡ r (mod W), and the gathered outcomes equal those of one process exactly.
+
+Before each round of W batches the processes agree whether to stop (SIGTERM,
+:func:`orthocore.distributed.stop_requested`); an attack stopped midway raises
+:class:`orthocore.interrupts.Interrupted` and keeps nothing of its batches, as its
+stage is computed whole when the command runs again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from orthocore import distributed
+from orthocore import distributed, interrupts
 
 # The scheme above, named in the study's stage keys: results drawn under an earlier scheme
 # (one generator running through all batches) are recomputed, not mixed with these.
@@ -57,7 +62,15 @@ def attack_sample(
     if attack.generator is None:
         raise ValueError("attack: needs its own generator (generator=torch.Generator()) to seed each batch")
     outcomes = {}
-    for batch in my_batches(len(labels), batch_size):
+    mine, world = my_batches(len(labels), batch_size), distributed.world()
+    rounds = -(-len(labels) // (batch_size * world.size))  # the same on every process, as the stop check needs
+    for round_ in range(rounds):
+        if distributed.stop_requested():  # SIGTERM: the finished stages are saved, this one is attacked again
+            raise interrupts.Interrupted(f"stopped by SIGTERM after {round_ * world.size} of "
+                                         f"{-(-len(labels) // batch_size)} attack batches")  # fmt: skip
+        if round_ >= len(mine):
+            continue
+        batch = mine[round_]
         attack.generator.manual_seed(batch_seed(seed, batch))
         part = slice(batch * batch_size, (batch + 1) * batch_size)
         adversarial = attack(images[part], labels[part])

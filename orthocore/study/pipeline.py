@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from orthocore import distributed, gradients
-from orthocore._io import atomic_write_json
+from orthocore._io import atomic_write_json, move_aside
 from orthocore.attacks import make_attack
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
@@ -53,6 +53,7 @@ from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, surro
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.gradcam import gradcam
+from orthocore.locks import output_lock
 from orthocore.metrics import accuracy
 from orthocore.progress import progress as progress_report
 from orthocore.report import RESULTS_FORMAT, write_report
@@ -132,6 +133,19 @@ def _timing_file(checkpoint: str | Path) -> Path:
     return Path(checkpoint).parent / "study_timing.json"
 
 
+def _recorded_seconds(timing: Path) -> float | None:
+    """The training time recorded in ``timing``; None when there is none, or when the
+    file is damaged (moved aside by rank 0, with a warning: the time is then unknown)."""
+    if not timing.is_file():
+        return None
+    try:
+        return float(json.loads(timing.read_text())["train_seconds"])
+    except (ValueError, KeyError, TypeError) as error:
+        if distributed.world().main:
+            move_aside(timing, f"does not hold a training time: {error}")
+        return None
+
+
 def _train_model(config: StudyConfig, planned: _Planned, references: list[str], progress) -> StudyModel:
     train_config = _model_config(config, planned, references, progress)
     folder = Path(train_config.out)
@@ -139,8 +153,7 @@ def _train_model(config: StudyConfig, planned: _Planned, references: list[str], 
     if ensure_trained(train_config) and distributed.world().main:
         atomic_write_json(_timing_file(folder / "model.ckpt"), {"train_seconds": time.perf_counter() - start})
     distributed.barrier()  # the timing is on disk before anyone reads it
-    timing = _timing_file(folder / "model.ckpt")
-    seconds = json.loads(timing.read_text())["train_seconds"] if timing.is_file() else None
+    seconds = _recorded_seconds(_timing_file(folder / "model.ckpt"))
     model = load_model(folder / "model.ckpt", map_location=distributed.device(config.device))
     return StudyModel(planned.name, planned.role, planned.lam, folder, model, seconds)
 
@@ -406,6 +419,12 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
         seeds (:mod:`orthocore.study.seeds`), and each seed's own under ``per_seed``.
     """
     config.validate()
+    with distributed.held_on_main(lambda: output_lock(config.out)):
+        return _run_study(config, progress)
+
+
+def _run_study(config: StudyConfig, progress: bool) -> dict:
+    """:func:`run_study` inside the folder's lock."""
     world = distributed.world()
     run_dir = Path(config.out)
     device = distributed.device(config.device)

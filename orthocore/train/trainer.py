@@ -14,7 +14,19 @@ in eval mode, so their gradients are per-sample and cacheable.
 A run folder holds ``run.json`` (config, seed, versions), ``metrics.jsonl`` (one line
 per epoch), ``state.pt`` (resume point, rewritten atomically after every epoch),
 ``best.ckpt`` (best validation accuracy) and ``model.ckpt`` (the final model), the last
-two in :mod:`orthocore.checkpoint`'s format.
+two in :mod:`orthocore.checkpoint`'s format; ``state.pt`` and ``model.ckpt`` are sealed
+with their digests (:mod:`orthocore._io`). The job holds the folder's lock
+(:mod:`orthocore.locks`) while it trains, so a second job on the same folder is refused.
+
+SIGTERM (:mod:`orthocore.interrupts`): after every optimizer step the processes agree
+whether a stop was asked for (:func:`orthocore.distributed.stop_requested`); if so the
+run writes ``state.pt`` with the epoch's ``partial`` progress — the steps done, the
+epoch's running sums, the sub-batch generator's state and every process's random
+state — and raises :class:`orthocore.interrupts.Interrupted`. A resume replays the rest
+of the epoch from that point: the same remaining samples in the same order, the same
+random draws, so the final weights equal an uninterrupted run's bit for bit (on another
+number of processes the random draws of augmentation and dropout start afresh from the
+step's seed instead).
 
 Several processes (``torchrun``, :mod:`orthocore.distributed`): ``batch_size`` is the
 global batch, each process takes ``batch_size / W`` of it (:mod:`orthocore.train.shards`)
@@ -62,9 +74,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from orthocore import data as datasets
-from orthocore import distributed, models
+from orthocore import distributed, interrupts, models
+from orthocore._io import move_aside
 from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
+from orthocore.digests import file_digest
 from orthocore.gradients import ReferenceGradientCache, deltas, reference_gradients
+from orthocore.locks import output_lock
 from orthocore.metrics import correct_count
 from orthocore.progress import progress
 from orthocore.runtime import retain_freed_memory, versions
@@ -73,7 +88,7 @@ from orthocore.train.graphs import CapturedStep
 from orthocore.train.objective import StepLoss, StepWeights, orthogonal_loss
 from orthocore.train.records import MetricsLog, write_run_record
 from orthocore.train.shards import StepShare, epoch_order, epoch_sampler, step_share
-from orthocore.train.state import load_state, restore_rng, save_state
+from orthocore.train.state import capture_rng, load_state, restore_rng, save_state
 from orthocore.train.stopping import StoppingRule
 
 __all__ = ["TrainResult", "ensure_trained", "epoch_order", "resume", "train"]
@@ -94,6 +109,15 @@ class TrainResult:
     epochs: int
     history: list[tuple[int, float]]
     out: Path
+
+
+class _Stopped(Exception):
+    """Raised inside an epoch when the processes agreed to stop after a step; carries
+    the epoch's ``partial`` progress for ``state.pt``."""
+
+    def __init__(self, partial: dict) -> None:
+        super().__init__(partial)
+        self.partial = partial
 
 
 class IndexedDataset(Dataset):
@@ -138,6 +162,32 @@ def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torc
     return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, capturable=config.cuda_graph)
 
 
+@dataclass
+class _EpochSums:
+    """An epoch's running sums on this process (device tensors, float64) and its count."""
+
+    ce: Tensor
+    delta: Tensor
+    loss: Tensor
+    samples: int
+    seconds: float
+
+    @classmethod
+    def restored(cls, partial: dict | None, world: distributed.World, device: torch.device) -> "_EpochSums":
+        """Zero sums, or this process's sums of a stopped epoch (on another number of
+        processes their totals sit on rank 0, which is all the epoch's record needs)."""
+        values, samples = [0.0, 0.0, 0.0], 0
+        if partial is not None:
+            processes = partial["processes"]
+            if partial["world_size"] == world.size:
+                values, samples = processes[world.rank]["sums"], processes[world.rank]["samples"]
+            elif world.main:
+                values = [sum(p["sums"][i] for p in processes) for i in range(3)]
+                samples = sum(p["samples"] for p in processes)
+        ce, delta, loss = (torch.tensor(value, device=device, dtype=torch.float64) for value in values)
+        return cls(ce, delta, loss, samples, 0.0 if partial is None else float(partial["seconds"]))
+
+
 class _Run:
     """The objects of one run, set up from a config (and a training state on resume).
 
@@ -155,11 +205,13 @@ class _Run:
         self.train_set, self.val_set = self._open_data()
         self.references = [load_model(path, self.device, data=self.train_set).requires_grad_(False)
                            for path in config.references]  # fmt: skip
+        self.reference_digests = [file_digest(path) for path in config.references]
         self.model, parameters = self._build_model()
         self.optimizer = _make_optimizer(self.config, parameters)
         self.rule = StoppingRule(config.eval_every, config.max_epochs)
         self.cache = self._reference_cache()
         self.epoch = 0
+        self.partial = None  # the progress of a stopped epoch, replayed first
         if state is not None:
             self._restore(state)
         self.step = self._distributed_step() if self.world.size > 1 else None
@@ -204,6 +256,7 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rule.history = [(int(e), float(a)) for e, a in state["history"]]
         self.epoch = int(state["epoch"])
+        self.partial = state.get("partial")
         restore_rng(state["rng"])
 
     def _reference_cache(self) -> ReferenceGradientCache | None:
@@ -231,25 +284,37 @@ class _Run:
             return self.cache[index].to(self.device, non_blocking=True)
         return torch.stack([reference_gradients(reference, x, y) for reference in self.references])  # (R, B, C, H, W)
 
-    def train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int, partial: dict | None = None) -> dict:
+        """Trains one epoch (its rest after ``partial``, a stopped epoch's progress) and
+        returns its metrics record.
+
+        Raises:
+            _Stopped: the processes agreed to stop after a step (SIGTERM).
+            ValueError: the loss diverged.
+        """
         config, model, world = self.config, self.model, self.world
         model.train()
         per_process_batch = config.batch_size // world.size
         sampler = epoch_sampler(IndexedDataset(self.train_set), config.seed, epoch, world)
-        loader = DataLoader(IndexedDataset(self.train_set), batch_size=per_process_batch, sampler=sampler)
-        if world.size > 1:  # augmentation and dropout draws: a stream per (epoch, process), so a resume replays them
+        done = 0 if partial is None else int(partial["steps"])
+        order = list(sampler)[done * per_process_batch:]  # the samples of the steps still to take
+        loader = DataLoader(IndexedDataset(self.train_set), batch_size=per_process_batch, sampler=order)
+        batches = iter(loader)  # (creating it draws the loader's base seed from torch's generator)
+        sums = _EpochSums.restored(partial, world, self.device)
+        if partial is not None:
+            self._restore_step_rng(partial, epoch, done)
+        elif world.size > 1:  # augmentation and dropout draws: a stream per (epoch, process), so a resume replays them
             torch.manual_seed((config.seed * 1_000_003 + epoch) * 4099 + world.rank)
-        # Sums stay on the device; reading them (a host sync) happens only for the bar.
-        ce_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        delta_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
-        samples = 0
-        start = time.perf_counter()
+        start = time.perf_counter() - sums.seconds
         show = config.progress and world.main
-        bar = progress(loader, desc=f"epoch {epoch}", unit="batch", enabled=show)
+        total_steps = done + len(loader)
+        bar = progress(batches, total=len(loader), desc=f"epoch {epoch}", unit="batch", enabled=show)
         # The sub-batch penalty's rows: drawn from the epoch's own generator, like its order.
         rows_generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch + 500_000)
-        for step, (x, y, index) in enumerate(bar):
+        if partial is not None:
+            rows_generator.set_state(partial["rows_generator"])
+        ce_sum, delta_sum, loss_sum, samples = sums.ce, sums.delta, sums.loss, sums.samples
+        for step, (x, y, index) in enumerate(bar, start=done):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             share = step_share(step, len(y), per_process_batch, len(self.train_set), world)
             global_rows = self.penalty_rows(share.global_count, rows_generator)  # on the CPU, as `index` is
@@ -270,7 +335,11 @@ class _Run:
             if delta is not None and delta.numel():
                 delta_sum += delta.abs().mean() * counted
             samples += counted
-            if show and (step % 10 == 0 or step == len(loader) - 1):
+            if distributed.stop_requested():  # every process asks after every step: all stop after the same one
+                seconds = time.perf_counter() - start
+                raise _Stopped(self._partial(step + 1, total_steps, [ce_sum, delta_sum, loss_sum], samples,
+                                             seconds, rows_generator))  # fmt: skip
+            if show and (step % 10 == 0 or step == total_steps - 1):
                 bar.set_postfix(
                     {
                         "ce": f"{ce_sum.item() / samples:.3f}",
@@ -291,6 +360,22 @@ class _Run:
         if config.lam:
             record["train_abs_delta"] = delta_total / samples
         return record
+
+    def _partial(self, steps: int, total_steps: int, sums: list[Tensor], samples: int, seconds: float,
+                 rows_generator: torch.Generator) -> dict:  # fmt: skip
+        """The progress of an epoch stopped after ``steps`` of its ``total_steps``, with
+        every process's sums and random state (a collective: gathered from all of them)."""
+        mine = {"sums": [float(value) for value in sums], "samples": samples, "rng": capture_rng()}
+        return {"steps": steps, "total_steps": total_steps, "world_size": self.world.size, "seconds": seconds,
+                "rows_generator": rows_generator.get_state(), "processes": distributed.gather(mine)}  # fmt: skip
+
+    def _restore_step_rng(self, partial: dict, epoch: int, done: int) -> None:
+        """This process's random state at the step the epoch stopped after: its own when
+        the run has as many processes as then, else a fresh stream seeded by the step."""
+        if partial["world_size"] == self.world.size:
+            restore_rng(partial["processes"][self.world.rank]["rng"])
+        else:
+            torch.manual_seed(((self.config.seed * 1_000_003 + epoch) * 4099 + done) * 65_537 + self.world.rank)
 
     def _train_step(self, x: Tensor, y: Tensor, reference_grads: Tensor | None, rows: Tensor | None,
                     share: StepShare | None = None, global_rows: Tensor | None = None, *,
@@ -340,7 +425,13 @@ class _Run:
     def save_model(self, path: Path) -> None:
         extra = {"config": self.config.to_dict(), "history": [list(h) for h in self.rule.history], "versions": versions()}
         num_classes = self.train_set.num_classes
-        save_checkpoint(path, self.model, arch=self.config.arch, num_classes=num_classes, extra=extra)
+        save_checkpoint(path, self.model, arch=self.config.arch, num_classes=num_classes, extra=extra, seal=True)
+
+    def save_state(self, epoch: int, partial: dict | None = None) -> None:
+        """``state.pt`` after ``epoch`` whole epochs (and the ``partial`` progress of the next)."""
+        save_state(self.out / "state.pt", model=self.model, optimizer=self.optimizer, epoch=epoch,
+                   history=self.rule.history, config=self.config.to_dict(), reference_digests=self.reference_digests,
+                   partial=partial)  # fmt: skip
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
@@ -350,21 +441,31 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         config: the run's configuration (not modified; the resolved copy is recorded).
         resume: continue the run in ``config.out`` from its last ``state.pt``; ``config``
             must equal the recorded one except for ``progress`` (fields left None take
-            the recorded values). The result equals that
-            of an uninterrupted run, even after ``kill -9``.
+            the recorded values). The result equals that of an uninterrupted run, after
+            ``kill -9`` and after SIGTERM alike.
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
-        ValueError: a bad config field (named), or a resume config that differs.
+        ValueError: a bad config field (named), a resume config that differs, or a
+            damaged ``state.pt`` (named).
         FileExistsError: ``config.out`` already holds a run and ``resume`` is False.
+        orthocore.locks.OutputLockedError: another job holds ``config.out``.
+        orthocore.interrupts.Interrupted: SIGTERM; ``state.pt`` then holds the point
+            to resume from.
 
     A single process keeps the memory it frees from then on
     (:func:`orthocore.runtime.retain_freed_memory`): each step reuses the last step's
     memory instead of faulting in fresh pages.
     """
     config.validate()
+    with distributed.held_on_main(lambda: output_lock(config.out)):
+        return _train(config, resume)
+
+
+def _train(config: TrainConfig, resume: bool) -> TrainResult:
+    """:func:`train` inside the folder's lock."""
     retain_freed_memory()
     world = distributed.world()
     if config.batch_size % world.size:
@@ -372,7 +473,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
                          f"{world.size} processes torchrun started; choose a multiple of {world.size}")  # fmt: skip
     config, state = distributed.on_main(lambda: _opening_state(config, resume))  # rank 0 reads; all get it
     run = _Run(config, state)
-    state_path = run.out / "state.pt"
     if world.main:
         log = MetricsLog(run.out / "metrics.jsonl", keep_until_epoch=run.epoch if resume else None)
         if not resume:
@@ -380,15 +480,23 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     epoch = run.epoch
     while not (epoch and run.rule.should_stop(epoch)):
         epoch += 1
-        record = run.train_epoch(epoch)
+        partial, run.partial = run.partial, None
+        try:
+            record = run.train_epoch(epoch, partial)
+        except _Stopped as stopped:
+            if world.main:
+                run.save_state(epoch - 1, stopped.partial)
+            distributed.barrier()  # every process stops once the state is on disk
+            done = stopped.partial
+            raise interrupts.Interrupted(
+                f"stopped by SIGTERM in epoch {epoch} after step {done['steps']} of {done['total_steps']}; "
+                f"the training state is saved in {str(run.out / 'state.pt')!r}"
+            ) from None
         if run.rule.evaluates_after(epoch):
             run.evaluate(record)
         if world.main:
             log.append(record)
-            save_state(
-                state_path, model=run.model, optimizer=run.optimizer, epoch=epoch, history=run.rule.history,
-                config=run.config.to_dict(),
-            )  # fmt: skip
+            run.save_state(epoch)
     if world.main:
         run.save_model(run.out / "model.ckpt")
     distributed.barrier()  # every process returns once the final model is on disk
@@ -412,22 +520,58 @@ def _opening_state(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
         for name, value in config.to_dict().items()
         if name not in ("out", "progress") and value is not None and value != recorded_values[name]
     ]
+    references = recorded.references
+    if "references" in differing and _same_files(config.references, state.get("reference_digests")):
+        differing.remove("references")  # the same checkpoints, moved or copied with the run (a study's)
+        references = config.references
     if differing:
         raise ValueError(f"resume: the run in {config.out!r} was recorded with other {', '.join(differing)}")
     # the folder it is resumed in, wherever it was first trained (a run folder may be moved or copied)
-    return dataclasses.replace(recorded, out=config.out, progress=config.progress), state
+    return dataclasses.replace(recorded, out=config.out, progress=config.progress, references=references), state
+
+
+def _same_files(paths: list[str], digests: list[str] | None) -> bool:
+    """Whether the files at ``paths`` are, in order, those whose digests a state recorded."""
+    return digests is not None and len(paths) == len(digests) and all(
+        Path(p).is_file() and file_digest(p) == d for p, d in zip(paths, digests))  # fmt: skip
 
 
 def ensure_trained(config: TrainConfig) -> bool:
     """Trains ``config`` into ``config.out`` unless its ``model.ckpt`` is there already,
-    resuming an interrupted run; True when it trained. Rank 0 looks at the folder and
-    every process follows its answer."""
-    out = Path(config.out)
-    finished, interrupted = distributed.on_main(lambda: ((out / "model.ckpt").is_file(), (out / "state.pt").is_file()))
-    if finished:
-        return False
-    train(config, resume=interrupted)
-    return True
+    resuming an interrupted run; True when it trained. Rank 0 looks at the folder (in
+    its lock) and every process follows its answer.
+
+    A cached file that fails its check — ``model.ckpt`` or ``state.pt`` whose bytes do
+    not match their seal, or that cannot be read — is moved aside with a one-line
+    warning (:func:`orthocore._io.move_aside`) and computed again: from ``state.pt``
+    when that is sound (the same final model, as a resume is exact), else afresh.
+    """
+    config.validate()
+    with distributed.held_on_main(lambda: output_lock(config.out)):
+        finished, interrupted = distributed.on_main(lambda: _cached_run(Path(config.out)))
+        if finished:
+            return False
+        _train(config, interrupted)
+        return True
+
+
+def _cached_run(out: Path) -> tuple[bool, bool]:
+    """Whether ``out`` holds a sound final model, and a sound training state; a damaged
+    one is moved aside."""
+    model_path, state_path = out / "model.ckpt", out / "state.pt"
+    if model_path.is_file():
+        try:
+            read_checkpoint(model_path)  # checks its seal too
+            return True, False
+        except ValueError as error:
+            move_aside(model_path, str(error))
+    if state_path.is_file():
+        try:
+            load_state(state_path)
+            return False, True
+        except ValueError as error:
+            move_aside(state_path, str(error))
+    return False, False
 
 
 def resume(out: str, *, progress: bool = True) -> TrainResult:
