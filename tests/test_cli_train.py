@@ -67,7 +67,8 @@ def test_train_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "(default: digits_cnn)" in help_text and "(default: 128)" in help_text and "(default: abs)" in help_text
+    assert "(default: 128)" in help_text and "(default: abs)" in help_text
+    assert "(default: the data's: digits_cnn for digits, fmnist_cnn for Fashion-MNIST" in help_text
 
 
 def test_warnings_print_as_one_line(monkeypatch, capsys):

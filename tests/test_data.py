@@ -139,7 +139,7 @@ def test_open_dataset_detects_the_format(tmp_path, cifar_folder):
     folder = tmp_path / "folders"
     write_image_folder(folder, {"a": 5, "b": 5})
     assert isinstance(open_dataset(str(folder), "val"), ImageFolderDataset)
-    with pytest.raises(FileNotFoundError, match="neither 'digits' nor an existing folder"):
+    with pytest.raises(FileNotFoundError, match="neither 'digits', 'fashion-mnist' nor an existing folder"):
         open_dataset(str(tmp_path / "nothing"))
 
 

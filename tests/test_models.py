@@ -18,7 +18,8 @@ CIFAR_PARAMETERS = {  # parameter counts of the reference implementations (10 cl
 }
 
 
-@pytest.mark.parametrize("name", ["digits_cnn", "resnet20", "resnet32", "vgg11", "vgg16"])
+@pytest.mark.parametrize("name", ["digits_cnn", "resnet20", "resnet32", "vgg11", "vgg16", "fmnist_cnn",
+                                  "fmnist_resnet20", "fmnist_vgg11"])
 def test_small_models_classify_their_inputs(name):
     model = models.create(name, num_classes=7).eval()
     shape = models.spec(name).input_shape
@@ -28,6 +29,27 @@ def test_small_models_classify_their_inputs(name):
 @pytest.mark.parametrize("name, count", sorted(CIFAR_PARAMETERS.items()))
 def test_cifar_models_have_the_reference_sizes(name, count):
     assert sum(p.numel() for p in models.create(name).parameters()) == count
+
+
+@pytest.mark.parametrize("name, cifar, first_conv", [("fmnist_resnet20", "resnet20", 16 * 3 * 3 * 2),
+                                                      ("fmnist_vgg11", "vgg11", 64 * 3 * 3 * 2)])  # fmt: skip
+def test_the_grey_28x28_models_are_the_cifar_ones_with_one_input_channel(name, cifar, first_conv):
+    """Only the first convolution's two dropped input channels differ (VGG-11's fifth
+    pool is dropped too, which has no parameters)."""
+    size = sum(p.numel() for p in models.create(name).parameters())
+    assert size == CIFAR_PARAMETERS[cifar] - first_conv
+
+
+@pytest.mark.parametrize("data, arch", [("digits", "digits_cnn"), ("fashion-mnist", "fmnist_cnn"),
+                                        ("mnist:/data/mnist", "fmnist_cnn"), ("cifar10:/data", "resnet20"),
+                                        ("folder:/data/photos", "digits_cnn")])  # fmt: skip
+def test_each_data_set_has_its_default_architecture(data, arch):
+    from orthocore.study import StudyConfig
+    from orthocore.train import TrainConfig
+
+    assert models.default_arch(data) == arch
+    assert TrainConfig(data=data).arch == arch and StudyConfig(data=data).arch == arch
+    assert TrainConfig(data=data, arch="resnet32").arch == "resnet32"  # a named one is kept
 
 
 def test_vgg_has_batchnorm_after_every_convolution():

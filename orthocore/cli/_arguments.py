@@ -56,6 +56,12 @@ def _flag(item: dataclasses.Field) -> str:
     return item.metadata.get("flag", "--" + item.name.replace("_", "-"))
 
 
+def _declared_default(item: dataclasses.Field):
+    """A field's default as declared (None stays None: a default the config derives
+    from other fields, as ``arch`` from ``data``)."""
+    return item.default_factory() if item.default is dataclasses.MISSING else item.default
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip: tuple[str, ...] = ()) -> None:
     """One option per field of ``config_class`` (a dataclass whose fields carry ``help``,
     and optionally ``flag``, ``metavar`` and ``choices``, in their metadata), defaults
@@ -64,7 +70,6 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip:
     A ``bool`` field is a switch, a ``list[...]`` field a repeatable option, an optional
     field (``X | None``) an option whose default is None.
     """
-    defaults = config_class()
     for item in dataclasses.fields(config_class):
         if item.name in skip:
             continue
@@ -79,7 +84,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, skip:
             options.update(action="append", default=[], type=_TYPES[kind[5:-1]])
         else:
             choices = item.metadata.get("choices")
-            options.update(type=_TYPES[kind], default=getattr(defaults, item.name),
+            options.update(type=_TYPES[kind], default=_declared_default(item),
                            choices=choices() if callable(choices) else choices)  # fmt: skip
         parser.add_argument(flag, **options)
 

@@ -57,7 +57,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
     device = distributed.device(args.device)
     source_name, *target_names = model_names([args.source, *args.target])
-    dataset = data.open_dataset(args.data, "val")
+    dataset = data.open_dataset(args.data, "test")
     source = load_model(args.source, map_location=device, data=dataset)
     targets = {name: load_model(path, map_location=device, data=dataset) for name, path in zip(target_names, args.target)}
     table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device,
@@ -82,7 +82,7 @@ def cmd_defend(args: argparse.Namespace) -> int:
     from orthocore.report import defense_table, markdown_table
 
     device = distributed.device(args.device)
-    dataset = open_dataset(args.data, "val")  # bad data fails before any model is read
+    dataset = open_dataset(args.data, "test")  # bad data fails before any model is read
     source = load_model(args.source, device, data=dataset)
     target = load_model(args.target, device, data=dataset)
     # named together, so that runs/k2/model.ckpt and runs/m/model.ckpt are k2/model and m/model
@@ -140,7 +140,7 @@ def _add_attack_parser(commands) -> None:
     parser.add_argument("--n-images", type=int_at_least(1), default=1000, help="images evaluated (default 1000)")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
     parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
-    parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH (its validation split)")
+    parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH (its test split)")
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.csv and OUT.json")
@@ -153,7 +153,7 @@ def _add_defend_parser(commands) -> None:
     parser.add_argument("--source", required=True, help="checkpoint of the model the attacks are crafted on")
     parser.add_argument("--target", required=True, help="checkpoint of the ordinary model the defenses protect")
     parser.add_argument("--orthogonal", action="append", default=[], help="checkpoint of an orthogonal model (repeatable)")
-    parser.add_argument("--data", default="digits", help="'digits' (default), cifar10:PATH, folder:PATH or PATH")
+    parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH")
     _add_attacks_argument(parser)
     parser.add_argument("--eps", type=parse_eps, default=(0.03, 0.05), help="the two ε of Table III (default 0.03,0.05)")
     parser.add_argument("--n-images", type=int_at_least(1), default=1000, help="images evaluated (default 1000)")

@@ -55,7 +55,7 @@ def cmd_security(args: argparse.Namespace) -> int:
     if missing:
         raise ValueError(f"checkpoint not found: {', '.join(missing)}")
     method = _method(args)
-    dataset = open_dataset(method.data, "val")
+    dataset = open_dataset(method.data, "test")
 
     def load(path):  # every model is checked against the data: the user's before any surrogate is trained
         return load_model(path, device, data=dataset)
@@ -114,7 +114,7 @@ def add_parsers(commands) -> None:
                         help="λ of the adaptive surrogates (default: the first target's recorded λ)")  # fmt: skip
     parser.add_argument("--epochs", type=int_at_least(1), default=None,
                         help="epochs of each surrogate (default: the first target's recorded max_epochs)")  # fmt: skip
-    parser.add_argument("--data", help="'digits', cifar10:PATH, folder:PATH or PATH (default: the target's recorded data)")
+    parser.add_argument("--data", help="'digits', fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH (default: the target's recorded data)")
     parser.add_argument("--eps", type=parse_eps, default=(0.02, 0.05, 0.1, 0.2), help="start:stop:count or a list")
     parser.add_argument("--n-images", type=int_at_least(1), default=500, help="images evaluated")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")

@@ -38,16 +38,18 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet of depth ``6 * blocks + 2`` for :math:`(B, 3, 32, 32)` inputs.
+    """ResNet of depth ``6 * blocks + 2`` for :math:`(B, 3, 32, 32)` inputs (any size the
+    two stride-2 stages divide, e.g. :math:`(B, 1, 28, 28)` with ``in_channels=1``).
 
     Args:
         blocks: basic blocks per stage (3 for ResNet-20, 5 for ResNet-32).
         num_classes: number of output logits.
+        in_channels: channels of the input images.
     """
 
-    def __init__(self, blocks: int, num_classes: int = 10) -> None:
+    def __init__(self, blocks: int, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = BatchNorm2d(16)
         stages, in_planes = [], 16
         for planes, stride in ((16, 1), (32, 2), (64, 2)):
@@ -61,5 +63,5 @@ class CifarResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.layers(F.relu(self.bn1(self.conv1(x))))  # (B, 64, 8, 8)
+        out = self.layers(F.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
         return self.linear(out.mean(dim=(2, 3)))  # (B, K)

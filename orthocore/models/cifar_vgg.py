@@ -17,6 +17,8 @@ from orthocore.models.batchnorm import BatchNorm2d
 CONFIGS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    # 28x28 inputs: four pools (28 → 14 → 7 → 3 → 1) reach the 512x1x1 map; a fifth would leave nothing
+    "vgg11-28": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
 }
 
 
@@ -32,16 +34,18 @@ def _features(config: list[int | str], in_channels: int = 3) -> nn.Sequential:
 
 
 class CifarVGG(nn.Module):
-    """VGG with BatchNorm for :math:`(B, 3, 32, 32)` inputs.
+    """VGG with BatchNorm for :math:`(B, 3, 32, 32)` inputs (``vgg11-28``:
+    :math:`(B, C, 28, 28)`).
 
     Args:
         config: a key of :data:`CONFIGS`.
         num_classes: number of output logits.
+        in_channels: channels of the input images.
     """
 
-    def __init__(self, config: str, num_classes: int = 10) -> None:
+    def __init__(self, config: str, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        self.features = _features(CONFIGS[config])
+        self.features = _features(CONFIGS[config], in_channels)
         self.classifier = nn.Sequential(
             nn.Dropout(),
             nn.Linear(512, 512),

@@ -14,6 +14,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # load_digits() pixels divided by 16, over the whole set.
 DIGITS_MEAN = (0.3031,)
 DIGITS_STD = (0.3765,)
+# Fashion-MNIST's 60,000 training images.
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
 
 
 class Normalize(nn.Module):

@@ -16,6 +16,7 @@ from orthocore.models import imagenet, normalize
 from orthocore.models.cifar_resnet import CifarResNet
 from orthocore.models.cifar_vgg import CifarVGG
 from orthocore.models.digits_cnn import DigitsCNN
+from orthocore.models.fmnist_cnn import FashionCNN
 from orthocore.models.normalize import Normalize, NormalizedModel
 
 
@@ -39,6 +40,7 @@ class ModelSpec:
 
 
 _CIFAR = dict(input_shape=(3, 32, 32), mean=normalize.CIFAR10_MEAN, std=normalize.CIFAR10_STD)
+_FASHION = dict(input_shape=(1, 28, 28), mean=normalize.FASHION_MNIST_MEAN, std=normalize.FASHION_MNIST_STD)
 _IMAGENET = dict(input_shape=(3, 224, 224), mean=normalize.IMAGENET_MEAN, std=normalize.IMAGENET_STD)
 
 MODELS: dict[str, ModelSpec] = {
@@ -49,7 +51,14 @@ MODELS: dict[str, ModelSpec] = {
     "vgg16": ModelSpec(lambda num_classes: CifarVGG("vgg16", num_classes), head="classifier.6", **_CIFAR),
     "resnet20": ModelSpec(lambda num_classes: CifarResNet(3, num_classes), head="linear", **_CIFAR),
     "resnet32": ModelSpec(lambda num_classes: CifarResNet(5, num_classes), head="linear", **_CIFAR),
+    "fmnist_cnn": ModelSpec(lambda num_classes: FashionCNN(num_classes), head="classifier.2", **_FASHION),
+    "fmnist_resnet20": ModelSpec(lambda num_classes: CifarResNet(3, num_classes, in_channels=1), head="linear",
+                                 **_FASHION),  # fmt: skip
+    "fmnist_vgg11": ModelSpec(lambda num_classes: CifarVGG("vgg11-28", num_classes, in_channels=1),
+                              head="classifier.6", **_FASHION),  # fmt: skip
 }
+# The architecture a data set trains when none is named (by the data spec's kind).
+DATA_DEFAULTS = {"digits": "digits_cnn", "fashion-mnist": "fmnist_cnn", "mnist": "fmnist_cnn", "cifar10": "resnet20"}
 for _name in imagenet.ARCHITECTURES:
     MODELS[_name] = ModelSpec(
         lambda num_classes, weights=None, _arch=_name: imagenet.build_imagenet(_arch, num_classes, weights),
@@ -58,6 +67,13 @@ for _name in imagenet.ARCHITECTURES:
     )
 
 INITS = ("default", "xavier")
+
+
+def default_arch(data: str) -> str:
+    """The architecture for data spec ``data`` (:data:`DATA_DEFAULTS` by its kind,
+    ``digits_cnn`` for anything else)."""
+    kind = data.split(":", 1)[0] if isinstance(data, str) else ""
+    return DATA_DEFAULTS.get(kind, "digits_cnn")
 
 
 def available() -> list[str]:

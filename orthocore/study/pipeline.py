@@ -207,7 +207,7 @@ def train_every_model(config: StudyConfig, workers: Workers, progress: bool) -> 
     distributed.barrier()
 
 
-def similarity_table(models: list[StudyModel], val_set, device, cache: StageCache) -> list[dict]:
+def similarity_table(models: list[StudyModel], test_set, device, cache: StageCache) -> list[dict]:
     """Tables I/II rows: accuracy of every model and δ of every model against the reference."""
     reference = models[0]
     key = fingerprint("similarity", [file_digest(m.checkpoint) for m in models])
@@ -217,15 +217,15 @@ def similarity_table(models: list[StudyModel], val_set, device, cache: StageCach
     rows = []
     for m in models:
         row = {"name": m.name, "role": m.role, "lambda": m.lam, "train_seconds": m.train_seconds,
-               "val_accuracy": accuracy(m.model, val_set, device)}  # fmt: skip
+               "val_accuracy": accuracy(m.model, test_set, device)}  # fmt: skip
         if m is not reference:
-            s = gradients.similarity(reference.model, m.model, val_set, device=device)
+            s = gradients.similarity(reference.model, m.model, test_set, device=device)
             row["delta"] = {"signed_mean": s.mean, "signed_std": s.std, "abs_mean": s.abs_mean, "abs_std": s.abs_std}
         rows.append(row)
     return cache.put("similarity", key, rows)
 
 
-def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache, progress,
+def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], test_set, device, cache, progress,
                   workers: Workers) -> Callable[[], list[dict]]:  # fmt: skip
     """Figs. 5/6 rows: attacks crafted on the reference and on the surrogate, on every
     model but the defender's private references. The attacks start on ``workers``; the
@@ -241,7 +241,7 @@ def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_
         stage = f"transfer-{source.name}"
         cached = cache.get(stage, key)
         job = None if cached is not None else workers.submit(
-            transfer_evaluation, source.model, targets, val_set, transfer_config, source_name=source.name,
+            transfer_evaluation, source.model, targets, test_set, transfer_config, source_name=source.name,
             device=device)  # fmt: skip
         parts.append((source, stage, key, cached, job))
 
@@ -260,7 +260,7 @@ def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_
     return rows
 
 
-def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache, progress,
+def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], test_set, device, cache, progress,
                  workers: Workers) -> Callable[[], list[dict]]:  # fmt: skip
     """Table III rows: the ordinary retrain behind every defense variant vs the orthogonal
     models, perturbations crafted on the reference. The evaluation starts on ``workers``;
@@ -275,7 +275,7 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_s
     if cached is not None:
         return lambda: cached
     job = workers.submit(
-        defense_evaluation, reference.model, ordinary.model, variants, orthogonal, val_set, attacks=config.attacks,
+        defense_evaluation, reference.model, ordinary.model, variants, orthogonal, test_set, attacks=config.attacks,
         eps=config.defense_eps, n_images=config.n_images, seed=seed, target_name=ordinary.name, device=device,
     )  # fmt: skip
 
@@ -288,7 +288,7 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], val_s
     return rows
 
 
-def security_section(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, cache, progress,
+def security_section(config: StudyConfig, seed: int, models: list[StudyModel], test_set, device, cache, progress,
                      workers: Workers) -> dict:  # fmt: skip
     """The security evaluation (beyond the paper) of the ordinary, orthogonal and
     secret-reference models for one study seed: white-box, Square, transfer from K, from
@@ -316,7 +316,7 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], v
             independent = {"": surrogate.model, **{f"#{i + 1}": load(p) for i, p in enumerate(trained.ordinary)}}
             attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
                                          [load(p) for p in trained.adaptive_without_k])  # fmt: skip
-            result = security_evaluation(targets, reference.model, val_set, settings, sources=attackers.sources,
+            result = security_evaluation(targets, reference.model, test_set, settings, sources=attackers.sources,
                                          device=device, workers=workers)  # fmt: skip
             cached = cache.put("security", key, {
                 "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
@@ -341,17 +341,17 @@ def security_summary(per_seed: list[dict], models: list[StudyModel]) -> dict:
     return summary | {"verdicts": [dataclasses.asdict(v) for v in verdicts]}
 
 
-def _val_tensors(val_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    items = [val_set[i] for i in range(min(count, len(val_set)))]
+def _test_tensors(test_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    items = [test_set[i] for i in range(min(count, len(test_set)))]
     return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
 
 
-def panels(config: StudyConfig, seed: int, models: list[StudyModel], val_set, device, run_dir: Path) -> dict:
+def panels(config: StudyConfig, seed: int, models: list[StudyModel], test_set, device, run_dir: Path) -> dict:
     """Figs. 3/4 data of study seed ``seed``: Grad-CAM maps and the perturbation panel,
     saved to ``panels.npz``."""
     reference = models[0]
     shown = [m for m in models if m.role in ("reference", "ordinary", "orthogonal")]
-    images, labels = _val_tensors(val_set, config.gradcam_images)
+    images, labels = _test_tensors(test_set, config.gradcam_images)
     images, labels = images.to(device), labels.to(device)
     arrays = {"gradcam_images": images.cpu().numpy()}
     for i, m in enumerate(shown):
@@ -372,7 +372,7 @@ def panels(config: StudyConfig, seed: int, models: list[StudyModel], val_set, de
     }
 
 
-def run_seed(config: StudyConfig, seed: int, val_set, device, progress: bool, timings: dict,
+def run_seed(config: StudyConfig, seed: int, test_set, device, progress: bool, timings: dict,
              workers: Workers) -> dict:  # fmt: skip
     """Every stage of study seed ``seed`` (its models trained or loaded first); adds each
     stage's seconds to ``timings``. The transfer and defense stages' attacks run on
@@ -393,14 +393,14 @@ def run_seed(config: StudyConfig, seed: int, val_set, device, progress: bool, ti
         return value
 
     def attacks() -> tuple[list[dict], list[dict], dict | None]:
-        stage_args = (config, seed, models, val_set, device, cache, progress, workers)
+        stage_args = (config, seed, models, test_set, device, cache, progress, workers)
         transfer = transfer_rows(*stage_args)  # started; waited for below
         defenses = defense_rows(*stage_args) if config.defenses else list
         security = security_section(*stage_args) if config.security else None
         return transfer(), defenses(), security
 
     models = timed("models", lambda: train_models(config, seed, progress))
-    similarity = timed("similarity", lambda: similarity_table(models, val_set, device, cache))
+    similarity = timed("similarity", lambda: similarity_table(models, test_set, device, cache))
     transfer, defenses, security = timed("attacks", attacks)
     return {"seed": seed, "models": models, "similarity": similarity, "transfer": transfer, "defenses": defenses,
             "security": security}  # fmt: skip
@@ -428,7 +428,7 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
     world = distributed.world()
     run_dir = Path(config.out)
     device = distributed.device(config.device)
-    val_set = open_dataset(config.data, "val", max_pixels=config.max_image_pixels)
+    test_set = open_dataset(config.data, "test", max_pixels=config.max_image_pixels)  # what every table attacks
     open_dataset(config.data, "train", max_pixels=config.max_image_pixels)  # a bad folder fails here, before training
     progress = progress and world.main
     if world.main:
@@ -439,12 +439,12 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
         start = time.perf_counter()
         train_every_model(config, workers, progress)
         timings["training"] = time.perf_counter() - start
-        runs = [run_seed(config, seed, val_set, device, progress, timings, workers) for seed in config.seeds]
+        runs = [run_seed(config, seed, test_set, device, progress, timings, workers) for seed in config.seeds]
     if not world.main:  # the others trained and attacked their shares; rank 0 writes the results
         return distributed.broadcast(None)
 
     start = time.perf_counter()
-    panel_info = panels(config, config.seeds[0], runs[0]["models"], val_set, device, run_dir)
+    panel_info = panels(config, config.seeds[0], runs[0]["models"], test_set, device, run_dir)
     timings["panels"] = time.perf_counter() - start
 
     tables = ("similarity", "transfer", "defenses")

@@ -50,7 +50,8 @@ class TrainSettings:
     """The training options every model of a run shares.
 
     Attributes:
-        arch: registry name of the model (:func:`orthocore.models.available`).
+        arch: registry name of the model (:func:`orthocore.models.available`); None
+            (default) takes the data's (:func:`orthocore.models.default_arch`).
         data: data set spec (:func:`orthocore.data.open_dataset`), default the digits.
         penalty: ``abs`` (default), ``square`` or ``signed``.
         penalty_batch: take the penalty on a random sub-batch of this many samples of
@@ -81,8 +82,9 @@ class TrainSettings:
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     """
 
-    arch: str = option("digits_cnn", "model architecture", choices=models.available)
-    data: str = option("digits", "data set: 'digits', cifar10:PATH, folder:PATH or PATH")
+    arch: str = option(None, "model architecture (default: the data's: digits_cnn for digits, fmnist_cnn for "
+                       "Fashion-MNIST and other IDX sets, resnet20 for CIFAR-10)", choices=models.available)
+    data: str = option("digits", "data set: 'digits', fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH")
     penalty: str = option("abs", "penalty on delta", choices=PENALTIES)
     penalty_batch: int | None = option(None, "penalty on a random sub-batch of this many samples (default: the whole batch)")
     max_epochs: int = option(100, "cap on epochs")
@@ -101,6 +103,10 @@ class TrainSettings:
     cuda_graph: bool = option(False, "replay each full batch's training step from one captured CUDA graph (CUDA only)")
     device: str = option("auto", "auto (CUDA when a GPU is visible), cpu, cuda or cuda:N")
     max_image_pixels: int = option(MAX_PIXELS, "image folders: the largest image (width x height) accepted")
+
+    def __post_init__(self) -> None:
+        if self.arch is None:  # the data's architecture, decided here so that every record names it
+            self.arch = models.default_arch(self.data)
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
