@@ -13,7 +13,7 @@ export MAX_JOBS ?= 2
 
 SOURCES := setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/cpu/*.cpp csrc/cuda/*.cu csrc/cuda/*.cuh)
 
-.PHONY: setup test demo bench clean system-deps
+.PHONY: setup test demo demo-fashion-mnist bench clean system-deps
 
 $(VENV)/deps.stamp: requirements-dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,13 +25,17 @@ $(VENV)/build.stamp: $(VENV)/deps.stamp $(SOURCES) pyproject.toml
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $@
 
-# Debian's Chromium renders the HTML report in the tests. Installed when missing and
-# this user may use apt-get (root, as on CI); otherwise that one test is skipped.
+# Debian packages: Chromium renders the HTML report in the tests, and dataset-fashion-mnist
+# is the full Fashion-MNIST (/usr/share/datasets/fashion-mnist). Installed when missing and
+# this user may use apt-get (root, as on CI); otherwise the tests that need them skip.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	test -f $(FASHION_MNIST) || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: chromium missing and apt-get unavailable; the report-rendering test will be skipped"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: $$missing missing and apt-get unavailable; the tests that need them will be skipped"; fi; fi
 
 setup: system-deps $(VENV)/build.stamp
 
@@ -40,6 +44,9 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/orthocore demo
+
+demo-fashion-mnist: setup
+	$(VENV)/bin/orthocore demo --data fashion-mnist
 
 bench: setup
 	$(PY) -m pytest benchmarks -q --benchmark-columns=min,median,iqr,rounds --benchmark-group-by=group --benchmark-sort=name

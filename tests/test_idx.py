@@ -24,12 +24,16 @@ def idx_bytes(values: np.ndarray) -> bytes:
 
 def write_idx_folder(folder: Path, train: int = 50, test: int = 20, *, gz: bool = True, prefix: str = "",
                      size: int = 28, classes: int = 10) -> Path:  # fmt: skip
-    """The four files of an MNIST-style release, with random images and labels."""
+    """The four files of an MNIST-style release: labels in turn, and images of noise
+    with a bright band whose row tells the class (a pattern a small CNN learns at once)."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     for part, count in (("train", train), ("t10k", test)):
-        images = rng.integers(0, 256, (count, size, size), dtype=np.uint8)
+        images = rng.integers(0, 100, (count, size, size), dtype=np.uint8)
         labels = (np.arange(count) % classes).astype(np.uint8)
+        for image, label in zip(images, labels):
+            row = int(label) * (size - 2) // classes
+            image[row : row + 2] = 255
         for kind, values in (("images-idx3", images), ("labels-idx1", labels)):
             raw = idx_bytes(values)
             name = f"{prefix}{part}-{kind}-ubyte"
@@ -158,3 +162,27 @@ def test_the_installed_fashion_mnist_is_the_release():
     assert (len(train), len(val), len(test)) == (54_000, 6_000, 10_000)
     assert np.bincount(test.labels.numpy()).tolist() == [1000] * 10
     assert np.bincount(np.concatenate([train.labels.numpy(), val.labels.numpy()])).tolist() == [6000] * 10
+    pixels = np.concatenate([train.images.numpy(), val.images.numpy()]).astype(np.float64) / 255
+    assert pixels.mean() == pytest.approx(0.2860, abs=1e-4)  # the mean the models normalise with
+
+
+def test_the_fashion_mnist_study_runs_end_to_end_on_tiny_files(tmp_path):
+    """The demo's Fashion-MNIST configuration, with its data on tiny files of the format
+    and a small budget: every stage runs on the small CNN and the test split."""
+    from orthocore.study import demo_config, run_study
+
+    folder = write_idx_folder(tmp_path / "f", train=300, test=60)
+    config = demo_config(str(tmp_path / "study"), "fashion-mnist")
+    assert (config.data, config.arch, config.eps[-1]) == ("fashion-mnist", "fmnist_cnn", 0.3)
+    config.data = f"fashion-mnist:{folder}"
+    budget = {"max_epochs": 2, "eval_every": 1, "n_images": 20, "seeds": [0], "gradcam_images": 2,
+              "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 1, "adaptive": 1,
+              "eps": [0.1, 0.3], "security_eps": [0.1, 0.3], "workers": 1, "device": "cpu"}  # fmt: skip
+    for key, value in budget.items():
+        setattr(config, key, value)
+    with pytest.warns(UserWarning, match="differs from Fashion-MNIST's release"):
+        results = run_study(config, progress=False)
+    assert {r["eps"] for r in results["transfer"]} == {0.1, 0.3}
+    assert results["security"]["verdicts"] and results["defenses"]
+    report = (tmp_path / "study" / "report.md").read_text()
+    assert f"fashion-mnist:{folder}" in report and "fmnist_cnn" in report
