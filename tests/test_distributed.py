@@ -51,6 +51,14 @@ def run_orthocore(args: list[str], processes: int = 1, timeout: float = 300) -> 
                           timeout=timeout)  # fmt: skip
 
 
+def start_torchrun(args: list, processes: int = 2) -> subprocess.Popen:
+    """``orthocore ARGS`` under ``torchrun --standalone``, left running (its stdout and
+    stderr as one text stream)."""
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             f"--nproc_per_node={processes}", str(WORKER), *map(str, args)], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
 def weights(run: Path, name: str = "model.ckpt") -> dict[str, torch.Tensor]:
     return read_checkpoint(run / name)["state_dict"]
 
@@ -216,10 +224,7 @@ def test_a_killed_process_ends_the_job_and_the_run_resumes_on_any_world_size(tmp
     uninterrupted = run_orthocore([*args, "--out", tmp_path / "whole"], processes=2)
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     out = tmp_path / "killed"
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(WORKER), *map(str, args),
-         "--out", str(out)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    launcher = start_torchrun([*args, "--out", out])
     deadline = time.monotonic() + 240
     while not (out / "state.pt").exists():  # epoch 1 is saved: epoch 2 is under way
         assert launcher.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
