@@ -180,12 +180,13 @@ def fashion_mnist_config(out: str) -> StudyConfig:
     attacked and defended at 0.1–0.3 in the literature (Madry et al. train at 0.3):
     on 28×28 grey images with mostly saturated backgrounds the CIFAR-10 grid of 0.5–8 %
     barely moves a classifier. Table III takes 0.05 and 0.1, the security evaluation
-    0.05, 0.1 and 0.2. Training: batches of 128, validation every 2 epochs, at most 10.
+    0.05, 0.1 and 0.2. Training: batches of 128, validation every 2 epochs, at most 6
+    (the small CNN reaches 91 % validation accuracy in 3).
     """
     return StudyConfig(
         out=out,
         data="fashion-mnist",
-        max_epochs=10,
+        max_epochs=6,
         eval_every=2,
         batch_size=128,
         eps=[0.02, 0.05, 0.1, 0.15, 0.2, 0.3],
