@@ -29,7 +29,7 @@ def main() -> None:
     source = load_model(runs / "reference" / "model.ckpt")
     targets = {name: load_model(runs / name / "model.ckpt") for name in ("ordinary", "orthogonal")}
     config = TransferConfig(attacks=tuple(args.attacks.split(",")), eps=default_eps_grid(), n_images=args.n_images)
-    table = transfer_evaluation(source, targets, open_dataset(f"cifar10:{args.data}", "val"), config,
+    table = transfer_evaluation(source, targets, open_dataset(f"cifar10:{args.data}", "test"), config,
                                 source_name="reference")  # fmt: skip
     print(table.format())
     rows = [{"source": "reference", "target": r.model, "attack": r.attack, "eps": r.eps,

@@ -44,14 +44,14 @@ def main() -> None:
         if not (Path(config.out) / "model.ckpt").is_file():
             train(config, resume=(Path(config.out) / "state.pt").is_file())
         trained[name] = load_model(Path(config.out) / "model.ckpt")
-    val = open_dataset(data, "val")
+    test = open_dataset(data, "test")
     print(f"{'model':<12} {'accuracy':>9}  {'δ to reference':>18}  {'|δ| to reference':>18}")
     for name, model in trained.items():
-        acc = accuracy(model, val, torch.device("cpu"))
+        acc = accuracy(model, test, torch.device("cpu"))
         if name == "reference":
             print(f"{name:<12} {acc:8.2f}%")
             continue
-        s = gradients.similarity(trained["reference"], model, val)
+        s = gradients.similarity(trained["reference"], model, test)
         print(f"{name:<12} {acc:8.2f}%  {s.mean:+8.3f} ± {s.std:.3f}  {s.abs_mean:8.3f} ± {s.abs_std:.3f}")
 
 

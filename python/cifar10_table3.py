@@ -33,7 +33,7 @@ def main() -> None:
         load_model(runs / "ordinary" / "model.ckpt"),
         paper_variants(),
         {"orthogonal": load_model(runs / "orthogonal" / "model.ckpt")},
-        open_dataset(f"cifar10:{args.data}", "val"),
+        open_dataset(f"cifar10:{args.data}", "test"),
         attacks=tuple(args.attacks.split(",")),
         eps=(0.03, 0.05),
         n_images=args.n_images,
