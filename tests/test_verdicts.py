@@ -124,3 +124,31 @@ def test_a_reduction_that_cannot_show_is_untestable_not_broken():
     fooled_more = dict(ortho={**BROKEN["ortho"], "K": 30, "surrogate": 0}, ordinary={**BROKEN["ordinary"], "K": 0, "surrogate": 0})
     paper = next(v for v in _verdicts([_study(**fooled_more)]) if "paper" in v.claim)
     assert paper.outcome == "does not hold"  # a baseline at 0 % still shows a defended model fooled 30 % more
+
+
+def _transformed(defended: dict[str, float], ordinary: dict[str, float]) -> SecurityResult:
+    rows = {"K": transfer_row("K"), "surrogate": transfer_row("surrogate"), "white-box": WHITE_BOX, "square": SQUARE}
+    return _result({**{("ordinary + JPEG", rows[k]): v for k, v in defended.items()},
+                    **{("ordinary", rows[k]): v for k, v in ordinary.items()}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("defended", "outcomes"),
+    [
+        # Athalye et al.'s finding: transfer is stopped, the attacker who knows the defense is not.
+        ({"K": 20, "surrogate": 25, "white-box": 70, "square": 40}, ["holds", "does not hold", "does not hold"]),
+        # a defense that would stop both
+        ({"K": 20, "surrogate": 25, "white-box": 20, "square": 15}, ["holds", "holds", "holds"]),
+    ],
+)
+def test_input_transformation_defenses_must_fool_less_than_the_undefended_model(defended, outcomes):
+    ordinary = {"K": 70, "surrogate": 85, "white-box": 72, "square": 45}
+    verdicts = security_verdicts([_transformed(defended, ordinary)] * 2, baseline="ordinary", defended=[],
+                                 surrogates=["surrogate"], transformed=["ordinary + JPEG"])  # fmt: skip
+    assert [v.target for v in verdicts] == ["ordinary + JPEG"] * 3
+    assert [v.claim for v in verdicts][1:] == [
+        "white-box robustness through the defense: PGD through it (BPDA, EOT where random) fools it less than "
+        "the undefended model",
+        "a query attack (Square) fools it less than the undefended model",
+    ]
+    assert [v.outcome for v in verdicts] == outcomes

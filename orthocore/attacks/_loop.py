@@ -8,6 +8,13 @@ by every ε, so a sweep equals running each ε on its own with the same generato
 it is chunked. Without a random start every ε starts at the clean image, so the first
 gradient does not depend on ε: it is computed once on the ``B`` images (for FGSM that is
 the only gradient; for a 10-step attack it saves a tenth of the passes over ``E·B``).
+
+A randomized model (a defense that draws a fresh transformation per call) sees every
+row under a draw key (:mod:`orthocore.draws`: the generator's seed, the restart, the
+step, the image and the draw), so its draws do not depend on chunking either. With
+``eot = n`` (Expectation over Transformation, Athalye et al. 2018) each step's gradient
+is the mean of the gradients under ``n`` draws, taken in one pass over ``n`` copies of
+the rows, and a row counts as fooled when the mean of its ``n`` draws' logits fools.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orthocore import checks
+from orthocore import checks, draws
 from orthocore.attacks import _memory
 from orthocore.attacks.diversity import DiversityPlan, apply_diversity
 from orthocore.metrics import logit_margin
@@ -72,6 +79,7 @@ class LoopSettings:
     targeted: bool = False
     restarts: int = 1
     stop_when_fooled: bool = False
+    eot: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", norm_name(self.norm))
@@ -84,6 +92,7 @@ class LoopSettings:
         checks.check_number(self.diversity_prob, "diversity_prob", low=0, high=1)
         checks.check_number(self.resize_rate, "resize_rate", low=1e-3, high=1)
         checks.check_number(self.restarts, "restarts", low=1, integer=True)
+        checks.check_number(self.eot, "eot", low=1, integer=True)
         if self.restarts > 1 and not (self.random_start or self.diversity_prob > 0):
             raise ValueError("restarts > 1 needs a random start or input diversity: every restart would be the same")
         checks.check_bool(self.stop_when_fooled, "stop_when_fooled")
@@ -130,16 +139,39 @@ def _random_start(images: Tensor, norm: str, generator: torch.Generator | None) 
     return offsets.to(device=images.device, dtype=images.dtype)
 
 
-def _input_gradient(model, x: Tensor, labels: Tensor, targeted: bool, plan: DiversityPlan | None, step: int, rows):
-    """Gradient of the summed cross-entropy (negated when targeted) at ``x`` :math:`(n, ...)`,
-    and whether each row already fools (from the same forward pass) :math:`(n,)`."""
+@dataclasses.dataclass(frozen=True)
+class _Draws:
+    """What keys a randomized model's draws in one run of an attack: the seed of its
+    generator (each evaluation batch re-seeds it) and the restart."""
+
+    seed: int
+    restart: int
+
+    def keys(self, images: Tensor, step: int, copies: int = 1) -> Tensor:
+        """Keys of ``copies`` draws of the rows showing ``images`` :math:`(n,)` (CPU),
+        draw-major: :math:`(copies · n,)`."""
+        draw = torch.arange(copies).repeat_interleave(len(images))
+        return draws.row_keys(self.seed, images.repeat(copies), step, self.restart, draw)
+
+
+def _input_gradient(model, x: Tensor, labels: Tensor, settings: LoopSettings, plan: DiversityPlan | None, step: int,
+                    images: Tensor, keys: _Draws) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Gradient at ``x`` :math:`(n, ...)` of the summed cross-entropy (negated when
+    targeted), averaged over ``settings.eot`` draws, and whether each row already fools
+    (from the same forward pass; the draws' mean logits) :math:`(n,)`. ``images``:
+    :math:`(n,)` CPU image index of each row."""
+    copies = settings.eot
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        inputs = apply_diversity(x, plan.rows(step, rows)) if plan is not None else x
-        logits = model(inputs)
-        loss = F.cross_entropy(logits, labels, reduction="sum")
-        (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
-    return grad, logit_margin(logits.detach(), labels, targeted=targeted) < 0
+        inputs = apply_diversity(x, plan.rows(step, images)) if plan is not None else x
+        if copies > 1:
+            inputs = inputs.repeat(copies, *([1] * (x.dim() - 1)))  # (copies·n, ...)
+        with draws.keyed(keys.keys(images, step, copies)):
+            logits = model(inputs)
+        loss = F.cross_entropy(logits, labels.repeat(copies), reduction="sum") / copies
+        (grad,) = torch.autograd.grad(-loss if settings.targeted else loss, x)
+    logits = logits.detach().view(copies, len(x), -1).mean(0)
+    return grad, logit_margin(logits, labels, targeted=settings.targeted) < 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,19 +187,19 @@ class _Chunk:
     first_grad: Tensor | None  # (n, C, H, W) first-step gradient when it was taken once for all ε
 
 
-def _run_chunk(model, chunk: _Chunk, settings: LoopSettings, plan: DiversityPlan | None) -> Tensor:
+def _run_chunk(model, chunk: _Chunk, settings: LoopSettings, plan: DiversityPlan | None, keys: _Draws) -> Tensor:
     """All steps for one chunk: the adversarial rows :math:`(n, C, H, W)`."""
     adv = chunk.clean
     if chunk.start is not None:
         adv = (chunk.clean + chunk.start * chunk.eps.to(adv.dtype)[:, None, None, None]).clamp(0, 1)
     momentum = torch.zeros_like(chunk.clean) if settings.decay is not None else None
     if settings.stop_when_fooled:
-        return _run_until_fooled(model, chunk, settings, adv, momentum)
+        return _run_until_fooled(model, chunk, settings, adv, momentum, keys)
     for t in range(settings.steps):
         if t == 0 and chunk.first_grad is not None:
             grad = chunk.first_grad
         else:
-            grad, _ = _input_gradient(model, adv, chunk.labels, settings.targeted, plan, t, chunk.images)
+            grad, _ = _input_gradient(model, adv, chunk.labels, settings, plan, t, chunk.images, keys)
         adv, momentum = attack_step(
             adv, grad, chunk.clean, chunk.step, chunk.eps, norm=settings.norm, momentum=momentum,
             decay=settings.decay or 0.0,
@@ -175,13 +207,15 @@ def _run_chunk(model, chunk: _Chunk, settings: LoopSettings, plan: DiversityPlan
     return adv
 
 
-def _run_until_fooled(model, chunk: _Chunk, settings: LoopSettings, adv: Tensor, momentum: Tensor | None) -> Tensor:
+def _run_until_fooled(model, chunk: _Chunk, settings: LoopSettings, adv: Tensor, momentum: Tensor | None,
+                      keys: _Draws) -> Tensor:  # fmt: skip
     """:func:`_run_chunk` with ``stop_when_fooled`` (no input diversity): only the rows
     not yet fooled take each step."""
     adv = adv.clone()
     active = torch.arange(len(adv), device=adv.device)
     for t in range(settings.steps):
-        grad, fooled = _input_gradient(model, adv[active], chunk.labels[active], settings.targeted, None, t, None)
+        images = chunk.images[active.cpu()]
+        grad, fooled = _input_gradient(model, adv[active], chunk.labels[active], settings, None, t, images, keys)
         active, grad = active[~fooled], grad[~fooled]
         if len(active) == 0:
             break
@@ -261,12 +295,17 @@ def _checking_first_logits(model, labels: Tensor):
     return forward
 
 
-def _margins(model, x: Tensor, labels: Tensor, targeted: bool, chunk: int) -> Tensor:
-    """Per row of ``x`` :math:`(n, C, H, W)`: the true logit minus the largest other
-    (targeted: the largest other minus the target's); below 0 the row fools."""
+def _margins(model, x: Tensor, labels: Tensor, images: Tensor, settings: LoopSettings, chunk: int,
+             keys: _Draws) -> Tensor:  # fmt: skip
+    """Per row of ``x`` :math:`(n, C, H, W)` (showing ``images``, CPU): the true logit
+    minus the largest other (targeted: the largest other minus the target's), under a
+    draw of its own after the last step; below 0 the row fools."""
+    logits = []
     with torch.no_grad():
-        logits = torch.cat([model(x[rows]) for rows in _chunks(len(x), chunk)])
-    return logit_margin(logits, labels, targeted=targeted)
+        for rows in _chunks(len(x), chunk):
+            with draws.keyed(keys.keys(images[rows], settings.steps)):
+                logits.append(model(x[rows]))
+    return logit_margin(torch.cat(logits), labels, targeted=settings.targeted)
 
 
 def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
@@ -277,13 +316,17 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
     once fooled stays fooled, and the draws of every run are made for all images, so
     which rows a run attacks never changes the draws of the next."""
     rows = torch.arange(len(values) * images.shape[0])  # CPU: the rows still to attack
+    seed = generator.initial_seed() if generator is not None else 0
     best = best_margin = None
-    for _ in range(settings.restarts):
-        out, chunk = _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, rows)
+    for restart in range(settings.restarts):
+        keys = _Draws(seed, restart)
+        out, chunk = _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, rows,
+                                keys)  # fmt: skip
         if settings.restarts == 1:
             return out.view(len(values), *images.shape)
         device_rows = rows.to(images.device)
-        margin = _margins(model, out, labels.repeat(len(values))[device_rows], settings.targeted, chunk)
+        image_of_row = torch.arange(images.shape[0]).repeat(len(values))[rows]
+        margin = _margins(model, out, labels.repeat(len(values))[device_rows], image_of_row, settings, chunk, keys)
         if best is None:
             best, best_margin = out, margin
         else:
@@ -296,11 +339,12 @@ def _sweep(model, images, labels, values, settings, generator, max_batch, saved_
     return best.view(len(values), *images.shape)
 
 
-def _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row,
-               rows: Tensor) -> tuple[Tensor, int]:  # fmt: skip
+def _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, rows: Tensor,
+               keys: _Draws) -> tuple[Tensor, int]:  # fmt: skip
     """One run over the chosen (image, ε) ``rows`` (CPU indices into the ε-major
     :math:`E·B` rows): their adversarial images :math:`(n, C, H, W)`, and the rows per
-    chunk. The run's random draws are made for every image whichever rows it attacks."""
+    chunk (each row passes the model ``settings.eot`` times). The run's random draws are
+    made for every image whichever rows it attacks."""
     batch, count = images.shape[0], len(values)
     acc = torch.float64 if images.dtype == torch.float64 else torch.float32
     device_rows = rows.to(images.device)
@@ -308,7 +352,10 @@ def _one_sweep(model, images, labels, values, settings, generator, max_batch, sa
     step_rows = torch.tensor([settings.step_for(e) for e in values], dtype=acc, device=images.device)
     step_rows = step_rows.repeat_interleave(batch)[device_rows]  # (n,)
     image_bytes = images[0].numel() * images.element_size()
-    chunk = max_batch or _memory.rows_per_chunk(saved_per_row, image_bytes, count * batch, images.device)
+    if max_batch is not None:  # each row passes the model `eot` times
+        chunk = max(1, max_batch // settings.eot)
+    else:
+        chunk = _memory.rows_per_chunk(saved_per_row * settings.eot, image_bytes, count * batch, images.device)
     start = _random_start(images, settings.norm, generator) if settings.random_start else None
     plan = None
     if settings.diversity_prob > 0:
@@ -319,7 +366,7 @@ def _one_sweep(model, images, labels, values, settings, generator, max_batch, sa
     if settings.first_gradient_shared_across_eps and not settings.stop_when_fooled:
         every_image = torch.arange(batch)
         first_grad = torch.cat([
-            _input_gradient(model, images[part], labels[part], settings.targeted, plan, 0, every_image[part])[0]
+            _input_gradient(model, images[part], labels[part], settings, plan, 0, every_image[part], keys)[0]
             for part in _chunks(batch, chunk)
         ])  # fmt: skip
     out = torch.empty((len(rows), *images.shape[1:]), dtype=images.dtype, device=images.device)
@@ -331,7 +378,7 @@ def _one_sweep(model, images, labels, values, settings, generator, max_batch, sa
             images=index, start=None if start is None else start[device_index],
             first_grad=None if first_grad is None else first_grad[device_index],
         )  # fmt: skip
-        out[part] = _run_chunk(model, chunk_rows, settings, plan)
+        out[part] = _run_chunk(model, chunk_rows, settings, plan, keys)
     return out, chunk
 
 

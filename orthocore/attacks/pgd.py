@@ -26,6 +26,9 @@ class PGD(Attack):
             and stop computing its steps, as success-rate evaluations (autoattack) do;
             the result then always fools where any iterate did. Default False: the last
             iterate, as in Madry et al.
+        eot: for a randomized model (a defense drawing a fresh transformation per call),
+            average each step's gradient over this many draws (Expectation over
+            Transformation; AutoAttack's randomized-model setting is 20). Default 1.
         norm: ``"inf"`` or ``"2"``.
         targeted: ``labels`` are targets.
         generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
@@ -53,6 +56,7 @@ class PGD(Attack):
         random_start=True,
         restarts=1,
         stop_when_fooled=False,
+        eot=1,
         norm="inf",
         targeted=False,
         generator=None,
@@ -60,7 +64,7 @@ class PGD(Attack):
     ):
         settings = LoopSettings(
             norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted,
-            restarts=restarts, stop_when_fooled=stop_when_fooled,
+            restarts=restarts, stop_when_fooled=stop_when_fooled, eot=eot,
         )
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 

@@ -21,6 +21,10 @@ each deliberate:
 
 An image is left as it is once it is misclassified (targeted: classified as the target):
 its clean check already succeeded, or a later query did (per-image early stop).
+
+A randomized model answers each query under a draw of its own, keyed by the generator's
+seed, the query's number, the image and its ε (:mod:`orthocore.draws`): the attacker
+queries the deployed defense, a fresh transformation each time.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orthocore import checks
+from orthocore import checks, draws
 from orthocore.attacks import _memory
 from orthocore.attacks._loop import check_attack_arguments, norm_name
 from orthocore.attacks.base import Attack
@@ -132,20 +136,30 @@ class _Search:
         self.batch = batch
         self.queries = torch.zeros(len(index), dtype=torch.int64)
         self.checked = False
+        self.seed = generator.initial_seed() if generator is not None else 0
+        self.calls = 0
 
     def evaluate(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         """Margin and loss of ``x`` (the candidates of ``rows``), one query each. The first
         call (the clean check of every row) also checks the labels against the logits."""
-        logits = torch.cat([self.model(x[i : i + self.max_batch]) for i in range(0, len(rows), self.max_batch)])
+        cpu_rows = rows.cpu()
+        keys = draws.row_keys(self.seed, self.image_of_row[cpu_rows], self.calls, draw=cpu_rows // self.batch)
+        self.calls += 1
+        logits = []
+        for i in range(0, len(rows), self.max_batch):
+            with draws.keyed(keys[i : i + self.max_batch]):
+                logits.append(self.model(x[i : i + self.max_batch]))
+        logits = torch.cat(logits)
         if not self.checked:
             checks.check_logits(logits, self.labels[rows])
             self.checked = True
-        self.queries[rows.cpu()] += 1
+        self.queries[cpu_rows] += 1
         return _margin_and_loss(logits, self.labels[rows], self.settings)
 
-    def per_image(self, draws: Tensor, rows: Tensor, like: Tensor) -> Tensor:
-        """The draws of each row's image, as ``like``'s dtype and device."""
-        return draws[self.image_of_row[rows.cpu()]].to(device=like.device, dtype=like.dtype)
+    def per_image(self, values: Tensor, rows: Tensor, like: Tensor) -> Tensor:
+        """The values drawn per image, one per row of ``rows`` (its image's), as ``like``'s
+        dtype and device."""
+        return values[self.image_of_row[rows.cpu()]].to(device=like.device, dtype=like.dtype)
 
 
 def _initial_linf(search: _Search, rows: Tensor) -> Tensor:

@@ -1,6 +1,8 @@
 """What every input-transformation defense shares: the :class:`Defense` base module and
-the :func:`defended` wrapper that puts a defense in front of a model. A defense checks
-its settings at construction with :func:`orthocore.checks.check_number`."""
+the :func:`defended` wrapper that puts a defense in front of a model, optionally with
+the straight-through gradient of BPDA (:mod:`orthocore.defenses.bpda`) for an attacker
+who knows the defense. A defense checks its settings at construction with
+:func:`orthocore.checks.check_number`."""
 
 from __future__ import annotations
 
@@ -9,6 +11,15 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from orthocore.checks import check_choice
+from orthocore.defenses.bpda import straight_through
+
+# How a defended model's gradient passes its defense: None, through the defense's own
+# ops (the input-transformation ops have none); "identity", straight through (BPDA);
+# "approximation", through the defense's differentiable approximation (BPDA), the
+# identity's where it has none.
+BPDA_MODES = (None, "identity", "approximation")
+
 
 class Defense(nn.Module, metaclass=abc.ABCMeta):
     """An input transformation of images :math:`(B, C, H, W)` in [0, 1], no parameters.
@@ -16,11 +27,32 @@ class Defense(nn.Module, metaclass=abc.ABCMeta):
     Subclasses set ``PAPER_SETTINGS`` (the four values of their hyper-parameter in the
     paper's Table III, in the table's order) and ``TABLE_NAME`` (the row label's
     prefix), take that hyper-parameter as their first constructor argument, and
-    implement :meth:`forward` and :meth:`setting`.
+    implement :meth:`forward` and :meth:`setting`. A defense with a differentiable
+    stand-in for BPDA overrides :meth:`approximation`; a randomized one sets
+    :attr:`randomized` and draws through :mod:`orthocore.draws`.
     """
 
     PAPER_SETTINGS: ClassVar[tuple] = ()
     TABLE_NAME: ClassVar[str] = ""
+
+    @property
+    def randomized(self) -> bool:
+        """Whether each call draws a fresh random transformation (EOT applies)."""
+        return False
+
+    @property
+    def has_approximation(self) -> bool:
+        """Whether :meth:`approximation` is more than the identity."""
+        return type(self).approximation is not Defense.approximation
+
+    def approximation(self, x: Tensor) -> Tensor:
+        """A differentiable function close to :meth:`forward`, whose gradient BPDA's
+        ``"approximation"`` mode uses; the identity unless a defense has a better one.
+
+        Args:
+            x: :math:`(B, C, H, W)` images in [0, 1].
+        """
+        return x
 
     @abc.abstractmethod
     def setting(self):
@@ -44,16 +76,30 @@ class Defended(nn.Module):
         model: any classifier taking images :math:`(B, C, H, W)` in [0, 1]
             (normalisation inside the model, as everywhere in orthocore).
         defense: the input transformation applied first.
+        bpda: how the gradient passes the defense (:data:`BPDA_MODES`): None (default)
+            through its own ops; ``"identity"`` straight through; ``"approximation"``
+            through :meth:`Defense.approximation` (the identity for a module that is not
+            a :class:`Defense`). The forward pass is the exact defense in every mode.
     """
 
-    def __init__(self, model: nn.Module, defense: nn.Module):
+    def __init__(self, model: nn.Module, defense: nn.Module, bpda: str | None = None):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"defended: model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(defense, nn.Module):
             raise TypeError(f"defended: defense must be a torch.nn.Module, got {type(defense).__name__}")
+        self.bpda = check_choice(bpda, "bpda", BPDA_MODES, where="defended")
         self.defense = defense
         self.model = model
+
+    @property
+    def randomized(self) -> bool:
+        """Whether the defense draws a fresh transformation on every call."""
+        return bool(getattr(self.defense, "randomized", False))
+
+    def with_bpda(self, bpda: str | None) -> Defended:
+        """The same model and defense (shared, not copied) with another gradient mode."""
+        return Defended(self.model, self.defense, bpda)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits of the model on the defended images.
@@ -64,11 +110,19 @@ class Defended(nn.Module):
         Returns:
             Whatever the model returns on ``defense(x)``.
         """
-        return self.model(self.defense(x))
+        if self.bpda is None:
+            return self.model(self.defense(x))
+        approximation = None  # the identity: straight through
+        if self.bpda == "approximation" and getattr(self.defense, "has_approximation", False):
+            approximation = self.defense.approximation
+        return self.model(straight_through(x, self.defense, approximation))
+
+    def extra_repr(self) -> str:
+        return "" if self.bpda is None else f"bpda={self.bpda!r}"
 
 
-def defended(model: nn.Module, defense: nn.Module) -> Defended:
-    """Puts ``defense`` in front of ``model``.
+def defended(model: nn.Module, defense: nn.Module, bpda: str | None = None) -> Defended:
+    """Puts ``defense`` in front of ``model`` (``bpda``: see :class:`Defended`).
 
     Examples:
         >>> import torch
@@ -76,5 +130,9 @@ def defended(model: nn.Module, defense: nn.Module) -> Defended:
         >>> net = defended(torch.nn.Flatten(), JPEG(90))
         >>> net(torch.full((2, 3, 8, 8), 0.5)).shape
         torch.Size([2, 192])
+        >>> x = torch.rand(2, 3, 8, 8, requires_grad=True)
+        >>> net = defended(torch.nn.Flatten(), JPEG(90), bpda="identity")
+        >>> bool(torch.equal(torch.autograd.grad(net(x).sum(), x)[0], torch.ones_like(x)))
+        True
     """
-    return Defended(model, defense)
+    return Defended(model, defense, bpda)

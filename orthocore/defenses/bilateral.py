@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from orthocore.defenses.base import Defense
-from orthocore.ops.bilateral import bilateral, check_bilateral_settings
+from orthocore.ops.bilateral import bilateral, bilateral_reference, check_bilateral_settings
 
 # The paper gives only the window (3, 5, 7, 9 = OpenCV's diameter d). The sigmas are
 # those of OpenCV's own bilateralFilter example, cv2.bilateralFilter(img, d, 75, 75):
@@ -53,6 +53,11 @@ class Bilateral(Defense):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         return bilateral(x, self.window, self.sigma_color, self.sigma_space)
+
+    def approximation(self, x: Tensor) -> Tensor:
+        """The filter itself in differentiable PyTorch (the op's reference): BPDA through
+        it takes the bilateral filter's true gradient."""
+        return bilateral_reference(x, self.window // 2, self.sigma_color, self.sigma_space)
 
     def extra_repr(self) -> str:
         return f"window={self.window}, sigma_color={self.sigma_color:.4g}, sigma_space={self.sigma_space}"

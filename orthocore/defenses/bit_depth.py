@@ -3,8 +3,10 @@ is quantised to ``2^bits`` evenly spaced levels. Wraps :func:`orthocore.ops.bit_
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from orthocore.checks import check_number
@@ -40,6 +42,15 @@ class BitDepth(Defense):
 
     def forward(self, x: Tensor) -> Tensor:
         return bit_depth(x, self.bits)
+
+    def approximation(self, x: Tensor) -> Tensor:
+        """Smooth rounding for BPDA: ``(s − sin(2πs)/(2π)) / L`` with ``s = x·L`` and
+        ``L = 2^bits − 1``. It passes through every quantisation level, is monotone, and
+        its slope (``1 − cos 2πs``) is 0 at the levels and 2 halfway between them, where
+        the rounding jumps: it points the attack at the pixels a small step can flip."""
+        levels = float((1 << self.bits) - 1)
+        scaled = x * levels
+        return (scaled - torch.sin(2 * math.pi * scaled) / (2 * math.pi)) / levels
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"

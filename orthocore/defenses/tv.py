@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from orthocore import draws
 from orthocore.checks import check_number
 from orthocore.defenses.base import Defense
 from orthocore.ops.tv_denoise import DEFAULT_ITERS, random_keep_mask, tv_denoise, tv_reconstruct
@@ -20,7 +21,9 @@ class TVDenoise(Defense):
         iters: Chambolle iterations (per round when pixels are dropped), default 50.
         keep_prob: probability that a pixel is kept; 1.0 (default) is plain TV denoising,
             below 1 a fresh Bernoulli mask is drawn per call (Guo et al. 2018 keep 0.5)
-            and the image is reconstructed from the kept pixels.
+            and the image is reconstructed from the kept pixels. Row i's mask comes from
+            the draw key of row i where an evaluation set them
+            (:func:`orthocore.draws.keyed`), else from torch's global generator.
         rounds: majorise-minimise rounds of the reconstruction (only when ``keep_prob < 1``).
 
     Shape:
@@ -52,11 +55,24 @@ class TVDenoise(Defense):
     def setting(self) -> float:
         return self.weight
 
+    @property
+    def label(self) -> str:
+        """Table III's label, with the share of kept pixels when they are drawn at random."""
+        return super().label + (f", keep={self.keep_prob:g}" if self.randomized else "")
+
+    @property
+    def randomized(self) -> bool:
+        return self.keep_prob < 1.0
+
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        if self.keep_prob == 1.0:
+        if not self.randomized:
             return tv_denoise(x, self.weight, self.iters)
-        keep = random_keep_mask(x, self.keep_prob)
+        keys = draws.current_keys(len(x))
+        if keys is None:
+            keep = random_keep_mask(x, self.keep_prob)
+        else:
+            keep = (draws.uniform(keys, x.shape[1:], x.device) < self.keep_prob).to(x.dtype)
         return tv_reconstruct(x, keep, self.weight, self.iters, self.rounds)
 
     def extra_repr(self) -> str:

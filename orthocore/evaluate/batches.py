@@ -8,6 +8,11 @@ diversity, Square's squares) therefore depend on the seed and on the batch alone
 on the batches before it or on which process attacks it: process r takes the batches
 t ≡ r (mod W), and the gathered outcomes equal those of one process exactly.
 
+A randomized target (a defense drawing a fresh transformation per call) is asked for
+its predictions under draw keys (:func:`predictions`: the attack's seed, the image's
+place in the sample and its ε), so that every count is repeatable and the same on any
+number of processes.
+
 Before each round of W batches the processes agree whether to stop (SIGTERM,
 :func:`orthocore.distributed.stop_requested`); an attack stopped midway raises
 :class:`orthocore.interrupts.Interrupted` and keeps nothing of its batches, as its
@@ -21,7 +26,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from orthocore import distributed, interrupts
+from torch import nn
+
+from orthocore import distributed, draws, interrupts
 
 # The scheme above, named in the study's stage keys: results drawn under an earlier scheme
 # (one generator running through all batches) are recomputed, not mixed with these.
@@ -39,9 +46,23 @@ def my_batches(count: int, batch_size: int) -> list[int]:
     return list(range(world.rank, -(-count // batch_size), world.size))
 
 
+@torch.no_grad()
+def predictions(model: nn.Module, images: Tensor, seed: int, indices: Tensor,
+                step: int = draws.EVALUATION_STEP) -> Tensor:  # fmt: skip
+    """The classes ``model`` gives ``images`` :math:`(E, b, C, H, W)` (the images
+    ``indices`` :math:`(b,)`, each at ``E`` ε): :math:`(E, b)`. A randomized model draws
+    each row under the key (``seed``, ``step``, image, ε index); the evaluations count
+    adversarial images at :data:`~orthocore.draws.EVALUATION_STEP` and check clean ones
+    at :data:`~orthocore.draws.CLEAN_STEP`."""
+    count, batch = images.shape[:2]
+    keys = draws.row_keys(seed, indices.cpu().repeat(count), step, draw=torch.arange(count).repeat_interleave(batch))
+    with draws.keyed(keys):
+        return model(images.flatten(0, 1)).argmax(1).view(count, batch)
+
+
 def attack_sample(
-    attack, seed: int, images: Tensor, labels: Tensor, batch_size: int, measure: Callable[[Tensor, Tensor], Tensor],
-    on_batch: Callable[[], object] | None = None,
+    attack, seed: int, images: Tensor, labels: Tensor, batch_size: int,
+    measure: Callable[[Tensor, Tensor, Tensor], Tensor], on_batch: Callable[[], object] | None = None,
 ) -> Tensor:
     """Runs ``attack`` over the sample, this process's batches only, and returns every
     image's outcome gathered from all processes.
@@ -52,8 +73,9 @@ def attack_sample(
         seed: the attack's seed (:func:`batch_seed`).
         images: :math:`(N, C, H, W)` the sample; labels: :math:`(N,)`.
         batch_size: images per batch.
-        measure: ``measure(adversarial (E, b, C, H, W), labels (b,))`` → the per-image
-            outcomes, :math:`(E, b, ...)` (e.g. whether each model was fooled).
+        measure: ``measure(adversarial (E, b, C, H, W), labels (b,), indices (b,))`` → the
+            per-image outcomes, :math:`(E, b, ...)` (e.g. whether each model was fooled,
+            :func:`predictions`); ``indices`` are the images' places in the sample.
         on_batch: called after each batch (a progress bar's update).
 
     Returns:
@@ -74,8 +96,9 @@ def attack_sample(
         attack.generator.manual_seed(batch_seed(seed, batch))
         part = slice(batch * batch_size, (batch + 1) * batch_size)
         adversarial = attack(images[part], labels[part])
+        indices = torch.arange(len(labels))[part]
         with torch.no_grad():
-            outcomes[batch] = measure(adversarial, labels[part]).cpu()
+            outcomes[batch] = measure(adversarial, labels[part], indices).cpu()
         if on_batch is not None:
             on_batch()
     gathered = {batch: value for share in distributed.gather(outcomes) for batch, value in share.items()}

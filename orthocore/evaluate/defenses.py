@@ -21,10 +21,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from orthocore import draws
 from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.defenses import defended
-from orthocore.evaluate.batches import attack_sample, my_batches
+from orthocore.evaluate.batches import attack_sample, my_batches, predictions
 from orthocore.evaluate.transfer import select_correct
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
@@ -44,11 +45,14 @@ class DefenseRow:
     total: int
 
 
-@torch.no_grad()
-def _wrong(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> int:
+def _wrong(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int, seed: int) -> int:
+    """How many of the clean ``images`` ``model`` misclassifies (a randomized model under
+    draws keyed by ``seed`` and each image's place in the sample)."""
     wrong = 0
     for begin in range(0, len(labels), batch_size):
-        wrong += int((model(images[begin : begin + batch_size]).argmax(1) != labels[begin : begin + batch_size]).sum())
+        part = slice(begin, begin + batch_size)
+        found = predictions(model, images[None, part], seed, torch.arange(len(labels))[part], draws.CLEAN_STEP)[0]
+        wrong += int((found != labels[part]).sum())
     return wrong
 
 
@@ -104,16 +108,16 @@ def defense_evaluation(
     with eval_mode(*models):
         images, labels = select_correct(models, dataset, n_images, seed, batch_size, device)
         total = len(labels)
-        clean = [100.0 * _wrong(model, images, labels, batch_size) / total for _, _, model in variants]
+        clean = [100.0 * _wrong(model, images, labels, batch_size, seed) / total for _, _, model in variants]
         bar = progress_report(total=len(attacks) * len(my_batches(total, batch_size)), desc="defenses (Table III)",
                               unit="batch", enabled=progress)  # fmt: skip
 
-        def wrong_variants(adversarial: Tensor, y: Tensor) -> Tensor:  # (E, b, variants)
-            return torch.stack([torch.stack([model(adversarial[e]).argmax(1) != y for _, _, model in variants], dim=-1)
-                                for e in range(len(eps))])  # fmt: skip
-
         fooled = {}
         for index, name in enumerate(attacks):
+            def wrong_variants(adversarial: Tensor, y: Tensor, indices: Tensor, seed=seed + index) -> Tensor:
+                return torch.stack([predictions(model, adversarial, seed, indices) != y for _, _, model in variants],
+                                   dim=-1)  # (E, b, variants)  # fmt: skip
+
             attack = make_attack(name, source, eps, generator=torch.Generator())
             fooled[name] = attack_sample(attack, seed + index, images, labels, batch_size, wrong_variants,
                                          bar.update).sum(1)  # (E, variants)  # fmt: skip

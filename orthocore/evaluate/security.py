@@ -8,7 +8,12 @@ Tramèr et al., "On Adaptive Attacks to Adversarial Example Defenses"):
 * **white-box**: PGD on the target's own gradients, ``white_box_steps`` steps from
   ``restarts`` random starts, and the same attack with ``short_steps`` steps (more steps
   must not fool less); an image counts as fooled when any iterate fooled it
-  (``stop_when_fooled``, as autoattack counts), which also skips the steps left;
+  (``stop_when_fooled``, as autoattack counts), which also skips the steps left. A
+  target behind an input-transformation defense (:class:`~orthocore.defenses.Defended`)
+  is attacked through the exact defense with BPDA's gradient (its approximation, else
+  the identity: Athalye et al. 2018), and a randomized one with EOT over
+  ``eot_samples`` draws per step and every step taken (its last iterate counts, judged
+  under a draw of its own), as an attacker who knows the defense would;
 * **query**: Square Attack on the target, ``square_queries`` queries;
 * **transfer**: PGD crafted on each source, once for all targets: K itself, and any other
   named source — an independent surrogate, an ensemble (a list of models: their mean
@@ -35,11 +40,14 @@ from torch import Tensor, nn
 
 from orthocore.attacks import PGD, Square
 from orthocore.attacks.ensemble import as_source
+from orthocore import draws
 from orthocore.checks import check_number, check_number_list
-from orthocore.evaluate.batches import attack_sample
+from orthocore.defenses import Defended
+from orthocore.evaluate.batches import attack_sample, predictions
 from orthocore.evaluate.transfer import select_correct
 from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
+from orthocore.progress import progress as progress_report
 from orthocore.runtime import resolve_device, versions
 from orthocore.workers import Workers
 
@@ -63,6 +71,8 @@ class AttackBudget:
         short_steps: the shorter white-box PGD of the convergence check.
         square_queries: Square Attack's budget per image.
         transfer_steps: steps of the PGD crafted on each transfer source.
+        eot_samples: draws of a randomized defense each white-box gradient averages
+            (EOT; AutoAttack's setting for randomized models, 20).
     """
 
     white_box_steps: int = 100
@@ -70,10 +80,11 @@ class AttackBudget:
     short_steps: int = 10
     square_queries: int = 1000
     transfer_steps: int = 10
+    eot_samples: int = 20
 
     def check_budget(self) -> None:
         """Raises ``ValueError`` naming the first bad budget."""
-        for name in ("white_box_steps", "restarts", "short_steps", "transfer_steps"):
+        for name in ("white_box_steps", "restarts", "short_steps", "transfer_steps", "eot_samples"):
             check_number(getattr(self, name), name, low=1, integer=True)
         check_number(self.square_queries, "square_queries", low=2, integer=True)
 
@@ -154,6 +165,17 @@ class SecurityResult:
         return "\n".join(lines)
 
 
+def _white_box_method(model: nn.Module, config: AttackBudget) -> str:
+    """How the white-box rows attacked ``model``, in words."""
+    attacked = white_box_view(model)
+    if not isinstance(attacked, Defended):
+        return "PGD on its own gradient"
+    gradient = "the defense's approximation" if attacked.bpda == "approximation" and getattr(
+        attacked.defense, "has_approximation", False) else "the identity"  # fmt: skip
+    method = f"PGD through the exact defense, BPDA with {gradient} backward"
+    return method + (f", EOT over {config.eot_samples} draws" if attacked.randomized else "")
+
+
 def short_row(config: AttackBudget) -> str:
     """The row name of the short white-box run (the convergence check)."""
     return f"{WHITE_BOX}, {config.short_steps} steps"
@@ -165,7 +187,7 @@ def _expected_cost(run) -> float:
     _, attack, _, counted = run
     if isinstance(attack, Square):
         return attack.settings.n_queries / 3  # forward passes only: about a third of a gradient step each
-    return attack.settings.steps * attack.settings.restarts + len(counted)
+    return attack.settings.steps * attack.settings.restarts * attack.settings.eot + len(counted)
 
 
 def _craft_and_count(attack, seed: int, targets: Mapping[str, nn.Module], images: Tensor, labels: Tensor,
@@ -173,22 +195,39 @@ def _craft_and_count(attack, seed: int, targets: Mapping[str, nn.Module], images
     """Runs ``attack`` (seeded ``seed``) on the sample in batches
     (:func:`orthocore.evaluate.batches.attack_sample`); per target the :math:`(E, N)` fooled mask."""
 
-    def fooled_targets(adversarial: Tensor, y: Tensor) -> Tensor:  # (E, b, targets)
-        return torch.stack([model(adversarial.flatten(0, 1)).argmax(1).view(adversarial.shape[:2]) != y
-                            for model in targets.values()], dim=-1)  # fmt: skip
+    def fooled_targets(adversarial: Tensor, y: Tensor, indices: Tensor) -> Tensor:  # (E, b, targets)
+        return torch.stack([predictions(model, adversarial, seed, indices) != y for model in targets.values()], dim=-1)
 
     masks = attack_sample(attack, seed, images, labels, batch_size, fooled_targets)
     return {name: masks[..., i] for i, name in enumerate(targets)}
 
 
-def _gradient_norm_and_margin(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int) -> tuple[float, float]:
-    """Mean L2 norm of the per-image input gradient of the cross-entropy, and mean logit
-    margin (true logit minus the largest other) on the clean images."""
+def white_box_view(model: nn.Module) -> nn.Module:
+    """The model a white-box attacker differentiates: a target behind a defense with
+    BPDA's gradient (:mod:`orthocore.defenses.bpda`; the defense's approximation where it
+    has one, else the identity), any other model itself."""
+    if isinstance(model, Defended) and model.bpda is None:
+        return model.with_bpda("approximation")
+    return model
+
+
+def _eot(model: nn.Module, config: AttackBudget) -> int:
+    """Draws per gradient for ``model``: ``eot_samples`` when it is randomized, else 1."""
+    return config.eot_samples if getattr(model, "randomized", False) else 1
+
+
+def _gradient_norm_and_margin(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int,
+                              seed: int) -> tuple[float, float]:  # fmt: skip
+    """Mean L2 norm of the per-image input gradient of the cross-entropy (a defended
+    model's through :func:`white_box_view`), and mean logit margin (true logit minus the
+    largest other) on the clean images (a randomized model under the clean draw)."""
+    model = white_box_view(model)
     norms, margins = [], []
     for begin in range(0, len(labels), batch_size):
         x = images[begin : begin + batch_size].detach().requires_grad_(True)
         y = labels[begin : begin + batch_size]
-        with torch.enable_grad():
+        keys = draws.row_keys(seed, torch.arange(begin, begin + len(y)), draws.CLEAN_STEP)
+        with torch.enable_grad(), draws.keyed(keys):
             logits = model(x)
             (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
         norms.append(grad.flatten(1).norm(dim=1).detach().cpu())
@@ -205,6 +244,7 @@ def security_evaluation(
     sources: Mapping[str, nn.Module | Sequence[nn.Module]] | None = None,
     device: torch.device | str | None = None,
     workers: Workers | None = None,
+    progress: bool = False,
 ) -> SecurityResult:
     """White-box, query, transfer and worst-case fooling ratios of every target, with
     masking diagnostics, on one seeded sample.
@@ -221,6 +261,8 @@ def security_evaluation(
         workers: runs the attacks (one per transfer source, three per target) side by
             side (:class:`orthocore.workers.Workers`; default: one after another here).
             Each attack draws from its own seed, so the result is the same.
+        progress: report each finished attack (:func:`orthocore.progress.progress`, with
+            the time left at the rate so far: the longest attacks run first).
 
     Returns:
         A :class:`SecurityResult`.
@@ -244,12 +286,15 @@ def security_evaluation(
             runs.append(([(target, transfer_row(name)) for target in targets], attack, config.seed + index, targets))
         for index, (target, model) in enumerate(targets.items()):
             seed = config.seed + 1000 * (index + 1)
-            own = {target: model}
+            own, attacked, eot = {target: model}, white_box_view(model), _eot(model, config)
+            # A random defense's "fooled" is a draw's: an iterate that barely fools the mean of
+            # some draws often fails the evaluation's own draw, so there every step is taken.
+            stop = not getattr(model, "randomized", False)
             runs += [
-                ([(target, WHITE_BOX)], PGD(model, eps, steps=config.white_box_steps, restarts=config.restarts,
-                                            stop_when_fooled=True, generator=torch.Generator()), seed, own),
-                ([(target, short_row(config))], PGD(model, eps, steps=config.short_steps, stop_when_fooled=True,
-                                                    generator=torch.Generator()), seed + 1, own),
+                ([(target, WHITE_BOX)], PGD(attacked, eps, steps=config.white_box_steps, restarts=config.restarts,
+                                            stop_when_fooled=stop, eot=eot, generator=torch.Generator()), seed, own),
+                ([(target, short_row(config))], PGD(attacked, eps, steps=config.short_steps, stop_when_fooled=stop,
+                                                    eot=eot, generator=torch.Generator()), seed + 1, own),
                 ([(target, SQUARE)], Square(model, eps, n_queries=config.square_queries, generator=torch.Generator()),
                  seed + 2, own),
             ]  # fmt: skip
@@ -257,7 +302,9 @@ def security_evaluation(
         jobs = [workers.submit(_craft_and_count, attack, seed, counted, images, labels, config.batch_size)
                 for _, attack, seed, counted in runs]  # fmt: skip
         fooled: dict[tuple[str, str], Tensor] = {}
-        for (cells, _, _, _), job in zip(runs, jobs):
+        finished = progress_report(list(zip(runs, jobs)), desc=f"security attacks (seed {config.seed})",
+                                   unit="attack", enabled=progress)  # fmt: skip
+        for (cells, _, _, _), job in finished:
             masks = job.result()
             for target, row in cells:
                 fooled[target, row] = masks[target]
@@ -268,7 +315,7 @@ def security_evaluation(
             fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)
             fooled[target, WORST_CASE] = torch.stack([*attacks_run, *transfers]).any(0)
             black_box = fooled[target, WORST_TRANSFER] | fooled[target, SQUARE]
-            gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.batch_size)
+            gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.batch_size, config.seed)
             diagnostics[target] = {
                 "mean_input_gradient_norm": gradient_norm,
                 "mean_logit_margin": margin,
@@ -281,6 +328,7 @@ def security_evaluation(
     metadata = {
         "config": dataclasses.asdict(config) | {"eps": eps},
         "targets": list(targets),
+        "white_box": {target: _white_box_method(model, config) for target, model in targets.items()},
         "sources": {name: (len(model) if isinstance(model, (list, tuple)) else 1) for name, model in
                     {REFERENCE: reference, **sources}.items()},
         "images": len(labels),

@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from orthocore import draws
 from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
-from orthocore.evaluate.batches import attack_sample, my_batches
+from orthocore.evaluate.batches import attack_sample, my_batches, predictions
 from orthocore.evaluate.table import FoolingTable, rows_for
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
@@ -72,15 +73,12 @@ def _fetch(dataset, indices: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack([item[0] for item in items]), torch.as_tensor([int(item[1]) for item in items])
 
 
-@torch.no_grad()
-def _predict(model: nn.Module, images: Tensor) -> Tensor:
-    return model(images).argmax(1)
-
-
 def select_correct(
     models: Sequence[nn.Module], dataset, n_images: int, seed: int, batch_size: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
-    """A seeded random sample of up to ``n_images`` images every model classifies correctly.
+    """A seeded random sample of up to ``n_images`` images every model classifies correctly
+    (a randomized model under the draw keyed by ``seed`` and the image's index in the
+    data set, :func:`~orthocore.evaluate.batches.predictions`).
 
     Args:
         models: classifiers on [0, 1] images, in eval mode.
@@ -94,11 +92,12 @@ def select_correct(
                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
     kept_images, kept_labels, kept = [], [], 0
     for begin in range(0, len(order), batch_size):
-        images, labels = _fetch(dataset, order[begin : begin + batch_size])
+        indices = order[begin : begin + batch_size]
+        images, labels = _fetch(dataset, indices)
         images, labels = images.to(device), labels.to(device)
         correct = torch.ones_like(labels, dtype=torch.bool)
         for model in models:
-            correct &= _predict(model, images) == labels
+            correct &= predictions(model, images[None], seed, indices, draws.CLEAN_STEP)[0] == labels
         kept_images.append(images[correct][: n_images - kept])
         kept_labels.append(labels[correct][: n_images - kept])
         kept += len(kept_labels[-1])
@@ -149,13 +148,14 @@ def transfer_evaluation(
         bar = progress_report(total=len(config.attacks) * len(my_batches(len(labels), config.batch_size)),
                               desc="transfer attacks", unit="batch", enabled=progress)  # fmt: skip
 
-        def fooled_models(adversarial: Tensor, y: Tensor) -> Tensor:  # (E, b, models)
-            return torch.stack([_predict(model, adversarial.flatten(0, 1)).view(adversarial.shape[:2]) != y
-                                for model in nets], dim=-1)  # fmt: skip
-
         for index, name in enumerate(config.attacks):
+            seed = config.seed + index
+
+            def fooled_models(adversarial: Tensor, y: Tensor, indices: Tensor, seed=seed) -> Tensor:  # (E, b, models)
+                return torch.stack([predictions(model, adversarial, seed, indices) != y for model in nets], dim=-1)
+
             attack = make_attack(name, source, list(config.eps), generator=torch.Generator())
-            fooled = attack_sample(attack, config.seed + index, images, labels, config.batch_size, fooled_models,
+            fooled = attack_sample(attack, seed, images, labels, config.batch_size, fooled_models,
                                    bar.update).sum(1)  # (E, models)  # fmt: skip
             rows += rows_for(name, config.eps, [(n, r) for n, r, _ in models], fooled.tolist(), len(labels))
         bar.close()

@@ -20,7 +20,12 @@ seed, and reads the range over seeds:
 * **secret references** — a defended model trained orthogonal to K *and* to private
   references of the defender's: the adaptive attacker who knows K only fools it less
   than the same attacker fools the orthogonal model trained against K alone, by more
-  than ``margin`` points in every seed.
+  than ``margin`` points in every seed;
+* **input-transformation defenses** (the ordinary model behind JPEG, TVM, ...) are held
+  to what they claim: besides the transfer claim, that an attacker who knows the
+  defense (white-box PGD through it with BPDA, and EOT where it is random) and a query
+  attacker fool it *less* than the undefended model, by more than ``margin`` points in
+  every seed (*holds*), or not (*does not hold*).
 
 Seeds that disagree give *inconclusive*. A "fooled less" claim whose baseline is fooled
 at most ``margin`` points in some seed, and whose defended model is not fooled clearly
@@ -102,6 +107,7 @@ def security_verdicts(
     adaptive: Sequence[str] = (),
     adaptive_without_k: Sequence[str] = (),
     secret: Mapping[str, str] | None = None,
+    transformed: Sequence[str] = (),
     margin: float = MARGIN,
 ) -> list[Verdict]:
     """The verdicts on every defended target, from one security evaluation per seed.
@@ -118,12 +124,16 @@ def security_verdicts(
         secret: defended targets trained orthogonal to K and to private references →
             the defended target trained orthogonal to K alone (same λ) they are compared
             with against the attacker who knows K.
+        transformed: targets that are the baseline behind an input-transformation
+            defense.
         margin: percentage points below which two fooling ratios count as equal.
 
     Returns:
-        Per defended target: the paper's transfer claim, white-box, query, one verdict
-        per adaptive source kind that was measured, and for a secret-reference target
-        whether the secret helped.
+        Per defended (orthogonal) target: the paper's transfer claim, white-box, query,
+        one verdict per adaptive source kind that was measured, and for a
+        secret-reference target whether the secret helped. Per transformed target: the
+        transfer claim, and whether white-box (through the defense) and query attacks
+        fool it less than the undefended baseline.
     """
     if not results:
         raise ValueError("results: expected one security evaluation per seed, got none")
@@ -146,11 +156,14 @@ def security_verdicts(
     def no_easier(gap: float) -> bool:  # fooled at most `margin` points more
         return gap >= -margin
 
-    for target in defended:
-        verdicts.append(_verdict(
+    def transfer_claim(target: str) -> Verdict:
+        return _verdict(
             "transfer from K and look-alike surrogates fools it less (the paper's claim)", target,
             worst_of(target, transfer_rows), worst_of(baseline, transfer_rows), fooled_less, floor=margin,
-        ))  # fmt: skip
+        )  # fmt: skip
+
+    for target in defended:
+        verdicts.append(transfer_claim(target))
         verdicts.append(_verdict("white-box PGD fools it no more than the ordinary model", target,
                                  per_seed(target, WHITE_BOX), per_seed(baseline, WHITE_BOX), no_easier))  # fmt: skip
         verdicts.append(_verdict("a query attack (Square) fools it no more than the ordinary model", target,
@@ -168,6 +181,15 @@ def security_verdicts(
                 f"its secret references make it harder for an attacker who knows K than {secret[target]}", target,
                 worst_of(target, knows_k), worst_of(secret[target], knows_k), fooled_less, floor=margin,
             ))  # fmt: skip
+    for target in transformed:
+        verdicts.append(transfer_claim(target))
+        verdicts.append(_verdict(
+            "white-box robustness through the defense: PGD through it (BPDA, EOT where random) fools it less than "
+            "the undefended model", target, per_seed(target, WHITE_BOX), per_seed(baseline, WHITE_BOX), fooled_less,
+            floor=margin,
+        ))  # fmt: skip
+        verdicts.append(_verdict("a query attack (Square) fools it less than the undefended model", target,
+                                 per_seed(target, SQUARE), per_seed(baseline, SQUARE), fooled_less, floor=margin))
     return verdicts
 
 
