@@ -164,9 +164,13 @@ def plot_security(rows: Sequence[Mapping], attacks: Sequence[str], path: Path) -
     if not rows:
         raise ValueError(f"plot_security: no records of the attacks {list(attacks)}")
     targets = list(dict.fromkeys(r["target"] for r in rows))
-    fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets), 3.3), squeeze=False, sharey=True)
+    columns = min(len(targets), 4)  # panels in rows of four
+    lines = -(-len(targets) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 3.3 * lines), squeeze=False, sharey=True)
+    for ax in axes.flat[len(targets):]:
+        ax.set_visible(False)
     colours = plt.get_cmap("tab10")
-    for ax, target in zip(axes[0], targets):
+    for ax, target in zip(axes.flat, targets):
         for index, attack in enumerate(attacks):
             mine = sorted((r for r in rows if r["target"] == target and r["attack"] == attack), key=lambda r: r["eps"])
             if not mine:
@@ -182,6 +186,7 @@ def plot_security(rows: Sequence[Mapping], attacks: Sequence[str], path: Path) -
         ax.set_xlabel("ε (% of dynamic range)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("fooling ratio (%)")
+    for line in axes:
+        line[0].set_ylabel("fooling ratio (%)")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return _save(fig, path)

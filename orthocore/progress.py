@@ -2,7 +2,9 @@
 
 A log file or a CI console would fill with tqdm's carriage returns and escape codes, so
 when the stream is not a terminal :func:`progress` prints one plain line (description,
-count, percentage, rate) at most every ``PLAIN_INTERVAL`` seconds, and one at the end.
+count, percentage, elapsed time, rate and, while the total is not reached, the time
+left at that rate) at most every ``PLAIN_INTERVAL`` seconds, and one at the end. tqdm
+shows the same estimate on a terminal.
 """
 
 from __future__ import annotations
@@ -60,9 +62,24 @@ class PlainProgress:
         elapsed = self.last - self.start
         done = f"{self.count}/{self.total}" if self.total else f"{self.count}"
         share = f" ({100 * self.count / self.total:.0f}%)" if self.total else ""
-        rate = f", {self.count / elapsed:.1f} {self.unit}/s" if elapsed > 0 else ""
+        rate = ""
+        if elapsed > 0 and self.count:
+            per_second = self.count / elapsed  # as tqdm writes it: the inverse when below one a second
+            rate = f", {per_second:.1f} {self.unit}/s" if per_second >= 1 else f", {1 / per_second:.1f} s/{self.unit}"
+        left = ""
+        if self.total and 0 < self.count < self.total and elapsed > 0:
+            left = f", about {_duration(elapsed * (self.total - self.count) / self.count)} left"
         postfix = f", {self.postfix}" if self.postfix else ""
-        print(f"{self.desc}: {done} {self.unit}{share}, {elapsed:.0f} s{rate}{postfix}", file=self.stream, flush=True)
+        print(f"{self.desc}: {done} {self.unit}{share}, {elapsed:.0f} s{rate}{left}{postfix}", file=self.stream,
+              flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """``"42 s"``, ``"7 min"`` or ``"1 h 05 min"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",

@@ -67,3 +67,31 @@ def test_missing_checkpoints_fail_before_any_training(tmp_path, capsys):
     assert cli.main(argv) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert not (tmp_path / "sec").exists()
+
+
+def test_defenses_join_the_targets_in_front_of_the_baseline(models, capsys):
+    code, captured = _run(models, capsys, "--defense", "JPEG-Quality=80", "--defense", "TVM-Weight=0.03, keep=0.5",
+                          "--eot-samples", "2")  # fmt: skip
+    assert code == 0, captured.err
+    report = json.loads((models / "sec" / "security.json").read_text())
+    assert set(report["diagnostics"]) == {"m", "o", "o + JPEG-Quality=80", "o + TVM-Weight=0.03, keep=0.5"}
+    assert report["metadata"]["white_box"]["o + TVM-Weight=0.03, keep=0.5"].endswith("EOT over 2 draws")
+    transformed = [v for v in report["verdicts"] if v["target"].startswith("o + ")]
+    assert len(transformed) == 6 and "white-box robustness through the defense" in transformed[1]["claim"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--defense", "JPEG-Quality=81"], "defense must be one of"),
+        (["--defense", "JPEG-Quality=80", "--no-baseline"], "defense: give --baseline"),
+    ],
+)
+def test_bad_defenses_fail_before_any_work(models, tmp_path, capsys, extra, message):
+    argv = ["security", "--target", str(models / "m" / "model.ckpt"), "--reference", str(models / "k" / "model.ckpt"),
+            "--out", str(tmp_path / "sec"), *[a for a in extra if a != "--no-baseline"]]  # fmt: skip
+    if "--no-baseline" not in extra:
+        argv += ["--baseline", str(models / "o" / "model.ckpt")]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "sec").exists()

@@ -38,3 +38,16 @@ def test_a_terminal_gets_tqdm_and_disabled_prints_nothing():
     stream = io.StringIO()
     assert list(progress(range(2), desc="x", enabled=False, stream=stream)) == [0, 1]
     assert stream.getvalue() == ""
+
+
+def test_plain_lines_estimate_the_time_left(monkeypatch):
+    stream = io.StringIO()
+    clock = iter([0.0, 0.0, 60.0, 60.0, 240.0, 240.0])
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress_module, "PLAIN_INTERVAL", 0.0)
+    with progress(total=4, desc="models", unit="model", stream=stream) as bar:
+        bar.update()  # 1 of 4 after 60 s: 3 more at that rate
+        bar.update(3)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "models: 1/4 model (25%), 60 s, 60.0 s/model, about 3 min left"
+    assert lines[1].startswith("models: 4/4 model (100%), 240 s") and "left" not in lines[1]

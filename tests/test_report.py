@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from orthocore.report import RESULTS_FORMAT, defense_table, reproduction_checks, write_report
+from orthocore.report import RESULTS_FORMAT, defense_table, reproduction_checks, side_by_side_table, write_report
 
 EPS = [0.01, 0.03, 0.05]
 ATTACKS = ["fgsm", "pgd"]
@@ -118,6 +118,18 @@ def test_ranges_over_seeds_are_printed_beside_the_means(finished_run):
     assert "| 96.50 (95.00–98.00) |" in markdown and "| white-box | 30.0 (20.0–40.0) | 30.0 |" in markdown
 
 
+def test_side_by_side_table_sets_every_target_on_the_same_attacks():
+    security = _results()["security"]
+    security["rows"] += [{"target": "ordinary + JPEG-Quality=80", "attack": "white-box", "eps": eps, "fooled": 0,
+                          "total": 200, "fooling_percent": 25.0} for eps in (0.1, 0.2)]  # fmt: skip
+    header, rows = side_by_side_table(security)
+    assert header[:3] == ["target", "transfer from K, ε = 0.1 / 0.2",
+                          "white-box PGD (through a defense: BPDA, EOT), ε = 0.1 / 0.2"]  # fmt: skip
+    assert rows == [["ordinary", "60.0 / 60.0", "30.0 / 30.0", "– / –", "– / –"],
+                    ["orthogonal-λ3", "30.0 / 30.0", "60.0 / 60.0", "– / –", "– / –"],
+                    ["ordinary + JPEG-Quality=80", "– / –", "25.0 / 25.0", "– / –", "– / –"]]  # fmt: skip
+
+
 def test_defense_table_layout():
     header, rows = defense_table(_results()["defenses"])
     assert header[:3] == ["target", "defense", "clean images fooled by the defense alone (%)"]
@@ -154,5 +166,6 @@ def test_html_renders_in_headless_chromium(finished_run, tmp_path_factory):
     loaded = re.search(r'data-images-loaded="(\d+)"', dom)
     assert total and loaded, "the page's load handler did not run"
     assert int(total.group(1)) == 4 and int(loaded.group(1)) == 4
-    assert dom.count("<table>") == 6  # reproduction checks, Tables I/II, Table III, verdicts, one per target
+    # reproduction checks, Tables I/II, Table III, verdicts, all targets side by side, one per target
+    assert dom.count("<table>") == 7
     assert "Security evaluation (beyond the paper)" in dom and "does not hold" in dom

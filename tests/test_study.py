@@ -71,13 +71,19 @@ def test_finished_study_writes_everything(finished):
                  "figures/perturbations.png", "figures/fooling_reference.png", "figures/fooling_surrogate.png"):
         assert (out / name).is_file(), name
     security = results["security"]
-    assert {r["target"] for r in security["rows"]} == {"ordinary", "orthogonal-λ1", "secret-λ1"}
+    transformed = [f"ordinary + {label}" for label in ("JPEG-Quality=80", "TVM-Weight=0.09", "Bit Reduction - Depth=1",
+                                                        "Bilateral-Window=9")]
+    assert {r["target"] for r in security["rows"]} == {"ordinary", "orthogonal-λ1", "secret-λ1", *transformed}
+    assert security["white_box"]["ordinary + JPEG-Quality=80"] == (
+        "PGD through the exact defense, BPDA with the identity backward")
     attacks = {r["attack"] for r in security["rows"]}
     assert {"white-box", "square", "transfer from K", "transfer from surrogate", "transfer from surrogate #2",
             "transfer from surrogate ensemble", "transfer from adaptive ensemble",
             "transfer from adaptive without K #0", "worst case"} <= attacks  # fmt: skip
-    assert [v["target"] for v in security["verdicts"]] == ["orthogonal-λ1"] * 5 + ["secret-λ1"] * 6
-    assert "secret references make it harder" in security["verdicts"][-1]["claim"]
+    assert [v["target"] for v in security["verdicts"]] == ["orthogonal-λ1"] * 5 + ["secret-λ1"] * 6 + [
+        name for name in transformed for _ in range(3)]
+    assert "secret references make it harder" in security["verdicts"][10]["claim"]
+    assert "white-box robustness through the defense" in security["verdicts"][-2]["claim"]
     report = (out / "report.md").read_text()
     assert "Security evaluation (beyond the paper)" in report and security["verdicts"][0]["evidence"] in report
     assert (out / "figures" / "security.png").is_file() and "figures/security.png" in report

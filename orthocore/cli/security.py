@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import pathlib
 
+from orthocore.checks import check_choice
 from orthocore.cli._arguments import DefaultsHelpFormatter, add_device_argument, int_at_least
 from orthocore.cli.attack import model_names, parse_eps
 
@@ -46,10 +47,18 @@ def cmd_security(args: argparse.Namespace) -> int:
     from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
     from orthocore.workers import Workers, worker_count
 
+    from orthocore.defenses import defended, variants
+
     config = SecurityConfig(eps=args.eps, n_images=args.n_images, seed=args.seed, white_box_steps=args.white_box_steps,
-                            restarts=args.restarts, square_queries=args.square_queries)  # fmt: skip
+                            restarts=args.restarts, square_queries=args.square_queries,
+                            eot_samples=args.eot_samples)  # fmt: skip
     device = distributed.device(args.device)
     baselines = [args.baseline] if args.baseline else []
+    known = variants()
+    for label in args.defense:
+        check_choice(label, "defense", known)
+    if args.defense and not baselines:
+        raise ValueError("defense: give --baseline, the model the defenses are put in front of")
     missing = [path for path in [args.reference, *args.target, *args.surrogate, *baselines]
                if not pathlib.Path(path).is_file()]  # fmt: skip
     if missing:
@@ -63,6 +72,8 @@ def cmd_security(args: argparse.Namespace) -> int:
     reference = load(args.reference)
     names = _names([*args.target, *baselines])
     targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
+    transformed = {f"{names[-1]} + {label}": defended(targets[names[-1]], known[label]) for label in args.defense}
+    targets |= transformed
     given = [load(path) for path in args.surrogate]
     out = pathlib.Path(args.out)
     with Workers(worker_count(args.workers, device)) as workers:
@@ -85,7 +96,8 @@ def cmd_security(args: argparse.Namespace) -> int:
     if baselines:
         verdicts = security_verdicts([result], baseline=names[-1], defended=names[: len(args.target)],
                                      surrogates=attackers.surrogates, adaptive=attackers.adaptive,
-                                     adaptive_without_k=attackers.adaptive_without_k)  # fmt: skip
+                                     adaptive_without_k=attackers.adaptive_without_k,
+                                     transformed=list(transformed))  # fmt: skip
         print("\nverdicts (fooling ratio averaged over the ε grid):\n" + format_verdicts(verdicts))
     atomic_write_json(out / "security.json", {
         "rows": result.rows(), "diagnostics": result.diagnostics, "metadata": result.metadata,
@@ -104,6 +116,10 @@ def add_parsers(commands) -> None:
     )  # fmt: skip
     parser.add_argument("--target", action="append", required=True, help="checkpoint of a defended model (repeatable)")
     parser.add_argument("--baseline", help="checkpoint of the ordinary model the verdicts compare the targets with")
+    parser.add_argument("--defense", action="append", default=[], metavar="LABEL",
+                        help="also attack the baseline behind this input-transformation defense, white-box through "
+                        "BPDA (and EOT where random): a Table III label such as 'JPEG-Quality=80', or "
+                        "'TVM-Weight=0.03, keep=0.5' (repeatable)")  # fmt: skip
     parser.add_argument("--reference", required=True, help="checkpoint of the public reference K")
     parser.add_argument("--surrogate", action="append", default=[], help="checkpoint of an attacker's surrogate")
     parser.add_argument("--train-surrogates", type=int_at_least(0), default=0, help="independent surrogates to train")
@@ -121,6 +137,8 @@ def add_parsers(commands) -> None:
     parser.add_argument("--white-box-steps", type=int_at_least(1), default=100, help="white-box PGD steps")
     parser.add_argument("--restarts", type=int_at_least(1), default=3, help="white-box PGD restarts")
     parser.add_argument("--square-queries", type=int_at_least(2), default=1000, help="Square Attack's budget")
+    parser.add_argument("--eot-samples", type=int_at_least(1), default=20,
+                        help="draws of a randomized defense each white-box gradient averages (EOT)")  # fmt: skip
     parser.add_argument("--out", required=True, help="folder for the surrogates and security.json / security.md")
     parser.add_argument("--workers", type=int_at_least(0), default=0,
                         help="surrogates trained and attacks run at once, one process each (0: one per core on a CPU)")

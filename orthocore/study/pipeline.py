@@ -44,7 +44,7 @@ from orthocore._io import atomic_write_json, move_aside
 from orthocore.attacks import make_attack
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
-from orthocore.defenses import paper_variants
+from orthocore.defenses import defended, paper_variants, variants
 from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.batches import DRAWS
 from orthocore.evaluate.defenses import defense_evaluation
@@ -300,35 +300,43 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], t
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
     targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
+    ordinary = next(m for m in models if m.role == "ordinary")
+    known = variants()
+    targets |= {transformed_name(ordinary.name, label): defended(ordinary.model, known[label])
+                for label in config.security_defenses}  # fmt: skip
     method = _attacker_method(config, progress)
-    with progress_report(total=2, desc=f"security evaluation (seed {seed})", enabled=progress) as bar:
-        trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
-                                   seed=model_seed(seed, ATTACKER_SEED), **_surrogate_counts(config))  # fmt: skip
-        bar.update()
-        settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=seed,
-                                  **budget_of(config))  # fmt: skip
-        checkpoints = [m.checkpoint for m in models]
-        checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
-        key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints], DRAWS)
-        cached = cache.get("security", key)
-        if cached is None:
-            load = lambda path: load_model(path, map_location=device)  # noqa: E731
-            independent = {"": surrogate.model, **{f"#{i + 1}": load(p) for i, p in enumerate(trained.ordinary)}}
-            attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
-                                         [load(p) for p in trained.adaptive_without_k])  # fmt: skip
-            result = security_evaluation(targets, reference.model, test_set, settings, sources=attackers.sources,
-                                         device=device, workers=workers)  # fmt: skip
-            cached = cache.put("security", key, {
-                "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
-                "diagnostics": result.diagnostics, "adaptive_lambda": method.lam,
-                "attackers": {"surrogates": attackers.surrogates, "adaptive": attackers.adaptive,
-                              "adaptive_without_k": attackers.adaptive_without_k},
-            })  # fmt: skip
-        bar.update()
+    trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
+                               seed=model_seed(seed, ATTACKER_SEED), **_surrogate_counts(config))  # fmt: skip
+    settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=seed,
+                              **budget_of(config))  # fmt: skip
+    checkpoints = [m.checkpoint for m in models]
+    checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
+    key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints],
+                      config.security_defenses, DRAWS)  # fmt: skip
+    cached = cache.get("security", key)
+    if cached is None:
+        load = lambda path: load_model(path, map_location=device)  # noqa: E731
+        independent = {"": surrogate.model, **{f"#{i + 1}": load(p) for i, p in enumerate(trained.ordinary)}}
+        attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
+                                     [load(p) for p in trained.adaptive_without_k])  # fmt: skip
+        result = security_evaluation(targets, reference.model, test_set, settings, sources=attackers.sources,
+                                     device=device, workers=workers, progress=progress)  # fmt: skip
+        cached = cache.put("security", key, {
+            "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
+            "diagnostics": result.diagnostics, "white_box": result.metadata["white_box"],
+            "adaptive_lambda": method.lam,
+            "attackers": {"surrogates": attackers.surrogates, "adaptive": attackers.adaptive,
+                          "adaptive_without_k": attackers.adaptive_without_k},
+        })  # fmt: skip
     return cached
 
 
-def security_summary(per_seed: list[dict], models: list[StudyModel]) -> dict:
+def transformed_name(target: str, label: str) -> str:
+    """The security evaluation's name of ``target`` behind the defense labelled ``label``."""
+    return f"{target} + {label}"
+
+
+def security_summary(per_seed: list[dict], models: list[StudyModel], config: StudyConfig) -> dict:
     """The security evaluations of every seed summarised (means, extremes), with the
     verdicts read over the seeds."""
     rows = summarize_table([seed["rows"] for seed in per_seed], ("target", "attack", "eps"))
@@ -337,7 +345,9 @@ def security_summary(per_seed: list[dict], models: list[StudyModel]) -> dict:
     secret = {m.name: f"orthogonal-λ{lam:g}" for m in models if m.role == "secret"}
     verdicts = security_verdicts([seed["rows"] for seed in per_seed], baseline="ordinary",
                                  defended=[m.name for m in models if m.role in ("orthogonal", "secret")],
-                                 secret=secret, **summary["attackers"])  # fmt: skip
+                                 secret=secret, transformed=[transformed_name("ordinary", label)
+                                                             for label in config.security_defenses],
+                                 **summary["attackers"])  # fmt: skip
     return summary | {"verdicts": [dataclasses.asdict(v) for v in verdicts]}
 
 
@@ -460,7 +470,8 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
         "models": summarize_table([run["similarity"] for run in runs], ("name",)),
         "transfer": summarize_table([run["transfer"] for run in runs], ("source", "target", "attack", "eps")),
         "defenses": summarize_table([run["defenses"] for run in runs], ("target", "defense", "attack", "eps")),
-        "security": security_summary([run["security"] for run in runs], runs[0]["models"]) if config.security else None,
+        "security": (security_summary([run["security"] for run in runs], runs[0]["models"], config)
+                     if config.security else None),
         "panels": panel_info | {"seed": config.seeds[0]},
         "per_seed": per_seed,
     }
