@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -41,7 +41,7 @@ def _signed(value: int) -> int:
 _GOLDEN = _signed(0x9E3779B97F4A7C15)
 _MIX_1 = _signed(0xBF58476D1CE4E5B9)
 _MIX_2 = _signed(0x94D049BB133111EB)
-_KEYS: contextvars.ContextVar[Tensor | None] = contextvars.ContextVar("orthocore_draw_keys", default=None)
+_KEYS: contextvars.ContextVar = contextvars.ContextVar("orthocore_draw_keys", default=None)
 
 # The step numbers of the draws an evaluation makes itself (an attack's gradient or query
 # steps are 0 and above): when it counts fooled images, and when it checks clean ones.
@@ -90,9 +90,11 @@ def uniform(keys: Tensor, shape: Sequence[int], device: torch.device | str | Non
 
 
 @contextlib.contextmanager
-def keyed(keys: Tensor) -> Iterator[None]:
+def keyed(keys: Tensor | Callable[[], Tensor]) -> Iterator[None]:
     """Within the block, a randomized transform draws row ``i`` of its input from
-    ``keys[i]`` (:math:`(n,)` int64, one per row of the batch it is given)."""
+    ``keys[i]`` (:math:`(n,)` int64, one per row of the batch it is given). ``keys`` may
+    be a function that makes them: it is called only if a randomized transform asks, so
+    a deterministic model costs nothing."""
     token = _KEYS.set(keys)
     try:
         yield
@@ -104,6 +106,8 @@ def current_keys(rows: int) -> Tensor | None:
     """The keys set by :func:`keyed` for a batch of ``rows`` rows, or None when none are
     set. Raises ``ValueError`` when the keys set are for another number of rows."""
     keys = _KEYS.get()
+    if callable(keys):
+        keys = keys()
     if keys is not None and len(keys) != rows:
         raise ValueError(f"draw keys: {len(keys)} keys were set for a batch of {rows} rows")
     return keys

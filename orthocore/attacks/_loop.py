@@ -15,6 +15,19 @@ step, the image and the draw), so its draws do not depend on chunking either. Wi
 ``eot = n`` (Expectation over Transformation, Athalye et al. 2018) each step's gradient
 is the mean of the gradients under ``n`` draws, taken in one pass over ``n`` copies of
 the rows, and a row counts as fooled when the mean of its ``n`` draws' logits fools.
+
+A **monotone** sweep (``monotone=True``, for worst-case evaluations) attacks the ε in
+increasing order instead: a perturbation that fools at ε_i lies in every larger ball, so
+an image fooled at ε_i is counted fooled at every larger ε with that perturbation and is
+not attacked again. Every other image is attacked at ε_j exactly as the independent
+sweep attacks it there (the generator is rewound to the same state, so the random
+starts and restarts are the same draws): the monotone sweep fools every image the
+independent one fools, and those of the smaller ε besides, and skips their work.
+Starting the larger ε from the smaller one's last point instead (its perturbation kept,
+or scaled up to the new radius) was measured and fooled fewer images than a fresh start
+(on the digits demo's model at ε = 0.1: 39.1–39.8 % against 40.6 % of 128 images), so
+each ε keeps its own start. Its result at ε_j is not what a run of ε_j alone gives, so
+the paper's per-ε figures keep the independent sweep.
 """
 
 from __future__ import annotations
@@ -80,6 +93,7 @@ class LoopSettings:
     restarts: int = 1
     stop_when_fooled: bool = False
     eot: int = 1
+    monotone: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", norm_name(self.norm))
@@ -93,6 +107,7 @@ class LoopSettings:
         checks.check_number(self.resize_rate, "resize_rate", low=1e-3, high=1)
         checks.check_number(self.restarts, "restarts", low=1, integer=True)
         checks.check_number(self.eot, "eot", low=1, integer=True)
+        checks.check_bool(self.monotone, "monotone")
         if self.restarts > 1 and not (self.random_start or self.diversity_prob > 0):
             raise ValueError("restarts > 1 needs a random start or input diversity: every restart would be the same")
         checks.check_bool(self.stop_when_fooled, "stop_when_fooled")
@@ -142,16 +157,17 @@ def _random_start(images: Tensor, norm: str, generator: torch.Generator | None) 
 @dataclasses.dataclass(frozen=True)
 class _Draws:
     """What keys a randomized model's draws in one run of an attack: the seed of its
-    generator (each evaluation batch re-seeds it) and the restart."""
+    generator (each evaluation batch re-seeds it) and the run (the restart, and a
+    monotone sweep's stage)."""
 
     seed: int
-    restart: int
+    run: int
 
     def keys(self, images: Tensor, step: int, copies: int = 1) -> Tensor:
         """Keys of ``copies`` draws of the rows showing ``images`` :math:`(n,)` (CPU),
         draw-major: :math:`(copies · n,)`."""
         draw = torch.arange(copies).repeat_interleave(len(images))
-        return draws.row_keys(self.seed, images.repeat(copies), step, self.restart, draw)
+        return draws.row_keys(self.seed, images.repeat(copies), step, self.run, draw)
 
 
 def _input_gradient(model, x: Tensor, labels: Tensor, settings: LoopSettings, plan: DiversityPlan | None, step: int,
@@ -166,7 +182,7 @@ def _input_gradient(model, x: Tensor, labels: Tensor, settings: LoopSettings, pl
         inputs = apply_diversity(x, plan.rows(step, images)) if plan is not None else x
         if copies > 1:
             inputs = inputs.repeat(copies, *([1] * (x.dim() - 1)))  # (copies·n, ...)
-        with draws.keyed(keys.keys(images, step, copies)):
+        with draws.keyed(lambda: keys.keys(images, step, copies)):
             logits = model(inputs)
         loss = F.cross_entropy(logits, labels.repeat(copies), reduction="sum") / copies
         (grad,) = torch.autograd.grad(-loss if settings.targeted else loss, x)
@@ -303,40 +319,78 @@ def _margins(model, x: Tensor, labels: Tensor, images: Tensor, settings: LoopSet
     logits = []
     with torch.no_grad():
         for rows in _chunks(len(x), chunk):
-            with draws.keyed(keys.keys(images[rows], settings.steps)):
+            with draws.keyed(lambda rows=rows: keys.keys(images[rows], settings.steps)):
                 logits.append(model(x[rows]))
     return logit_margin(torch.cat(logits), labels, targeted=settings.targeted)
 
 
-def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
+def _sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row,
+           rows: Tensor | None = None, stage: int = 0) -> Tensor:  # fmt: skip
     """All ε at once, the best of ``settings.restarts`` runs: :math:`(E, B, C, H, W)`.
 
     Each later run attacks only the (image, ε) rows that no earlier run fooled (as
     autoattack's restarts do), and a row keeps the run with its lowest margin — so a row
     once fooled stays fooled, and the draws of every run are made for all images, so
-    which rows a run attacks never changes the draws of the next."""
-    rows = torch.arange(len(values) * images.shape[0])  # CPU: the rows still to attack
+    which rows a run attacks never changes the draws of the next. ``rows`` (CPU indices
+    into the ε-major :math:`E·B` rows, default all): the rows to attack, the others left
+    clean; ``stage``: a monotone sweep's stage, for the draw keys."""
+    if settings.monotone and len(values) > 1:
+        return _monotone_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row)
+    rows = torch.arange(len(values) * images.shape[0]) if rows is None else rows  # CPU: the rows still to attack
     seed = generator.initial_seed() if generator is not None else 0
-    best = best_margin = None
+    best = images.repeat(len(values), *([1] * (images.dim() - 1)))  # rows never attacked stay clean
+    best_margin = torch.full((len(best),), float("-inf"), device=images.device)  # -inf: not to attack
+    best_margin[rows.to(images.device)] = float("inf")
     for restart in range(settings.restarts):
-        keys = _Draws(seed, restart)
+        keys = _Draws(seed, stage * settings.restarts + restart)
         out, chunk = _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, rows,
                                 keys)  # fmt: skip
-        if settings.restarts == 1:
-            return out.view(len(values), *images.shape)
         device_rows = rows.to(images.device)
+        if settings.restarts == 1:
+            best[device_rows] = out
+            break
         image_of_row = torch.arange(images.shape[0]).repeat(len(values))[rows]
         margin = _margins(model, out, labels.repeat(len(values))[device_rows], image_of_row, settings, chunk, keys)
-        if best is None:
-            best, best_margin = out, margin
-        else:
-            better = margin < best_margin[device_rows]
-            best[device_rows[better]] = out[better]
-            best_margin[device_rows] = torch.minimum(margin, best_margin[device_rows])
+        better = margin < best_margin[device_rows]
+        best[device_rows[better]] = out[better]
+        best_margin[device_rows] = torch.minimum(margin, best_margin[device_rows])
         rows = torch.nonzero(best_margin >= 0).flatten().cpu()
         if len(rows) == 0:
             break
     return best.view(len(values), *images.shape)
+
+
+def _monotone_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row) -> Tensor:
+    """The ε in increasing order (:class:`LoopSettings` ``monotone``): :math:`(E, B, C, H, W)`.
+
+    At each ε the images not fooled so far are attacked with the whole budget, from the
+    generator state the sweep began with (the independent sweep's draws); an image fooled
+    at a smaller ε keeps that point (it lies in the larger ball). Whether a point fools
+    is read from one forward pass of it (under a draw of its own for a randomized model)."""
+    batch = images.shape[0]
+    out = torch.empty((len(values), *images.shape), dtype=images.dtype, device=images.device)
+    fooled = torch.zeros(batch, dtype=torch.bool, device=images.device)
+    seed = generator.initial_seed() if generator is not None else 0
+    state = generator.get_state() if generator is not None else None
+    last = None
+    every_image = torch.arange(batch)
+    for stage, e in enumerate(sorted(range(len(values)), key=values.__getitem__)):
+        todo = torch.nonzero(~fooled).flatten().cpu()
+        point = images.clone() if last is None else last.clone()
+        if len(todo):
+            if state is not None:
+                generator.set_state(state)
+            attacked = _sweep(model, images, labels, (values[e],), settings, generator, max_batch, saved_per_row,
+                              todo, stage)[0]  # fmt: skip
+            device_todo = todo.to(images.device)
+            point[device_todo] = attacked[device_todo]
+            chunk = max_batch or _memory.forward_rows(saved_per_row, len(todo), images.device)
+            after = _Draws(seed, (stage + 1) * settings.restarts)
+            margin = _margins(model, point[device_todo], labels[device_todo], every_image[todo], settings, chunk, after)
+            fooled[device_todo] = margin < 0
+        out[e] = point
+        last = point
+    return out
 
 
 def _one_sweep(model, images, labels, values, settings, generator, max_batch, saved_per_row, rows: Tensor,

@@ -26,6 +26,10 @@ class PGD(Attack):
             and stop computing its steps, as success-rate evaluations (autoattack) do;
             the result then always fools where any iterate did. Default False: the last
             iterate, as in Madry et al.
+        monotone: attack a list of ε in increasing order, each image from where the last ε
+            left it, and count an image fooled at a smaller ε as fooled at the larger ones
+            (a worst-case sweep; see :mod:`orthocore.attacks._loop`). Default False: each
+            ε attacked as if alone.
         eot: for a randomized model (a defense drawing a fresh transformation per call),
             average each step's gradient over this many draws (Expectation over
             Transformation; AutoAttack's randomized-model setting is 20). Default 1.
@@ -57,6 +61,7 @@ class PGD(Attack):
         restarts=1,
         stop_when_fooled=False,
         eot=1,
+        monotone=False,
         norm="inf",
         targeted=False,
         generator=None,
@@ -65,6 +70,7 @@ class PGD(Attack):
         settings = LoopSettings(
             norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted,
             restarts=restarts, stop_when_fooled=stop_when_fooled, eot=eot,
+            monotone=monotone,
         )
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 

@@ -22,6 +22,13 @@ each deliberate:
 An image is left as it is once it is misclassified (targeted: classified as the target):
 its clean check already succeeded, or a later query did (per-image early stop).
 
+``monotone=True`` (a worst-case sweep, as in :mod:`orthocore.attacks._loop`) searches the
+ε in increasing order: an image fooled at a smaller ε keeps that point at the larger ones
+and takes no more queries there, and every other image is searched exactly as the
+independent sweep searches it (the generator rewound: the same squares and signs), so
+the monotone sweep fools every image the independent one fools, and skips the work of
+those fooled at a smaller ε. ``queries`` counts what was made.
+
 A randomized model answers each query under a draw of its own, keyed by the generator's
 seed, the query's number, the image and its ε (:mod:`orthocore.draws`): the attacker
 queries the deployed defense, a fresh transformation each time.
@@ -56,6 +63,7 @@ class SquareSettings:
     p_init: float = 0.8
     loss: str = "margin"
     targeted: bool = False
+    monotone: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", norm_name(self.norm))
@@ -63,6 +71,7 @@ class SquareSettings:
         checks.check_number(self.p_init, "p_init", low=0, high=1, low_open=True)
         checks.check_choice(self.loss, "loss", LOSSES)
         checks.check_bool(self.targeted, "targeted")
+        checks.check_bool(self.monotone, "monotone")
 
     def fraction(self, step: int) -> float:
         """The share ``p`` of the image a square covers at ``step`` (autoattack's schedule,
@@ -121,8 +130,9 @@ class _Search:
     """The random search state over ``E·B`` rows (row ``e·B + b`` is image ``b`` at ``eps[e]``)."""
 
     def __init__(self, model, images: Tensor, labels: Tensor, eps: Sequence[float], settings: SquareSettings,
-                 generator: torch.Generator | None, max_batch: int | None):  # fmt: skip
+                 generator: torch.Generator | None, max_batch: int | None, stage: int = 0):  # fmt: skip
         self.model, self.settings, self.generator = model, settings, generator
+        self.stage = stage  # a monotone sweep's stage, for the draw keys
         batch = images.shape[0]
         if max_batch is None:  # on a CPU, 512-row passes ran 2x slower per image than 64-row ones
             _, saved_per_row = _memory.saved_bytes_per_row(model, images)
@@ -142,13 +152,18 @@ class _Search:
     def evaluate(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         """Margin and loss of ``x`` (the candidates of ``rows``), one query each. The first
         call (the clean check of every row) also checks the labels against the logits."""
-        cpu_rows = rows.cpu()
-        keys = draws.row_keys(self.seed, self.image_of_row[cpu_rows], self.calls, draw=cpu_rows // self.batch)
+        cpu_rows, call = rows.cpu(), self.calls
         self.calls += 1
+
+        def keys(part: slice) -> Tensor:  # made only if a randomized model asks
+            images = self.image_of_row[cpu_rows[part]]
+            return draws.row_keys(self.seed, images, call, self.stage, draw=cpu_rows[part] // self.batch)
+
         logits = []
         for i in range(0, len(rows), self.max_batch):
-            with draws.keyed(keys[i : i + self.max_batch]):
-                logits.append(self.model(x[i : i + self.max_batch]))
+            part = slice(i, i + self.max_batch)
+            with draws.keyed(lambda part=part: keys(part)):
+                logits.append(self.model(x[part]))
         logits = torch.cat(logits)
         if not self.checked:
             checks.check_logits(logits, self.labels[rows])
@@ -237,33 +252,82 @@ def run_square(model, images: Tensor, labels: Tensor, eps, settings: SquareSetti
     Returns:
         ``(adversarial, queries)``: :math:`(B, C, H, W)` and :math:`(B,)` for a single ε,
         :math:`(E, B, C, H, W)` and :math:`(E, B)` for a list; ``queries`` counts the
-        forward passes each image took (at most ``n_queries``).
+        forward passes each image took at each ε (at most ``n_queries``; 0 where a
+        monotone sweep had it fooled at a smaller ε already).
     """
     values, is_list, labels = check_attack_arguments(model, images, labels, eps, max_batch)
-    initial, step = (_initial_linf, _step_linf) if settings.norm == "inf" else (_initial_l2, _step_l2)
-    with eval_mode(model):  # the memory probe too: a train-mode pass would move batch-norm statistics
-        search = _Search(model, images, labels, values, settings, generator, max_batch)
-    with torch.no_grad(), eval_mode(model):
-        every = torch.arange(len(search.labels), device=images.device)
-        margin, loss = search.evaluate(search.clean, every)
-        best = search.clean.clone()
-        todo = every[margin > 0]  # the clean check already succeeds elsewhere
-        if len(todo):
-            best[todo] = initial(search, todo)
-            margin[todo], loss[todo] = search.evaluate(best[todo], todo)
-        for iteration in range(settings.n_queries - 2):
-            todo = every[margin > 0]
-            if len(todo) == 0:
-                break
-            candidate = step(search, todo, best[todo], iteration)
-            new_margin, new_loss = search.evaluate(candidate, todo)
-            better = (new_loss < loss[todo]) | (new_margin <= 0)
-            loss[todo] = torch.minimum(new_loss, loss[todo])
-            margin[todo] = torch.where(better, new_margin, margin[todo])
-            best[todo] = torch.where(better.view(-1, 1, 1, 1), candidate, best[todo])
-    shape = (len(values), *images.shape)
-    adversarial, queries = best.view(shape), search.queries.view(len(values), -1)
+    with torch.no_grad(), eval_mode(model):  # the memory probe too: a train-mode pass would move batch-norm statistics
+        if settings.monotone and len(values) > 1:
+            adversarial, queries = _monotone_search(model, images, labels, values, settings, generator, max_batch)
+        else:
+            best, _, search = _search(model, images, labels, values, settings, generator, max_batch)
+            adversarial, queries = best.view(len(values), *images.shape), search.queries.view(len(values), -1)
     return (adversarial, queries) if is_list else (adversarial[0], queries[0])
+
+
+def _search(model, images: Tensor, labels: Tensor, values: Sequence[float], settings: SquareSettings, generator,
+            max_batch: int | None, images_to_search: Tensor | None = None,
+            stage: int = 0) -> tuple[Tensor, Tensor, _Search]:  # fmt: skip
+    """The random search over every (image, ε) row: the best points :math:`(E·B, C, H, W)`,
+    their margins :math:`(E·B,)` (≤ 0: fooled) and the search state (its query counts).
+    ``images_to_search`` (CPU indices, default all): the only images searched, the
+    others left clean with no query (their margin ``-inf``); the draws are made for every
+    image all the same. ``stage`` keys a randomized model's draws."""
+    initial, step = (_initial_linf, _step_linf) if settings.norm == "inf" else (_initial_l2, _step_l2)
+    search = _Search(model, images, labels, values, settings, generator, max_batch, stage)
+    every = torch.arange(len(search.labels), device=images.device)
+    searched = every
+    if images_to_search is not None:
+        chosen = torch.zeros(images.shape[0], dtype=torch.bool)
+        chosen[images_to_search] = True
+        searched = every[chosen.repeat(len(values)).to(images.device)]
+    margin = torch.full((len(every),), float("-inf"), device=images.device)
+    loss = torch.zeros(len(every), device=images.device)
+    margin[searched], loss[searched] = search.evaluate(search.clean[searched], searched)
+    best = search.clean.clone()
+    todo = searched[margin[searched] > 0]  # the clean check already succeeds elsewhere
+    if len(todo):
+        best[todo] = initial(search, todo)
+        margin[todo], loss[todo] = search.evaluate(best[todo], todo)
+    for iteration in range(settings.n_queries - 2):
+        todo = every[margin > 0]
+        if len(todo) == 0:
+            break
+        candidate = step(search, todo, best[todo], iteration)
+        new_margin, new_loss = search.evaluate(candidate, todo)
+        better = (new_loss < loss[todo]) | (new_margin <= 0)
+        loss[todo] = torch.minimum(new_loss, loss[todo])
+        margin[todo] = torch.where(better, new_margin, margin[todo])
+        best[todo] = torch.where(better.view(-1, 1, 1, 1), candidate, best[todo])
+    return best, margin, search
+
+
+def _monotone_search(model, images: Tensor, labels: Tensor, values: Sequence[float], settings: SquareSettings,
+                     generator, max_batch: int | None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The ε in increasing order (``monotone``): at each, the images not fooled yet are
+    searched with the whole query budget from the generator state the sweep began with
+    (the independent sweep's draws); an image fooled at a smaller ε keeps that point.
+    Returns the points :math:`(E, B, C, H, W)` and the queries made :math:`(E, B)`."""
+    batch = images.shape[0]
+    out = torch.empty((len(values), *images.shape), dtype=images.dtype, device=images.device)
+    queries = torch.zeros(len(values), batch, dtype=torch.int64)
+    fooled = torch.zeros(batch, dtype=torch.bool)
+    state = generator.get_state() if generator is not None else None
+    last = None
+    for stage, e in enumerate(sorted(range(len(values)), key=values.__getitem__)):
+        point = images.clone() if last is None else last.clone()
+        todo = torch.nonzero(~fooled).flatten()
+        if len(todo):
+            if state is not None:
+                generator.set_state(state)
+            best, margin, search = _search(model, images, labels, (values[e],), settings, generator, max_batch, todo,
+                                           stage)  # fmt: skip
+            device_todo = todo.to(images.device)
+            point[device_todo] = best[device_todo]
+            fooled[todo] = (margin[device_todo] <= 0).cpu()
+            queries[e] = search.queries
+        out[e], last = point, point
+    return out, queries
 
 
 class Square(Attack):
@@ -279,6 +343,9 @@ class Square(Attack):
             it from there). Default 0.8.
         loss: ``"margin"`` (default) or ``"ce"``.
         targeted: ``labels`` are targets.
+        monotone: search a list of ε in increasing order, each image from its best point at
+            the last ε, an image fooled at a smaller ε counted fooled at the larger ones
+            without further queries. Default False: each ε searched as if alone.
         generator: CPU generator for the random search (default: torch's global one).
         max_batch: most images per forward pass; default: a fixed activation budget
             (:func:`orthocore.attacks._memory.forward_rows`; its probe, one pass on 4
@@ -304,8 +371,9 @@ class Square(Attack):
     uses_gradients = False
 
     def __init__(self, model, eps=8 / 255, *, norm="inf", n_queries=5000, p_init=0.8, loss="margin", targeted=False,
-                 generator=None, max_batch=None):  # fmt: skip
-        settings = SquareSettings(norm=norm, n_queries=n_queries, p_init=p_init, loss=loss, targeted=targeted)
+                 monotone=False, generator=None, max_batch=None):  # fmt: skip
+        settings = SquareSettings(norm=norm, n_queries=n_queries, p_init=p_init, loss=loss, targeted=targeted,
+                                  monotone=monotone)  # fmt: skip
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 
     def __call__(self, images: Tensor, labels: Tensor) -> Tensor:

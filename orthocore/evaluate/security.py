@@ -15,6 +15,10 @@ Tramèr et al., "On Adaptive Attacks to Adversarial Example Defenses"):
   ``eot_samples`` draws per step and every step taken (its last iterate counts, judged
   under a draw of its own), as an attacker who knows the defense would;
 * **query**: Square Attack on the target, ``square_queries`` queries;
+* both as **worst-case sweeps** (``monotone``): the ε grid in increasing order, an image
+  fooled at a smaller ε counted fooled at the larger ones (the perturbation lies in the
+  larger ball) and not attacked again, the others searched on from their last point with
+  the whole budget at each ε;
 * **transfer**: PGD crafted on each source, once for all targets: K itself, and any other
   named source — an independent surrogate, an ensemble (a list of models: their mean
   logits are attacked), an adaptive surrogate trained orthogonal to K, ...;
@@ -41,7 +45,7 @@ from torch import Tensor, nn
 from orthocore.attacks import PGD, Square
 from orthocore.attacks.ensemble import as_source
 from orthocore import draws
-from orthocore.checks import check_number, check_number_list
+from orthocore.checks import check_bool, check_number, check_number_list
 from orthocore.defenses import Defended
 from orthocore.evaluate.batches import attack_sample, predictions
 from orthocore.evaluate.transfer import select_correct
@@ -73,6 +77,11 @@ class AttackBudget:
         transfer_steps: steps of the PGD crafted on each transfer source.
         eot_samples: draws of a randomized defense each white-box gradient averages
             (EOT; AutoAttack's setting for randomized models, 20).
+        monotone: the white-box and Square attacks sweep the ε grid in increasing order,
+            an image fooled at a smaller ε counted fooled at the larger ones and the
+            others searched on from their last point (the evaluation reports worst
+            cases; :mod:`orthocore.attacks._loop`). Not for a randomized target, whose
+            "fooled" is a draw's. False attacks each ε on its own.
     """
 
     white_box_steps: int = 100
@@ -81,11 +90,13 @@ class AttackBudget:
     square_queries: int = 1000
     transfer_steps: int = 10
     eot_samples: int = 20
+    monotone: bool = True
 
     def check_budget(self) -> None:
         """Raises ``ValueError`` naming the first bad budget."""
         for name in ("white_box_steps", "restarts", "short_steps", "transfer_steps", "eot_samples"):
             check_number(getattr(self, name), name, low=1, integer=True)
+        check_bool(self.monotone, "monotone")
         check_number(self.square_queries, "square_queries", low=2, integer=True)
 
 
@@ -103,7 +114,8 @@ class SecurityConfig(AttackBudget):
         eps: the ε grid (fractions of the [0, 1] range).
         n_images: images sampled (all classified correctly by every target and by K).
         seed: seeds the sample and every attack's random draws.
-        batch_size: clean images per attack batch (each becomes ``len(eps)`` rows).
+        batch_size: clean images per attack batch (each becomes ``len(eps)`` rows; a
+            monotone sweep takes ``len(eps)`` times as many, one ε after another).
     """
 
     eps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
@@ -179,6 +191,13 @@ def _white_box_method(model: nn.Module, config: AttackBudget) -> str:
 def short_row(config: AttackBudget) -> str:
     """The row name of the short white-box run (the convergence check)."""
     return f"{WHITE_BOX}, {config.short_steps} steps"
+
+
+def _batch_size(attack, config: SecurityConfig) -> int:
+    """Clean images per batch of ``attack``: ``batch_size``, times the number of ε for a
+    monotone sweep, which attacks them one ε after another (so that each pass holds as
+    many rows as a batched sweep's)."""
+    return config.batch_size * (len(config.eps) if attack.settings.monotone else 1)
 
 
 def _expected_cost(run) -> float:
@@ -288,18 +307,21 @@ def security_evaluation(
             seed = config.seed + 1000 * (index + 1)
             own, attacked, eot = {target: model}, white_box_view(model), _eot(model, config)
             # A random defense's "fooled" is a draw's: an iterate that barely fools the mean of
-            # some draws often fails the evaluation's own draw, so there every step is taken.
-            stop = not getattr(model, "randomized", False)
+            # some draws often fails the evaluation's own draw, so there every step is taken,
+            # and no ε inherits another's outcome.
+            deterministic = not getattr(model, "randomized", False)
+            monotone = config.monotone and deterministic
+            white_box = dict(stop_when_fooled=deterministic, eot=eot, monotone=monotone)
             runs += [
                 ([(target, WHITE_BOX)], PGD(attacked, eps, steps=config.white_box_steps, restarts=config.restarts,
-                                            stop_when_fooled=stop, eot=eot, generator=torch.Generator()), seed, own),
-                ([(target, short_row(config))], PGD(attacked, eps, steps=config.short_steps, stop_when_fooled=stop,
-                                                    eot=eot, generator=torch.Generator()), seed + 1, own),
-                ([(target, SQUARE)], Square(model, eps, n_queries=config.square_queries, generator=torch.Generator()),
-                 seed + 2, own),
+                                            generator=torch.Generator(), **white_box), seed, own),
+                ([(target, short_row(config))], PGD(attacked, eps, steps=config.short_steps,
+                                                    generator=torch.Generator(), **white_box), seed + 1, own),
+                ([(target, SQUARE)], Square(model, eps, n_queries=config.square_queries, monotone=monotone,
+                                            generator=torch.Generator()), seed + 2, own),
             ]  # fmt: skip
         runs.sort(key=_expected_cost, reverse=True)  # the longest first, so that the last to finish are short
-        jobs = [workers.submit(_craft_and_count, attack, seed, counted, images, labels, config.batch_size)
+        jobs = [workers.submit(_craft_and_count, attack, seed, counted, images, labels, _batch_size(attack, config))
                 for _, attack, seed, counted in runs]  # fmt: skip
         fooled: dict[tuple[str, str], Tensor] = {}
         finished = progress_report(list(zip(runs, jobs)), desc=f"security attacks (seed {config.seed})",
