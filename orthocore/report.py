@@ -17,7 +17,8 @@ where the seeds differ, ``<name>_min`` / ``<name>_max`` hold its extremes
 
 .. code-block:: text
 
-    format, title, seeds[int], config{}, versions{}, timings{stage: seconds}, notes[str]
+    format, title, seeds[int], config{}, versions{}, timings{stage: seconds}, notes[str],
+    data{spec, images{train, val, test}}
     models[]:   name, role (reference|ordinary|surrogate|orthogonal|private|secret), lambda,
                 val_accuracy, train_seconds,
                 delta{signed_mean, signed_std, abs_mean, abs_std}   (against the reference)

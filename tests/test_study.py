@@ -64,6 +64,9 @@ def test_two_workers_measure_what_one_does(finished, tmp_path):
 def test_finished_study_writes_everything(finished):
     out, results = finished
     roles = {"reference", "ordinary", "surrogate", "orthogonal", "private", "secret"}
+    assert results["data"] == {"spec": "digits", "images": {"train": 1438, "val": 359, "test": 359}}
+    assert results["notes"][0].startswith("Data: digits, 1,438 training and 359 validation images")
+    assert "white-box PGD 3 steps × 1 restart, Square 10 queries" in results["notes"][2]
     assert {m["role"] for m in results["models"]} == roles
     assert {r["source"] for r in results["transfer"]} == {"reference", "surrogate"}
     assert {r["defense"] for r in results["defenses"]} >= {"none", "JPEG-Quality=80"}

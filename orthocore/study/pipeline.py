@@ -439,7 +439,9 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
     run_dir = Path(config.out)
     device = distributed.device(config.device)
     test_set = open_dataset(config.data, "test", max_pixels=config.max_image_pixels)  # what every table attacks
-    open_dataset(config.data, "train", max_pixels=config.max_image_pixels)  # a bad folder fails here, before training
+    # a bad folder fails here, before training; the sizes go into the report
+    sizes = {split: len(open_dataset(config.data, split, max_pixels=config.max_image_pixels))
+             for split in ("train", "val")} | {"test": len(test_set)}  # fmt: skip
     progress = progress and world.main
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -466,7 +468,8 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
         "config": config.to_dict(),
         "versions": versions(),
         "timings": timings,
-        "notes": _notes(config),
+        "data": {"spec": config.data, "images": sizes},
+        "notes": _notes(config, sizes),
         "models": summarize_table([run["similarity"] for run in runs], ("name",)),
         "transfer": summarize_table([run["transfer"] for run in runs], ("source", "target", "attack", "eps")),
         "defenses": summarize_table([run["defenses"] for run in runs], ("target", "defense", "attack", "eps")),
@@ -480,10 +483,24 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
     return distributed.broadcast(results)
 
 
-def _notes(config: StudyConfig) -> list[str]:
+def _notes(config: StudyConfig, sizes: dict[str, int]) -> list[str]:
+    """The report's notes: what was run, on what, with which budgets."""
     seeds = ", ".join(map(str, config.seeds))
+    eps = lambda values: ", ".join(f"{e:g}" for e in values)  # noqa: E731
+    same = " (the same images: this data set has no test set of its own)" if config.data == "digits" else ""
     notes = [
-        f"Data: {config.data}; architecture: {config.arch}; every number above was measured in this run.",
+        f"Data: {config.data}, {sizes['train']:,} training and {sizes['val']:,} validation images (a seeded split; "
+        f"the validation images drive Algorithm 1's stopping rule) and {sizes['test']:,} test images{same}, from "
+        f"which every table and attack samples its {config.n_images:,} images (among those every compared model "
+        f"classifies correctly); architecture: {config.arch}. Every number above was measured in this run.",
+        f"Training: at most {config.max_epochs} epochs, validation every {config.eval_every}, batches of "
+        f"{config.batch_size}, {config.optimizer or 'adam'}"
+        + (f", the penalty on {config.penalty_batch} rows of each batch" if config.penalty_batch else "")
+        + f"; λ of the orthogonal models: {eps(config.lambdas)}.",
+        f"ε (L∞, fractions of the [0, 1] range): Figs. 5/6 {eps(config.eps)}; Table III {eps(config.defense_eps)}"
+        + (f"; security evaluation {eps(config.security_eps)}, white-box PGD {config.white_box_steps} steps × "
+           f"{config.restarts} restart{'s' * (config.restarts != 1)}, Square {config.square_queries:,} queries, transfer PGD "
+           f"{config.transfer_steps} steps" if config.security else "") + ".",
         f"Seeds {seeds}: each seed trains its own models and draws its own sample of images and attacks; "
         "every number is the mean over the seeds, with the min–max in brackets where they differ, and a "
         "verdict holds only when it holds in every seed." if len(config.seeds) > 1 else
