@@ -36,7 +36,9 @@ import torch
 import torch.distributed as dist
 
 from orthocore import interrupts
-from orthocore.runtime import resolve_device
+from torch import nn
+
+from orthocore.runtime import launched
 
 T = TypeVar("T")
 
@@ -64,12 +66,6 @@ class World:
         return self.rank == 0
 
 
-def launched() -> bool:
-    """True when this process was started by ``torchrun`` (or another launcher that sets
-    its environment variables)."""
-    return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
-
-
 def world() -> World:
     """This process's place in the initialised process group; rank 0 of 1 without one."""
     if not (dist.is_available() and dist.is_initialized()):
@@ -77,16 +73,28 @@ def world() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
 
 
-def device(name: str) -> torch.device:
-    """The device this process computes on: :func:`orthocore.runtime.resolve_device`,
-    except that under a process group ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def device(name: str | torch.device | None, *, model: nn.Module | None = None) -> torch.device:
+    """The device this process computes on, the one place a device is decided: ``"auto"``
+    (CUDA when a GPU is visible, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, a
+    ``torch.device``, or ``None`` for the device of ``model``'s parameters (the CPU for a
+    model without any). Under a process group ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``.
 
     Raises:
-        ValueError: what ``resolve_device`` raises; under a process group also a
-            ``cuda:N`` (each process takes its own GPU) or fewer GPUs than processes on
-            this machine.
+        ValueError: an unknown name, CUDA asked for where no GPU is visible; under a
+            process group also a ``cuda:N`` (each process takes its own GPU) or fewer
+            GPUs than processes on this machine.
+
+    Examples:
+        >>> device("cpu")
+        device(type='cpu')
     """
-    resolved = resolve_device(name)
+    if name is None:
+        parameter = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
+        return parameter.device if parameter is not None else torch.device("cpu")
+    resolved = _resolve(name)
     current = world()
     if current.size == 1 or resolved.type != "cuda":
         return resolved
@@ -100,6 +108,21 @@ def device(name: str) -> torch.device:
     return torch.device("cuda", current.local_rank)
 
 
+def _resolve(name: str | torch.device) -> torch.device:
+    """``name`` as a device of this machine, whatever the process group."""
+    if isinstance(name, str) and name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but no CUDA device is available")
+    return resolved
+
+
 def start(device_name: str, *, timeout_s: float = 1800.0) -> World:
     """Joins the process group when ``torchrun`` started this process and none is
     initialised yet; returns :func:`world`.
@@ -107,11 +130,11 @@ def start(device_name: str, *, timeout_s: float = 1800.0) -> World:
     The device is checked first, so that ``--device cuda`` on a machine without GPUs is
     a clear error on every rank before any process waits for another.
     """
-    resolve_device(device_name)
+    _resolve(device_name)
     if launched() and not dist.is_initialized():
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
-        if resolve_device(device_name).type == "cuda":
+        if _resolve(device_name).type == "cuda":
             torch.cuda.set_device(device(device_name))
     return world()
 

@@ -1,50 +1,26 @@
-"""Where and with what a run executes: the device it asks for, how its process keeps
-freed memory, and the software versions it records beside its results (``run.json``,
-checkpoints, ``results.json``, tables)."""
+"""What a run executes with: whether a launcher started the process, how the process
+keeps freed memory, and the software versions it records beside its results
+(``run.json``, checkpoints, ``results.json``, tables). The device it runs on is
+:func:`orthocore.distributed.device`'s."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import sys
 from importlib import metadata
 
 import numpy as np
 import torch
-from torch import nn
 
 import orthocore
 from orthocore.dispatch import backends
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(name: str | torch.device | None, *, model: nn.Module | None = None) -> torch.device:
-    """The device a run asked for: ``"auto"`` (CUDA when a GPU is visible, else the CPU),
-    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, a ``torch.device``, or ``None`` for the device
-    of ``model``'s parameters (the CPU for a model without any).
-
-    Raises:
-        ValueError: an unknown name, or CUDA asked for where no GPU is visible.
-
-    Examples:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if name is None:
-        parameter = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
-        return parameter.device if parameter is not None else torch.device("cpu")
-    if isinstance(name, str) and name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)} (or cuda:N), got {name!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} requested but no CUDA device is available")
-    return device
+def launched() -> bool:
+    """True when this process was started by ``torchrun`` (or another launcher that sets
+    its environment variables)."""
+    return all(name in os.environ for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
 
 
 # glibc's mallopt parameters (malloc.h) and the values retain_freed_memory sets.
@@ -78,9 +54,7 @@ def retain_freed_memory() -> bool:
         True when set; False under ``torchrun`` or where the C library has no ``mallopt``
         (not glibc).
     """
-    from orthocore import distributed  # which imports this module: imported here, not at the top
-
-    if distributed.launched():
+    if launched():
         return False
     return set_malloc_thresholds()
 

@@ -42,3 +42,32 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def write_cifar10_batches(folder, per_batch: int = 8, label: int | None = 3, seed: int = 0):
+    """A CIFAR-10 python-batches folder (``data_batch_1`` … ``data_batch_5``, ``test_batch``)
+    of ``per_batch`` random images each, in the release's format (a pickled dict of
+    bytes keys, uint8 (N, 3072) rows). ``label``: every image's class (one class: a few
+    training steps teach any model to answer every image, so evaluations find images
+    all models classify correctly), or None for random classes."""
+    import pickle
+    from pathlib import Path
+
+    import numpy as np
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        labels = [label] * per_batch if label is not None else rng.integers(0, 10, per_batch).tolist()
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return folder
+
+
+@pytest.fixture
+def cifar10_folder(tmp_path):
+    """Makes tiny CIFAR-10 folders under the test's temporary folder:
+    ``cifar10_folder(name, per_batch=8, label=3, seed=0)`` (:func:`write_cifar10_batches`)."""
+    return lambda name="cifar", **options: write_cifar10_batches(tmp_path / name, **options)

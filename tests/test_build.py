@@ -85,3 +85,16 @@ def test_backend_switch_validation(monkeypatch):
 def test_forcing_cuda_without_gpu_is_a_clear_error():
     with orthocore.use_backend("cuda"), pytest.raises(orthocore.BackendUnavailableError, match="cuda"):
         orthocore.ops.normalized_dot(torch.ones(1, 2), torch.ones(1, 2))
+
+
+def test_one_version_string():
+    """pyproject.toml reads the version from orthocore.__version__, so the installed
+    metadata and the package agree, and the number is written once."""
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    assert metadata.version("orthocore") == orthocore.__version__
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "orthocore.__version__"}

@@ -1,14 +1,13 @@
 """``orthocore train`` and ``orthocore similarity``."""
 
 import json
-import pickle
 
-import numpy as np
 import pytest
 import torch
 
 from orthocore import cli, models
 from orthocore.checkpoint import load_model, save_checkpoint
+from tests.conftest import write_cifar10_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,10 +37,7 @@ def test_train_then_similarity_on_digits(tmp_path, capsys):
 
 def test_train_resnet20_on_a_cifar10_folder(tmp_path, capsys):
     """BatchNorm model, 3-channel data, orthogonal to a reference, through the CLI."""
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (6, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, 6).tolist()}
-        (tmp_path / name).write_bytes(pickle.dumps(batch, protocol=2))
+    write_cifar10_batches(tmp_path, per_batch=6, label=None)
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "ref.ckpt", models.create("resnet20"), arch="resnet20", num_classes=10)
     out = tmp_path / "run"

@@ -32,11 +32,8 @@ def write_cifar_batch(path, images, labels, protocol=2):
 
 
 @pytest.fixture
-def cifar_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        write_cifar_batch(tmp_path / name, rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 4))
-    return tmp_path
+def cifar_folder(cifar10_folder):
+    return cifar10_folder(per_batch=4, label=None)
 
 
 def test_cifar10_reads_python_batches(cifar_folder):

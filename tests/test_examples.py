@@ -1,12 +1,10 @@
 """The example programs in python/ run end to end on a tiny CIFAR-10 folder."""
 
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).parent.parent / "python"
@@ -26,15 +24,8 @@ def test_help(program, tmp_path):
     assert "usage:" in result.stdout and "--data" in result.stdout
 
 
-def test_table1_fig5_table3_on_a_tiny_cifar_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    data = tmp_path / "cifar"
-    data.mkdir()
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        # One class only: a few training steps teach every model to answer it, so the
-        # evaluations find images that all three models classify correctly.
-        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), b"labels": [3] * 8}
-        (data / name).write_bytes(pickle.dumps(batch, protocol=2))
+def test_table1_fig5_table3_on_a_tiny_cifar_folder(tmp_path, cifar10_folder):
+    data = cifar10_folder()  # one class: every model learns to answer it, so evaluations find images
     runs = tmp_path / "runs"
     result = _run("cifar10_table1.py", "--data", str(data), "--arch", "resnet20", "--out", str(runs),
                   "--lambda", "1", "--max-epochs", "3", "--eval-every", "3", "--batch-size", "8", cwd=tmp_path)  # fmt: skip

@@ -16,15 +16,12 @@ The set-up commands (``make``, ``pip install``) are not run: they are what CI it
 """
 
 import os
-import pickle
 import re
 import shlex
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
-
-import numpy as np
 
 README = Path(__file__).parent.parent / "README.md"
 ORTHOCORE = Path(sys.executable).with_name("orthocore")
@@ -61,14 +58,6 @@ def commands() -> list[list[str]]:
     return found
 
 
-def write_tiny_cifar10(folder: Path) -> None:
-    rng = np.random.default_rng(0)
-    folder.mkdir()
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), b"labels": [3] * 8}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-
-
 def write_study_toml(path: Path, cifar: Path) -> None:
     """The README's TOML block with its data on the tiny folder and a small budget."""
     (text,) = blocks("toml")
@@ -99,9 +88,8 @@ def as_run(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
-def test_every_readme_command_runs_as_written(tmp_path):
-    cifar = tmp_path / "cifar"
-    write_tiny_cifar10(cifar)
+def test_every_readme_command_runs_as_written(tmp_path, cifar10_folder):
+    cifar = cifar10_folder()
     write_study_toml(tmp_path / "study.toml", cifar)
     assert ORTHOCORE.is_file(), f"the orthocore console script is missing beside {sys.executable}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -10,26 +10,26 @@ import torch
 from torch import nn
 
 import orthocore
-from orthocore import attacks, runtime
+from orthocore import attacks, distributed, runtime
 from orthocore.metrics import accuracy
 from orthocore.modes import eval_mode
 
 
-def test_resolve_device():
-    assert runtime.resolve_device("cpu") == torch.device("cpu")
-    assert runtime.resolve_device(torch.device("cpu")) == torch.device("cpu")
-    assert runtime.resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    assert runtime.resolve_device(None, model=nn.Linear(2, 2)) == torch.device("cpu")
-    assert runtime.resolve_device(None, model=nn.ReLU()) == torch.device("cpu")  # no parameters
+def test_the_one_device_entry_point():
+    assert distributed.device("cpu") == torch.device("cpu")
+    assert distributed.device(torch.device("cpu")) == torch.device("cpu")
+    assert distributed.device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert distributed.device(None, model=nn.Linear(2, 2)) == torch.device("cpu")
+    assert distributed.device(None, model=nn.ReLU()) == torch.device("cpu")  # no parameters
     for bad in ("banana", "meta", "cuda:x"):
         with pytest.raises(ValueError, match="device: expected one of auto, cpu, cuda"):
-            runtime.resolve_device(bad)
+            distributed.device(bad)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="'cuda' requested but no CUDA device is available"):
-        runtime.resolve_device("cuda")
+        distributed.device("cuda")
 
 
 def test_versions_record():

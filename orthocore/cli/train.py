@@ -11,7 +11,6 @@ from orthocore.cli._arguments import (
     config_from_arguments,
     given_arguments,
 )
-from orthocore.runtime import resolve_device
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -58,11 +57,11 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
-    from orthocore import data, gradients
+    from orthocore import data, distributed, gradients
     from orthocore.checkpoint import load_model
     from orthocore.metrics import accuracy
 
-    device = resolve_device(args.device)
+    device = distributed.device(args.device)
     dataset = data.open_dataset(args.data, args.split)
     model_a, model_b = (load_model(path, device, data=dataset) for path in (args.model_a, args.model_b))
     stats = gradients.similarity(model_a, model_b, dataset, batch_size=args.batch_size, device=device,

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from orthocore import draws
+from orthocore import distributed, draws
 from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.defenses import defended
@@ -29,7 +29,6 @@ from orthocore.evaluate.batches import attack_sample, my_batches, predictions
 from orthocore.evaluate.transfer import select_correct
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
-from orthocore.runtime import resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +98,7 @@ def defense_evaluation(
     check_number(seed, "seed", low=0, integer=True)
     if target_name in orthogonal:
         raise ValueError(f"target_name {target_name!r} is also the name of an orthogonal model")
-    device = resolve_device(device, model=source)
+    device = distributed.device(device, model=source)
 
     variants: list[tuple[str, str, nn.Module]] = [(target_name, "none", target)]
     variants += [(target_name, label, defended(target, module)) for label, module in defenses.items()]

@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from orthocore.attacks import PGD, Square
 from orthocore.attacks.ensemble import as_source
-from orthocore import draws
+from orthocore import distributed, draws
 from orthocore.checks import check_bool, check_number, check_number_list
 from orthocore.defenses import Defended
 from orthocore.evaluate.batches import attack_sample, predictions
@@ -52,7 +52,7 @@ from orthocore.evaluate.transfer import select_correct
 from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
-from orthocore.runtime import resolve_device, versions
+from orthocore.runtime import versions
 from orthocore.workers import Workers
 
 WHITE_BOX, SQUARE = "white-box", "square"
@@ -292,7 +292,7 @@ def security_evaluation(
         raise ValueError("targets: expected at least one model to evaluate")
     if REFERENCE in sources:
         raise ValueError(f"sources: {REFERENCE!r} is the reference's name; give other sources other names")
-    device = resolve_device(device, model=reference)
+    device = distributed.device(device, model=reference)
     all_sources = {REFERENCE: reference, **{name: as_source(model) for name, model in sources.items()}}
     eps = list(config.eps)
     workers = workers or Workers(1)

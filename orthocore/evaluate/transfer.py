@@ -18,14 +18,14 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from orthocore import draws
+from orthocore import distributed, draws
 from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
 from orthocore.checks import check_number, check_number_list
 from orthocore.evaluate.batches import attack_sample, my_batches, predictions
 from orthocore.evaluate.table import FoolingTable, rows_for
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
-from orthocore.runtime import resolve_device, versions
+from orthocore.runtime import versions
 
 
 def default_eps_grid() -> tuple[float, ...]:
@@ -139,7 +139,7 @@ def transfer_evaluation(
     config = config or TransferConfig()
     if source_name in targets:
         raise ValueError(f"source_name {source_name!r} is also the name of a target")
-    device = resolve_device(device, model=source)
+    device = distributed.device(device, model=source)
     models = [(source_name, "source", source)] + [(name, "target", model) for name, model in targets.items()]
     nets = [model for _, _, model in models]
     with eval_mode(*nets):

@@ -19,7 +19,6 @@ from orthocore.checks import check_bool, check_choice, check_number
 from orthocore.data.folders import MAX_PIXELS
 from orthocore.digests import file_digest, fingerprint
 from orthocore.models.registry import INITS
-from orthocore.runtime import DEVICE_CHOICES, resolve_device
 from orthocore.train.objective import PENALTIES
 
 OPTIMIZERS = ("adam", "sgd")
@@ -133,8 +132,8 @@ class TrainSettings:
         check_choice(self.autocast, "autocast", AUTOCASTS)
         check_bool(self.cuda_graph, "cuda_graph")
         if not isinstance(self.device, str):
-            raise ValueError(f"device: expected one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
-        device = resolve_device(self.device)
+            raise ValueError(f"device: expected one of {', '.join(distributed.DEVICE_CHOICES)}, got {self.device!r}")
+        device = distributed.device(self.device)
         if self.cuda_graph and distributed.world().size > 1:
             raise ValueError("cuda_graph: a captured step cannot hold DistributedDataParallel's gradient reduction; "
                              "under torchrun leave cuda_graph off")  # fmt: skip
