@@ -11,26 +11,19 @@ targets; this file tells what the same ops cost on a GPU).
 
 from __future__ import annotations
 
-import importlib
 
 import pytest
 import torch
 
 import orthocore
+from orthocore import dispatch
 from orthocore.ops import attack_step, bilateral, bit_depth, jpeg, normalized_dot, tv_denoise
-
-# The op modules (the package exports functions of the same names).
-attack_step_module = importlib.import_module("orthocore.ops.attack_step")
-bilateral_module = importlib.import_module("orthocore.ops.bilateral")
-bit_depth_module = importlib.import_module("orthocore.ops.bit_depth")
-jpeg_module = importlib.import_module("orthocore.ops.jpeg")
-normalized_dot_module = importlib.import_module("orthocore.ops.normalized_dot")
-tv_denoise_module = importlib.import_module("orthocore.ops.tv_denoise")
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 CUDA = torch.device("cuda")
 IMAGES = {"256x3x32x32": (256, 3, 32, 32), "16x3x224x224": (16, 3, 224, 224)}
+BACKENDS = dispatch.registered()  # every op's backends, by op name
 
 
 def _images(shape: str) -> torch.Tensor:
@@ -57,12 +50,12 @@ def _attack_step(x: torch.Tensor) -> torch.Tensor:
 
 # op name -> (its backend table, the call timed, tolerance against the reference)
 OPS = {
-    "normalized_dot fwd+bwd": (normalized_dot_module.FORWARD, _normalized_dot_fwd_bwd, 1e-5),
-    "attack_step (MI-FGSM)": (attack_step_module.STEP, _attack_step, 1e-6),
-    "jpeg q85": (jpeg_module.ROUNDTRIP, lambda x: jpeg(x, 85), 1.5 / 255),
-    "tv_denoise w0.05 50 iters": (tv_denoise_module.FORWARD, lambda x: tv_denoise(x, 0.05, 50), 1e-4),
-    "bilateral window 9": (bilateral_module.FORWARD, lambda x: bilateral(x, 9, 75 / 255, 75.0), 1e-4),
-    "bit_depth 3 bits": (bit_depth_module.REDUCE, lambda x: bit_depth(x, 3), 0.0),
+    "normalized_dot fwd+bwd": (BACKENDS["normalized_dot"], _normalized_dot_fwd_bwd, 1e-5),
+    "attack_step (MI-FGSM)": (BACKENDS["attack_step"], _attack_step, 1e-6),
+    "jpeg q85": (BACKENDS["jpeg"], lambda x: jpeg(x, 85), 1.5 / 255),
+    "tv_denoise w0.05 50 iters": (BACKENDS["tv_denoise"], lambda x: tv_denoise(x, 0.05, 50), 1e-4),
+    "bilateral window 9": (BACKENDS["bilateral"], lambda x: bilateral(x, 9, 75 / 255, 75.0), 1e-4),
+    "bit_depth 3 bits": (BACKENDS["bit_depth"], lambda x: bit_depth(x, 3), 0.0),
 }
 
 

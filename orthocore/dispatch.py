@@ -159,24 +159,56 @@ def runs_on(name: str, device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and triton_interpreting())
 
 
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One seeded call of an op, for checking its backends against the reference
+    (``orthocore backends --check``, the fuzz suite's coverage check).
+
+    Attributes:
+        label: what is run, e.g. ``"jpeg quality 80, 8 x 3x32x32"``.
+        run: calls the op (through its public function) and returns the outputs to compare.
+        tolerance: the largest absolute difference from the reference that is a match.
+    """
+
+    label: str
+    run: Callable[[], tuple[torch.Tensor, ...]]
+    tolerance: float
+
+
+# Draws a seeded tensor: draw(*shape, rand=torch.randn) on the sample's device.
+Draw = Callable[..., torch.Tensor]
+
+_REGISTRY: dict[str, "OpBackends"] = {}
+
+
 class OpBackends:
-    """The implementations of one op, and the choice among them for a device.
+    """The implementations of one op, and the choice among them for a device. Each
+    registers itself under its name (:func:`registered`), so the CLI, the tests and the
+    benchmarks find every op's backends by name, not by importing a table.
 
     Args:
-        op: the op's name, used in error messages.
+        op: the op's name, unique: the registry's key and the name in error messages.
         impls: backend name → implementation; ``"reference"`` is required. All share
             one signature.
         gpu_order: the order in which GPU backends are preferred automatically.
+        sample: ``sample(device, draw)`` → a :class:`Sample` call of the op on seeded
+            inputs, or None for a table that is checked through another's sample (a
+            backward through its forward's).
     """
 
-    def __init__(self, op: str, impls: dict[str, Callable], gpu_order: tuple[str, ...] = ("cuda", "triton")):
+    def __init__(self, op: str, impls: dict[str, Callable], gpu_order: tuple[str, ...] = ("cuda", "triton"),
+                 sample: Callable[[torch.device, Draw], Sample] | None = None):  # fmt: skip
         if "reference" not in impls:
             raise ValueError(f"op {op!r} needs a reference implementation")
         for name in impls:
             _check_name(name, f"backend of op {op!r}")
+        if op in _REGISTRY:
+            raise ValueError(f"op {op!r} is registered already: every op needs a name of its own")
         self.op = op
         self.impls = impls
         self.gpu_order = gpu_order
+        self.sample = sample
+        _REGISTRY[op] = self
 
     def select(self, device: torch.device) -> str:
         """The backend that runs this op on ``device`` now."""
@@ -204,3 +236,14 @@ class OpBackends:
         """This op's compiled backends (not the reference) that can run on ``device`` here."""
         status = _status_table()
         return [name for name in self.impls if name != "reference" and status[name].available and runs_on(name, device)]
+
+
+def registered() -> dict[str, OpBackends]:
+    """Every op's :class:`OpBackends` by op name, in the order the ops were defined.
+
+    Examples:
+        >>> sorted(registered())[:3]
+        ['attack_step', 'batch_norm_double_backward', 'bilateral']
+    """
+    importlib.import_module("orthocore.ops")  # every op module registers its table on import
+    return dict(_REGISTRY)

@@ -2,20 +2,20 @@
 second derivative, every backend against the reference, gradgradcheck in float64, and
 the zoo's BatchNorm2d against nn.BatchNorm2d."""
 
-import importlib
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import orthocore
+from orthocore import dispatch
+from orthocore.ops import batch_norm
 from orthocore.gradients import reference_gradients
 from orthocore.models.batchnorm import BatchNorm2d
 from orthocore.ops.batch_norm import batch_norm_double_backward, batch_norm_double_backward_reference, batch_norm_train
 from orthocore.train import orthogonal_loss
 
-bn_module = importlib.import_module("orthocore.ops.batch_norm")
+BACKENDS = dispatch.registered()["batch_norm_double_backward"]
 EPS = 1e-5
 SHAPES = [(3, 5, 7, 9), (2, 3, 1, 1), (4, 2, 6), (5, 4)]  # odd planes, one pixel, 1-D and 0-D planes
 
@@ -61,7 +61,7 @@ def test_reference_matches_pytorch_double_backward(shape, upstream_params):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("shape", SHAPES + [(0, 3, 4, 4)], ids=str)
 def test_backends_match_reference(device, shape, dtype):
-    backends = bn_module.DOUBLE_BACKWARD.compiled_for(device)
+    backends = BACKENDS.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     case = _case(shape, dtype, device) if shape[0] else None
@@ -156,13 +156,13 @@ def test_module_without_a_kernel_for_the_forced_backend_is_pytorch_batchnorm(for
     the other ops) makes the module plain nn.BatchNorm2d, not an error."""
     native, fused = _pair()
     calls = []
-    monkeypatch.setattr(bn_module, "batch_norm_train", lambda *args: calls.append(args))
+    monkeypatch.setattr(batch_norm, "batch_norm_train", lambda *args: calls.append(args))
     x = torch.randn(4, 4, 3, 3)
     monkeypatch.setenv("ORTHOCORE_BACKEND", forced)  # (use_backend would refuse an unavailable CUDA)
     assert torch.equal(fused(x), native(x))
     assert calls == []
     monkeypatch.delenv("ORTHOCORE_BACKEND")
-    assert bn_module.fused_available(torch.device("cpu")) == orthocore.backends()["cpu"].available
+    assert batch_norm.fused_available(torch.device("cpu")) == orthocore.backends()["cpu"].available
 
 
 @pytest.mark.parametrize("backend", ["cpu", "triton"])
@@ -188,7 +188,7 @@ def test_orthogonal_loss_gradients_equal_the_native_batchnorm_ones(one_thread, b
     cached = reference_gradients(reference, x, y).unsqueeze(0)
     grads = []
     with orthocore.use_backend(backend):
-        assert bn_module.fused_available(torch.device("cpu"))
+        assert batch_norm.fused_available(torch.device("cpu"))
         for model in (fused, native):
             loss = orthogonal_loss(model, x, y, cached, 1.0, "abs").loss
             grads.append(torch.autograd.grad(loss, list(model.parameters())))

@@ -1,19 +1,20 @@
 """bilateral: fidelity to OpenCV's bilateralFilter on photos and random 8-bit images,
 reflect-101 borders, every backend against the plain-PyTorch reference, bad input."""
 
-import importlib
 
 import numpy as np
 import pytest
 import torch
 
+
 import orthocore
+from orthocore import dispatch
 from orthocore.ops import bilateral, bilateral_reference
 from orthocore.ops.bilateral import pad_reflect_101, reflect_101_indices, window_taps
 from tests._photos import PHOTOS, photo
 
 cv2 = pytest.importorskip("cv2")
-bilateral_module = importlib.import_module("orthocore.ops.bilateral")
+BACKENDS = dispatch.registered()["bilateral"]
 
 
 def _opencv(image: np.ndarray, window: int, sigma_color: float, sigma_space: float) -> np.ndarray:
@@ -72,7 +73,7 @@ def test_window_is_opencv_circle():
 
 def test_window_one_is_identity(device):
     x = torch.rand(2, 3, 7, 6, device=device)
-    for backend in ["reference"] + bilateral_module.FORWARD.compiled_for(device):
+    for backend in ["reference"] + BACKENDS.compiled_for(device):
         with orthocore.use_backend(backend):
             assert torch.equal(bilateral(x, 1, 0.1, 1.0), x), backend
 
@@ -92,7 +93,7 @@ SHAPES = [
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("window", [3, 7])
 def test_backends_match_reference(device, shape, dtype, window):
-    backends = bilateral_module.FORWARD.compiled_for(device)
+    backends = BACKENDS.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     x = torch.rand(shape, dtype=dtype, device=device)
@@ -112,7 +113,7 @@ def test_non_contiguous_input(device):
     base = torch.rand(4, 3, 21, 10, device=device)
     x = base.transpose(2, 3)[::2]  # (2, 3, 10, 21), strided
     want = bilateral_reference(x, 2, 0.2, 3.0)
-    for backend in ["reference"] + bilateral_module.FORWARD.compiled_for(device):
+    for backend in ["reference"] + BACKENDS.compiled_for(device):
         with orthocore.use_backend(backend):
             torch.testing.assert_close(bilateral(x, 5, 0.2, 3.0), want, atol=2e-6, rtol=0, msg=backend)
 

@@ -1,16 +1,17 @@
 """bit_depth: exact against numpy's formula (and ART's FeatureSqueezing where it is
 installed), every backend against the reference, bad inputs."""
 
-import importlib
 
 import numpy as np
 import pytest
 import torch
 
+
 import orthocore
+from orthocore import dispatch
 from orthocore.ops import bit_depth, bit_depth_reference
 
-bd_module = importlib.import_module("orthocore.ops.bit_depth")
+BACKENDS = dispatch.registered()["bit_depth"]
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
 
@@ -59,7 +60,7 @@ def test_values_are_on_the_grid():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 3, 37, 53), (2, 1, 5, 1030)], ids=str)
 def test_backends_match_reference(device, dtype, shape):
-    backends = bd_module.REDUCE.compiled_for(device)
+    backends = BACKENDS.compiled_for(device)
     if not backends:
         pytest.skip(f"no compiled backend for {device}")
     x = _images(shape, dtype, device) if np.prod(shape) >= 511 else torch.rand(shape, device=device).to(dtype)
@@ -78,7 +79,7 @@ def test_backends_match_reference(device, dtype, shape):
 
 def test_non_contiguous_and_empty(device):
     x = torch.rand(4, 3, 10, 12, device=device).transpose(2, 3)[::2]
-    for backend in ["reference"] + bd_module.REDUCE.compiled_for(device):
+    for backend in ["reference"] + BACKENDS.compiled_for(device):
         with orthocore.use_backend(backend):
             assert torch.equal(bit_depth(x, 3), bit_depth_reference(x.contiguous(), 3)), backend
             assert bit_depth(torch.rand(0, 3, 4, 4, device=device), 2).shape == (0, 3, 4, 4)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from orthocore import cli, models
+from orthocore import cli, dispatch, models
 from orthocore.checkpoint import load_model, save_checkpoint
 from tests.conftest import write_cifar10_batches
 
@@ -132,11 +132,10 @@ def test_resume_refuses_flags_that_contradict_the_recorded_run(tmp_path, capsys)
 
 
 def test_backends_check_runs_every_op_against_the_reference(monkeypatch, capsys):
-    import importlib
-
+    
     from orthocore import dispatch
 
-    bit_depth_module = importlib.import_module("orthocore.ops.bit_depth")
+    bit_depth = dispatch.registered()["bit_depth"]
 
     compiled_for = dispatch.OpBackends.compiled_for
     # The Triton interpreter takes half a minute on these sizes; the kernels have their own tests.
@@ -147,7 +146,7 @@ def test_backends_check_runs_every_op_against_the_reference(monkeypatch, capsys)
     ops_checked = {line.split(",")[0].split()[0] for line in lines}
     assert ops_checked == {"normalized_dot", "attack_step", "bit_depth", "jpeg", "bilateral", "tv_denoise", "batch_norm"}
     assert all(line.endswith("ok") for line in lines)
-    wrong = dict(bit_depth_module.REDUCE.impls, cpu=lambda x, bits: x.clone())  # a broken kernel is caught
-    monkeypatch.setattr(bit_depth_module.REDUCE, "impls", wrong)
+    wrong = dict(bit_depth.impls, cpu=lambda x, bits: x.clone())  # a broken kernel is caught
+    monkeypatch.setattr(bit_depth, "impls", wrong)
     assert cli.main(["backends", "--check"]) == 1
     assert "MISMATCH" in capsys.readouterr().out

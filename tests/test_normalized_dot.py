@@ -1,15 +1,14 @@
 """normalized_dot: every backend against the plain-PyTorch reference."""
 
-import importlib
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 import orthocore
+from orthocore import dispatch
 from orthocore.ops import normalized_dot, normalized_dot_reference
 
-nd_module = importlib.import_module("orthocore.ops.normalized_dot")
+BACKENDS = dispatch.registered()["normalized_dot"]
 
 SHAPES = [
     (1, 1),  # minimal
@@ -36,7 +35,7 @@ def _run(backend, a, b, grad_out):
 
 
 def _backends(device):
-    return nd_module.FORWARD.compiled_for(device)
+    return BACKENDS.compiled_for(device)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -179,8 +178,6 @@ def test_torch_func_grad_composes(device):
     got = torch.func.grad(loss)(a)
     want = torch.func.grad(lambda x: normalized_dot_reference(x, b).abs().sum())(a)
     torch.testing.assert_close(got, want)
-
-
 
 
 @pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])

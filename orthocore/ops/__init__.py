@@ -1,6 +1,7 @@
 """orthocore's fused operators: each a ``torch.library`` custom op in the ``orthocore``
 namespace with a plain-PyTorch reference beside it (see :mod:`orthocore.dispatch`)."""
 
+from orthocore.ops import batch_norm  # noqa: F401  (registers the double backward's backends)
 from orthocore.ops.attack_step import attack_step, attack_step_reference
 from orthocore.ops.bilateral import bilateral, bilateral_reference
 from orthocore.ops.bit_depth import bit_depth, bit_depth_reference

@@ -35,7 +35,7 @@ from orthocore.checks import (
     check_tensor,
     check_unit_range,
 )
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
 
 _OP = "attack_step"
@@ -114,7 +114,14 @@ def _triton(adv, grad, clean, momentum, step, eps, l2, decay):
     return kernels.attack_step(adv, grad, clean, momentum, step, eps, l2, decay)
 
 
-STEP = OpBackends(_OP, {"reference": _reference, "cpu": _compiled, "cuda": _compiled, "triton": _triton})
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    images, grad = draw(8, 3, 32, 32, rand=torch.rand), draw(8, 3, 32, 32)
+    step, eps = torch.full((8,), 0.01, device=device), torch.full((8,), 0.03, device=device)
+    return Sample("attack_step, 8 x 3x32x32", lambda: attack_step(images, grad, images, step, eps)[:1], 1e-6)
+
+
+STEP = OpBackends(_OP, {"reference": _reference, "cpu": _compiled, "cuda": _compiled, "triton": _triton},
+                  sample=_sample)  # fmt: skip
 
 
 # ------------------------------------------------------------------------- custom op

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from orthocore.checks import check_same, check_shape, check_tensor
-from orthocore.dispatch import BackendUnavailableError, OpBackends
+from orthocore.dispatch import BackendUnavailableError, Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.batch_norm import double_backward_coefficients, upstream_or_zeros
 from orthocore.ops._autograd import differentiable
@@ -106,8 +106,16 @@ def _triton(ggx, ggw, ggb, gy, x, weight, mean, invstd):
 # ``ORTHOCORE_BACKEND=triton``): it is tested under Triton's interpreter against the
 # reference, but its speed on a GPU is not measured yet, so CUDA tensors keep PyTorch's
 # batch norm by default (gpu_order is empty).
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    x, gy, ggx = draw(8, 4, 5, 5), draw(8, 4, 5, 5), draw(8, 4, 5, 5)
+    weight, ggw, ggb = draw(4, rand=torch.rand) + 0.5, draw(4), draw(4)
+    mean, invstd = x.mean((0, 2, 3)), (x.var((0, 2, 3), unbiased=False) + 1e-5).rsqrt()
+    return Sample("batch_norm double backward, 8 x 4x5x5",
+                  lambda: batch_norm_double_backward(ggx, ggw, ggb, gy, x, weight, mean, invstd), 1e-4)
+
+
 DOUBLE_BACKWARD = OpBackends(_OP, {"reference": batch_norm_double_backward_reference, "cpu": _compiled,
-                                   "triton": _triton}, gpu_order=())  # fmt: skip
+                                   "triton": _triton}, gpu_order=(), sample=_sample)  # fmt: skip
 
 
 def fused_available(device: torch.device) -> bool:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from orthocore.checks import check_images, check_number
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
 
 _OP = "bilateral"
@@ -122,7 +122,12 @@ def _triton(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> T
 # No CUDA C++ kernel: the Triton kernel already is the whole computation (one program
 # per row tile, taps walked in registers, neighbours read through the cache); a CUDA
 # version would run the same loads and the same arithmetic.
-FORWARD = OpBackends(_OP, {"reference": bilateral_reference, "cpu": _compiled, "triton": _triton})
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    images = draw(8, 3, 32, 32, rand=torch.rand)
+    return Sample("bilateral window 5, 8 x 3x32x32", lambda: (bilateral(images, 5, 0.1, 2.0),), 1e-5)
+
+
+FORWARD = OpBackends(_OP, {"reference": bilateral_reference, "cpu": _compiled, "triton": _triton}, sample=_sample)
 
 
 # ------------------------------------------------------------------------- custom op

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from orthocore.checks import check_images, check_number
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.ops._exact import divide_exactly
 
 _OP = "bit_depth"
@@ -51,8 +51,13 @@ def _triton_reduce(x: Tensor, bits: int) -> Tensor:
     return kernels.reduce(x, bits)
 
 
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    images = draw(8, 3, 32, 32, rand=torch.rand)
+    return Sample("bit_depth 3 bits, 8 x 3x32x32", lambda: (bit_depth(images, 3),), 0.0)
+
+
 REDUCE = OpBackends(_OP, {"reference": _reference_reduce, "cpu": _compiled_reduce, "triton": _triton_reduce},
-                    gpu_order=("triton",))  # fmt: skip
+                    gpu_order=("triton",), sample=_sample)  # fmt: skip
 
 
 def _check_arguments(x: Tensor, bits: int) -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from orthocore.checks import check_images, check_number
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import jpeg_tables
 from orthocore.formulas.jpeg_tables import padded_size
 from orthocore.ops._exact import divide_exactly
@@ -183,9 +183,15 @@ def _triton_roundtrip(x: Tensor, tables: Tensor, dct: Tensor) -> Tensor:
     return kernels.roundtrip(x, tables, dct)
 
 
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    images = draw(8, 3, 32, 32, rand=torch.rand)
+    return Sample("jpeg quality 80, 8 x 3x32x32", lambda: (jpeg(images, 80),), 1 / 255 + 1e-6)
+
+
 ROUNDTRIP = OpBackends(
     _OP,
     {"reference": _reference_roundtrip, "cpu": _compiled_roundtrip, "cuda": _compiled_roundtrip, "triton": _triton_roundtrip},
+    sample=_sample,
 )
 
 

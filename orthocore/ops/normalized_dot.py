@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from orthocore.checks import check_same, check_shape, check_tensor
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.normalized_dot import backward_coefficients, delta_from_stats
 from orthocore.ops._autograd import differentiable
@@ -99,11 +99,24 @@ def _triton_backward(grad_delta, a, b, stats, need_a, need_b):
     return kernels.backward(grad_delta, a, b, stats, need_a, need_b)
 
 
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    a, b = draw(64, 3 * 32 * 32), draw(64, 3 * 32 * 32)
+
+    def forward_and_backward() -> tuple[Tensor, ...]:
+        leaf = a.clone().requires_grad_()
+        delta = normalized_dot(leaf, b)
+        return (delta, *torch.autograd.grad(delta.sum(), leaf))
+
+    return Sample("normalized_dot fwd+bwd, 64 x 3x32x32", forward_and_backward, 1e-4)
+
+
 FORWARD = OpBackends(
-    _OP, {"reference": _reference_forward, "cpu": _compiled_forward, "cuda": _compiled_forward, "triton": _triton_forward}
+    _OP, {"reference": _reference_forward, "cpu": _compiled_forward, "cuda": _compiled_forward, "triton": _triton_forward},
+    sample=_sample,
 )
+# Its backward's kernels, checked through the forward's sample (which takes a gradient).
 BACKWARD = OpBackends(
-    _OP,
+    f"{_OP}_backward",
     {"reference": _reference_backward, "cpu": _compiled_backward, "cuda": _compiled_backward, "triton": _triton_backward},
 )
 

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from orthocore.checks import check_images, check_number, check_shape
-from orthocore.dispatch import OpBackends
+from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.tv_denoise import TAU
 
@@ -114,8 +114,13 @@ def _triton(x: Tensor, weight: float, iters: int) -> Tensor:
     return kernels.tv_denoise(x, weight, iters)
 
 
+def _sample(device: torch.device, draw: Draw) -> Sample:
+    images = draw(8, 3, 32, 32, rand=torch.rand)
+    return Sample("tv_denoise weight 0.05, 8 x 3x32x32", lambda: (tv_denoise(images, 0.05, 50),), 1e-4)
+
+
 FORWARD = OpBackends(
-    _OP, {"reference": tv_denoise_reference, "cpu": _compiled, "cuda": _compiled, "triton": _triton}
+    _OP, {"reference": tv_denoise_reference, "cpu": _compiled, "cuda": _compiled, "triton": _triton}, sample=_sample
 )
 
 
