@@ -132,9 +132,6 @@ def test_resume_refuses_flags_that_contradict_the_recorded_run(tmp_path, capsys)
 
 
 def test_backends_check_runs_every_op_against_the_reference(monkeypatch, capsys):
-    
-    from orthocore import dispatch
-
     bit_depth = dispatch.registered()["bit_depth"]
 
     compiled_for = dispatch.OpBackends.compiled_for

@@ -56,7 +56,7 @@ def test_a_monotone_sweep_is_nested_and_at_least_as_strong(problem, name):
         assert torch.equal(monotone[larger][kept], monotone[smaller][kept]), "and keeps its point"
     # every image the independent sweep fools at an ε (same draws), and more where a smaller ε fooled it
     assert bool((fooled >= alone).all())
-    counts, alone_counts = fooled.sum(1), alone.sum(1)
+    counts = fooled.sum(1)
     assert 0 < counts[order[0]] < counts[order[-1]] < len(labels), "the grid should span easy and hard"
 
 

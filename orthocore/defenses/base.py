@@ -1,4 +1,5 @@
-"""What every input-transformation defense shares: the :class:`Defense` base module and
+"""What every input-transformation defense shares: the :class:`Defense` base module (an
+op and its settings: the forward, the setting Table III sweeps, the label, the repr) and
 the :func:`defended` wrapper that puts a defense in front of a model, optionally with
 the straight-through gradient of BPDA (:mod:`orthocore.defenses.bpda`) for an attacker
 who knows the defense. A defense checks its settings at construction with
@@ -6,9 +7,10 @@ who knows the defense. A defense checks its settings at construction with
 
 from __future__ import annotations
 
-import abc
+from collections.abc import Callable
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from orthocore.checks import check_choice
@@ -21,19 +23,54 @@ from orthocore.defenses.bpda import straight_through
 BPDA_MODES = (None, "identity", "approximation")
 
 
-class Defense(nn.Module, metaclass=abc.ABCMeta):
-    """An input transformation of images :math:`(B, C, H, W)` in [0, 1], no parameters.
+class Defense(nn.Module):
+    """An input transformation of images :math:`(B, C, H, W)` in [0, 1], no parameters:
+    one op of :mod:`orthocore.ops` with its settings.
 
     Subclasses set ``PAPER_SETTINGS`` (the four values of their hyper-parameter in the
-    paper's Table III, in the table's order) and ``TABLE_NAME`` (the row label's
-    prefix), take that hyper-parameter as their first constructor argument, and
-    implement :meth:`forward` and :meth:`setting`. A defense with a differentiable
-    stand-in for BPDA overrides :meth:`approximation`; a randomized one sets
-    :attr:`randomized` and draws through :mod:`orthocore.draws`.
+    paper's Table III, in the table's order), ``TABLE_NAME`` (the row label's prefix) and
+    ``SWEPT`` (that hyper-parameter's name), take it as their first constructor
+    argument, check their settings and pass them to ``super().__init__(op, **settings)``
+    under the names the op takes: :meth:`forward` is then ``op(x, **settings)`` without
+    gradient, and :meth:`setting`, :attr:`label` and the repr follow. A defense with a
+    differentiable stand-in for BPDA overrides :meth:`approximation`; a randomized one
+    overrides :attr:`randomized` and :meth:`forward`, and draws through
+    :mod:`orthocore.draws`.
+
+    Args:
+        op: the transformation, ``op(x, **settings)``.
+        settings: its settings, checked by the subclass, kept as attributes.
     """
 
     PAPER_SETTINGS: ClassVar[tuple] = ()
     TABLE_NAME: ClassVar[str] = ""
+    SWEPT: ClassVar[str] = ""
+
+    def __init__(self, op: Callable[..., Tensor], **settings) -> None:
+        super().__init__()
+        self._op, self._settings = op, tuple(settings)
+        for name, value in settings.items():
+            setattr(self, name, value)
+
+    def settings(self) -> dict:
+        """The op's settings by name."""
+        return {name: getattr(self, name) for name in self._settings}
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        """The transformed images.
+
+        Args:
+            x: :math:`(B, C, H, W)` images in [0, 1].
+
+        Returns:
+            :math:`(B, C, H, W)`; never requires grad (see :mod:`orthocore.defenses.bpda`).
+        """
+        return self._op(x, **self.settings())
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                         for name, value in self.settings().items())  # fmt: skip
 
     @property
     def randomized(self) -> bool:
@@ -54,9 +91,9 @@ class Defense(nn.Module, metaclass=abc.ABCMeta):
         """
         return x
 
-    @abc.abstractmethod
     def setting(self):
         """The value of the hyper-parameter that ``PAPER_SETTINGS`` sweeps."""
+        return getattr(self, self.SWEPT)
 
     @property
     def label(self) -> str:

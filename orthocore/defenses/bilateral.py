@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 
 from orthocore.defenses.base import Defense
@@ -39,25 +38,13 @@ class Bilateral(Defense):
 
     PAPER_SETTINGS: ClassVar[tuple[int, ...]] = (3, 5, 7, 9)
     TABLE_NAME: ClassVar[str] = "Bilateral-Window"
+    SWEPT: ClassVar[str] = "window"
 
     def __init__(self, window: int, sigma_color: float = SIGMA_COLOR, sigma_space: float = SIGMA_SPACE):
-        super().__init__()
         check_bilateral_settings(window, sigma_color, sigma_space)
-        self.window = int(window)
-        self.sigma_color = float(sigma_color)
-        self.sigma_space = float(sigma_space)
-
-    def setting(self) -> int:
-        return self.window
-
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        return bilateral(x, self.window, self.sigma_color, self.sigma_space)
+        super().__init__(bilateral, window=int(window), sigma_color=float(sigma_color), sigma_space=float(sigma_space))
 
     def approximation(self, x: Tensor) -> Tensor:
         """The filter itself in differentiable PyTorch (the op's reference): BPDA through
         it takes the bilateral filter's true gradient."""
         return bilateral_reference(x, self.window // 2, self.sigma_color, self.sigma_space)
-
-    def extra_repr(self) -> str:
-        return f"window={self.window}, sigma_color={self.sigma_color:.4g}, sigma_space={self.sigma_space}"

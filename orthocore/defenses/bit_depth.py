@@ -32,16 +32,11 @@ class BitDepth(Defense):
 
     PAPER_SETTINGS: ClassVar[tuple[int, ...]] = (1, 2, 3, 4)
     TABLE_NAME: ClassVar[str] = "Bit Reduction - Depth"
+    SWEPT: ClassVar[str] = "bits"
 
     def __init__(self, bits: int = 4):
-        super().__init__()
-        self.bits = check_number(bits, "bits", low=1, high=8, integer=True, where=type(self).__name__)
-
-    def setting(self) -> int:
-        return self.bits
-
-    def forward(self, x: Tensor) -> Tensor:
-        return bit_depth(x, self.bits)
+        super().__init__(bit_depth, bits=check_number(bits, "bits", low=1, high=8, integer=True,
+                                                       where=type(self).__name__))  # fmt: skip
 
     def approximation(self, x: Tensor) -> Tensor:
         """Smooth rounding for BPDA: ``(s − sin(2πs)/(2π)) / L`` with ``s = x·L`` and
@@ -52,5 +47,3 @@ class BitDepth(Defense):
         scaled = x * levels
         return (scaled - torch.sin(2 * math.pi * scaled) / (2 * math.pi)) / levels
 
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}"

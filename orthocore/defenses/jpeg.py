@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from torch import Tensor
-
 from orthocore.checks import check_number
 from orthocore.defenses.base import Defense
 from orthocore.ops import jpeg
@@ -31,16 +29,8 @@ class JPEG(Defense):
 
     PAPER_SETTINGS: ClassVar[tuple[int, ...]] = (95, 90, 85, 80)
     TABLE_NAME: ClassVar[str] = "JPEG-Quality"
+    SWEPT: ClassVar[str] = "quality"
 
     def __init__(self, quality: int = 90):
-        super().__init__()
-        self.quality = check_number(quality, "quality", low=1, high=100, integer=True, where=type(self).__name__)
-
-    def setting(self) -> int:
-        return self.quality
-
-    def forward(self, x: Tensor) -> Tensor:
-        return jpeg(x, self.quality)
-
-    def extra_repr(self) -> str:
-        return f"quality={self.quality}"
+        super().__init__(jpeg, quality=check_number(quality, "quality", low=1, high=100, integer=True,
+                                                     where=type(self).__name__))  # fmt: skip

@@ -43,17 +43,14 @@ class TVDenoise(Defense):
     # restoration, not Guo's randomised variant, so the pixel dropout is off.
     PAPER_SETTINGS: ClassVar[tuple[float, ...]] = (0.03, 0.05, 0.07, 0.09)
     TABLE_NAME: ClassVar[str] = "TVM-Weight"
+    SWEPT: ClassVar[str] = "weight"
 
     def __init__(self, weight: float, iters: int = DEFAULT_ITERS, keep_prob: float = 1.0, rounds: int = 4):
-        super().__init__()
         where = type(self).__name__
-        self.weight = check_number(weight, "weight", low=0, low_open=True, where=where)
-        self.iters = check_number(iters, "iters", low=1, integer=True, where=where)
+        super().__init__(tv_denoise, weight=check_number(weight, "weight", low=0, low_open=True, where=where),
+                         iters=check_number(iters, "iters", low=1, integer=True, where=where))  # fmt: skip
         self.keep_prob = check_number(keep_prob, "keep_prob", low=0, high=1, low_open=True, where=where)
         self.rounds = check_number(rounds, "rounds", low=1, integer=True, where=where)
-
-    def setting(self) -> float:
-        return self.weight
 
     @property
     def label(self) -> str:
@@ -67,7 +64,7 @@ class TVDenoise(Defense):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         if not self.randomized:
-            return tv_denoise(x, self.weight, self.iters)
+            return super().forward(x)
         keys = draws.current_keys(len(x))
         if keys is None:
             keep = random_keep_mask(x, self.keep_prob)
@@ -76,4 +73,4 @@ class TVDenoise(Defense):
         return tv_reconstruct(x, keep, self.weight, self.iters, self.rounds)
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}, iters={self.iters}, keep_prob={self.keep_prob}, rounds={self.rounds}"
+        return super().extra_repr() + (f", keep_prob={self.keep_prob}, rounds={self.rounds}" if self.randomized else "")
