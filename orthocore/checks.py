@@ -118,6 +118,25 @@ def check_bool(value, name: str, *, where: str | None = None) -> bool:
     return value
 
 
+def check_text(value, name: str, expected: str = "a string", *, where: str | None = None) -> str:
+    """Returns ``value`` if it is a string; ``expected`` says what it should be.
+
+    Examples:
+        >>> check_text("runs/m", "out", "a folder path")
+        'runs/m'
+    """
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{_prefix(where)}{name}: expected {expected}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_text_list(values, name: str, expected: str = "a list of strings", *, where: str | None = None) -> list[str]:
+    """Returns ``values`` if it is a list of strings (possibly empty)."""
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise ArgumentTypeError(f"{_prefix(where)}{name}: expected {expected}, got {values!r}")
+    return values
+
+
 def check_number_list(values, name: str, **bounds) -> tuple[int | float, ...]:
     """A non-empty list, tuple or 1-D tensor of numbers, each checked by :func:`check_number`
     with ``bounds``; returned as a tuple.
@@ -315,8 +334,12 @@ def check_logits(logits, labels: Tensor, *, where: str | None = None) -> None:
         )
 
 
-def check_model(model, name: str = "model", *, like: Tensor | None = None, where: str | None = None) -> None:
-    """A callable model; with ``like``, its parameters on ``like``'s device and dtype."""
+def check_model(model, name: str = "model", *, like: Tensor | None = None, module: bool = False,
+                where: str | None = None) -> None:  # fmt: skip
+    """A callable model (a ``torch.nn.Module`` with ``module``); with ``like``, its
+    parameters on ``like``'s device and dtype."""
+    if module and not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"{_prefix(where)}{name} must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(model):
         raise ArgumentTypeError(f"{_prefix(where)}{name} must be a callable torch.nn.Module, got {type(model).__name__}")
     parameter = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None

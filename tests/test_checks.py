@@ -165,3 +165,17 @@ def test_labels_logits_and_model():
         checks.check_model(torch.nn.Linear(2, 2), like=torch.zeros(1, 2, dtype=torch.float64))
     with pytest.raises(ArgumentTypeError, match="model must be a callable"):
         checks.check_model(3)
+
+
+def test_text_and_module_checks():
+    from torch import nn
+
+    assert checks.check_text("runs/m", "out", "a folder path") == "runs/m"
+    with pytest.raises(checks.ArgumentTypeError, match="out: expected a folder path, got int 5"):
+        checks.check_text(5, "out", "a folder path")
+    assert checks.check_text_list([], "references") == []
+    with pytest.raises(checks.ArgumentTypeError, match=r"references: expected a list of strings, got \['a', 1\]"):
+        checks.check_text_list(["a", 1], "references")
+    checks.check_model(nn.Linear(2, 2), module=True)
+    with pytest.raises(checks.ArgumentTypeError, match="defended: model must be a torch.nn.Module, got function"):
+        checks.check_model(lambda x: x, module=True, where="defended")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from orthocore import cli
+from orthocore.checks import ArgumentTypeError
 from orthocore.study import StudyConfig, pipeline
 from orthocore.study.seeds import model_seed
 from orthocore.train.config import TrainConfig, TrainSettings, settings_of
@@ -62,6 +63,11 @@ def test_a_study_passes_every_training_setting_to_its_models(tmp_path, monkeypat
         (TrainConfig, {"lr": 0.0}, "lr must be a finite number > 0"),
         (TrainConfig, {"device": "banana"}, "device: expected one of auto, cpu, cuda"),
         (TrainConfig, {"out": 5}, "out: expected a folder path"),
+        (TrainConfig, {"device": 0}, "device: expected one of auto, cpu, cuda, got int 0"),
+        (TrainConfig, {"references": "k.ckpt"}, "references: expected a list of checkpoint paths"),
+        (TrainConfig, {"data": None}, "data: expected a string, got NoneType"),
+        (StudyConfig, {"security_defenses": "JPEG-Quality=80"}, "security_defenses: expected a list of defense labels"),
+        (StudyConfig, {"security_defenses": ["JPEG-Quality=81"]}, "security_defenses must be one of"),
         (StudyConfig, {"lambdas": 1.0}, "lambdas must be a list of numbers"),
         (StudyConfig, {"defenses": "no"}, "defenses must be true or false"),
         (StudyConfig, {"seeds": [0, -3]}, "seeds must be an integer >= 0"),
@@ -75,6 +81,18 @@ def test_one_validation_for_every_entry_point(tmp_path, cls, change, match):
     type is a ValueError (reported as bad input), never a TypeError traceback."""
     config = cls(**{"out": str(tmp_path / "run"), **change})
     with pytest.raises(ValueError, match=match):
+        config.validate()
+
+
+@pytest.mark.parametrize(
+    ("cls", "change"),
+    [(TrainConfig, {"out": 5}), (TrainConfig, {"device": 0}), (TrainConfig, {"references": "k.ckpt"}),
+     (TrainConfig, {"data": None}), (StudyConfig, {"security_defenses": "JPEG-Quality=80"}), (StudyConfig, {"out": 1})],
+)  # fmt: skip
+def test_a_wrong_type_is_an_argument_type_error(tmp_path, cls, change):
+    """Both a TypeError and a ValueError, as every check of orthocore.checks raises."""
+    config = cls(**{"out": str(tmp_path / "run"), **change})
+    with pytest.raises(ArgumentTypeError):
         config.validate()
 
 

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from orthocore.checks import check_model
+
 
 class LogitEnsemble(nn.Module):
     """The mean of its members' logits.
@@ -40,7 +42,6 @@ def as_source(model: nn.Module | Sequence[nn.Module]) -> nn.Module:
         if not model:
             raise ValueError("model: an ensemble needs at least one model, got an empty list")
         for index, member in enumerate(model):
-            if not isinstance(member, nn.Module):
-                raise TypeError(f"model: ensemble member {index} must be a torch.nn.Module, got {type(member).__name__}")
+            check_model(member, f"ensemble member {index}", module=True, where="model")
         return model[0] if len(model) == 1 else LogitEnsemble(model)
     return model

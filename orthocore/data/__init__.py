@@ -9,6 +9,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from orthocore.checks import check_choice
 from orthocore.data.cifar10 import is_cifar10_folder, load_cifar10
 from orthocore.data.digits import load_digits
 from orthocore.data.folders import MAX_PIXELS, ImageFolderDataset
@@ -16,8 +17,8 @@ from orthocore.data.mnist import load_idx_folder
 from orthocore.data.tensors import TensorImageDataset
 from orthocore.data.unpickle import safe_load
 
-
 IDX_KINDS = ("fashion-mnist", "mnist")
+SPLITS = ("train", "val", "test")
 
 
 def open_dataset(spec: str, split: str = "train", *, augment: bool = False, max_pixels: int = MAX_PIXELS) -> Dataset:
@@ -43,8 +44,7 @@ def open_dataset(spec: str, split: str = "train", *, augment: bool = False, max_
     Raises:
         FileNotFoundError, ValueError: the path is missing or not in the expected format.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
+    check_choice(split, "split", SPLITS)
     kinds = ("cifar10", "folder", *IDX_KINDS)
     kind, _, path = spec.partition(":") if spec.split(":", 1)[0] in kinds else ("", "", spec)
     if spec in ("digits", *IDX_KINDS) or kind in IDX_KINDS:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from orthocore.checks import check_choice
 from orthocore.data.tensors import TensorImageDataset
 from orthocore.data.unpickle import safe_load
 
@@ -53,8 +54,7 @@ def load_cifar10(root: str | os.PathLike, split: str = "train", augment: bool = 
         ValueError: a batch file is not a CIFAR-10 batch.
         pickle.UnpicklingError: a batch file tries to build anything but plain data.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
+    check_choice(split, "split", ("train", "val", "test"))
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"CIFAR-10 folder {str(root)!r} does not exist (expected the extracted cifar-10-batches-py)")

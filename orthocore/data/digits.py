@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from orthocore.checks import check_choice
 from orthocore.data.tensors import TensorImageDataset
 
 SPLIT_SEED = 0
@@ -25,8 +26,7 @@ def load_digits(split: str = "train") -> TensorImageDataset:
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split: expected 'train', 'val' or 'all', got {split!r}")
+    check_choice(split, "split", ("train", "val", "all"))
     bunch = sklearn_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
     labels = torch.tensor(bunch.target, dtype=torch.long)

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from orthocore.checks import check_choice, check_number
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 # Larger images are refused when the folder is opened (a 12000×12000 file is a
 # decompression bomb to PIL, and no classifier here needs more than ImageNet's sizes).
@@ -111,10 +113,8 @@ class ImageFolderDataset(Dataset):
         resize: int = 256,
         max_pixels: int = MAX_PIXELS,
     ) -> None:
-        if split not in ("train", "val", "all"):
-            raise ValueError(f"split: expected 'train', 'val' or 'all', got {split!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction: expected a number in (0, 1), got {val_fraction!r}")
+        check_choice(split, "split", ("train", "val", "all"))
+        check_number(val_fraction, "val_fraction", low=0, high=1, low_open=True, high_open=True)
         self.classes, files = _scan(Path(root))
         _verify(Path(root), files, max_pixels)
         self.num_classes = len(self.classes)

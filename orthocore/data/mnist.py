@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from orthocore.checks import check_choice
 from orthocore.data.idx import read_idx
 from orthocore.data.tensors import TensorImageDataset
 
@@ -131,8 +132,7 @@ def load_idx_folder(kind: str, path: str | None, split: str) -> TensorImageDatas
     Raises:
         FileNotFoundError, ValueError: missing or damaged files, named.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
+    check_choice(split, "split", ("train", "val", "test"))
     folder = find_folder(kind, path)
     train_images, train_labels = _read_part(folder, "train", kind, _stamp(folder))
     test_images, test_labels = _read_part(folder, "test", kind, _stamp(folder))

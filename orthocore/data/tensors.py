@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from orthocore.checks import check_shape
+
 
 def random_crop_flip(image: Tensor, padding: int = 4) -> Tensor:
     """CIFAR augmentation: a random crop from the zero-padded image and a random horizontal
@@ -39,8 +41,8 @@ class TensorImageDataset(Dataset):
     """
 
     def __init__(self, images: Tensor, labels: Tensor, num_classes: int, augment: bool = False) -> None:
-        if images.dim() != 4 or labels.shape != images.shape[:1]:
-            raise ValueError(f"images (N, C, H, W) and labels (N,) expected, got {tuple(images.shape)} and {tuple(labels.shape)}")
+        sizes = check_shape(images, "images", ["N", "C", "H", "W"], where="TensorImageDataset")
+        check_shape(labels, "labels", [sizes["N"]], where="TensorImageDataset")
         self.images = images
         self.labels = labels.long()
         self.num_classes = num_classes

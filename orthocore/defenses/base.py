@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from orthocore.checks import check_choice
+from orthocore.checks import check_choice, check_model
 from orthocore.defenses.bpda import straight_through
 
 # How a defended model's gradient passes its defense: None, through the defense's own
@@ -121,10 +121,8 @@ class Defended(nn.Module):
 
     def __init__(self, model: nn.Module, defense: nn.Module, bpda: str | None = None):
         super().__init__()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"defended: model must be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(defense, nn.Module):
-            raise TypeError(f"defended: defense must be a torch.nn.Module, got {type(defense).__name__}")
+        check_model(model, "model", module=True, where="defended")
+        check_model(defense, "defense", module=True, where="defended")
         self.bpda = check_choice(bpda, "bpda", BPDA_MODES, where="defended")
         self.defense = defense
         self.model = model

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from orthocore.checks import check_number_list
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,8 +35,10 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        if len(mean) != len(std) or min(std) <= 0:
-            raise ValueError(f"Normalize: mean and std need one value per channel and std > 0, got {mean}, {std}")
+        check_number_list(mean, "mean", where="Normalize")
+        check_number_list(std, "std", low=0, low_open=True, where="Normalize")
+        if len(mean) != len(std):
+            raise ValueError(f"Normalize: mean and std need one value per channel each, got {mean} and {std}")
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orthocore.attacks import PAPER_ATTACKS, attack_names
-from orthocore.checks import check_bool, check_choice, check_number, check_number_list
+from orthocore.checks import check_bool, check_choice, check_number, check_number_list, check_text, check_text_list
 from orthocore.defenses import STRONGEST, variants
 from orthocore.evaluate.security import AttackBudget
 from orthocore.train.config import TrainSettings
@@ -116,17 +116,14 @@ class StudyConfig(TrainSettings, AttackBudget):
             check_number(getattr(self, name), name, low=0, high=100, integer=True)
         self.check_budget()
         check_bool(self.security, "security")
-        if not isinstance(self.security_defenses, list):
-            raise ValueError(f"security_defenses: expected a list of defense labels, got {self.security_defenses!r}")
         known = variants()
-        for label in self.security_defenses:
+        for label in check_text_list(self.security_defenses, "security_defenses", "a list of defense labels"):
             check_choice(label, "security_defenses", known)
         seeds = check_number_list(self.seeds, "seeds", low=0, integer=True)
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds: values must be distinct, got {self.seeds}")
         check_bool(self.defenses, "defenses")
-        if not isinstance(self.out, str):
-            raise ValueError(f"out: expected a folder path, got {self.out!r}")
+        check_text(self.out, "out", "a folder path")
         _check_writable(Path(self.out))
 
     @classmethod

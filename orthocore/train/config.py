@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 
 from orthocore import distributed, models
-from orthocore.checks import check_bool, check_choice, check_number
+from orthocore.checks import check_bool, check_choice, check_number, check_text, check_text_list
 from orthocore.data.folders import MAX_PIXELS
 from orthocore.digests import file_digest, fingerprint
 from orthocore.models.registry import INITS
@@ -111,8 +111,7 @@ class TrainSettings:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
         models.spec(self.arch)
         for name in ("data",) + (("weights",) if self.weights is not None else ()):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"{name}: expected a string, got {getattr(self, name)!r}")
+            check_text(getattr(self, name), name)
         check_choice(self.penalty, "penalty", PENALTIES)
         for name in ("max_epochs", "eval_every", "batch_size", "max_image_pixels"):
             check_number(getattr(self, name), name, low=1, integer=True)
@@ -131,8 +130,7 @@ class TrainSettings:
         check_choice(self.cache, "cache", CACHES)
         check_choice(self.autocast, "autocast", AUTOCASTS)
         check_bool(self.cuda_graph, "cuda_graph")
-        if not isinstance(self.device, str):
-            raise ValueError(f"device: expected one of {', '.join(distributed.DEVICE_CHOICES)}, got {self.device!r}")
+        check_text(self.device, "device", f"one of {', '.join(distributed.DEVICE_CHOICES)}")
         device = distributed.device(self.device)
         if self.cuda_graph and distributed.world().size > 1:
             raise ValueError("cuda_graph: a captured step cannot hold DistributedDataParallel's gradient reduction; "
@@ -178,11 +176,9 @@ class TrainConfig(TrainSettings):
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.out, str):
-            raise ValueError(f"out: expected a folder path, got {self.out!r}")
+        check_text(self.out, "out", "a folder path")
         check_number(self.lam, "lam", low=0)
-        if not isinstance(self.references, list) or not all(isinstance(p, str) for p in self.references):
-            raise ValueError(f"references: expected a list of checkpoint paths, got {self.references!r}")
+        check_text_list(self.references, "references", "a list of checkpoint paths")
         if self.lam > 0 and not self.references:
             raise ValueError("references: λ > 0 needs at least one reference checkpoint")
         check_number(self.seed, "seed", low=0, integer=True)
