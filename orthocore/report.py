@@ -20,7 +20,7 @@ where the seeds differ, ``<name>_min`` / ``<name>_max`` hold its extremes
     format, title, seeds[int], config{}, versions{}, timings{stage: seconds}, notes[str],
     data{spec, images{train, val, test}}
     models[]:   name, role (reference|ordinary|surrogate|orthogonal|private|secret), lambda,
-                val_accuracy, train_seconds,
+                test_accuracy, train_seconds,
                 delta{signed_mean, signed_std, abs_mean, abs_std}   (against the reference)
     transfer[]: source, target, attack, eps, fooling_percent, n
     defenses[]: target, defense (Table III label or "none"), clean_fooling_percent, attack,
@@ -55,8 +55,10 @@ from orthocore._io import atomic_write_text
 from orthocore.evaluate.security import REFERENCE, SQUARE, WHITE_BOX, WORST_CASE, transfer_row
 
 # The version of results.json's layout (and of the study's stored stage results), raised
-# whenever a stored field changes. 2: fooling ratios are ``fooling_percent``.
-RESULTS_FORMAT = 2
+# whenever a stored field changes. 2: fooling ratios are ``fooling_percent``. 3: the models'
+# accuracy is ``test_accuracy`` (what it always measured), the security evaluation holds
+# the input-transformation defenses and ``white_box``, and ``data`` names the splits.
+RESULTS_FORMAT = 3
 
 
 def _fmt(value, digits=1) -> str:
@@ -82,7 +84,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def similarity_table(models: Sequence[Mapping]) -> tuple[list[str], list[list[str]]]:
     """Tables I/II: δ against the reference, accuracy and training time per model."""
-    header = ["model", "role", "λ", "val. accuracy (%)", "δ (mean ± std)", "|δ| (mean ± std)", "training time (s)"]
+    header = ["model", "role", "λ", "test accuracy (%)", "δ (mean ± std)", "|δ| (mean ± std)", "training time (s)"]
     rows = []
     for m in models:
         d = m.get("delta") or {}
@@ -91,7 +93,7 @@ def similarity_table(models: Sequence[Mapping]) -> tuple[list[str], list[list[st
                 m["name"],
                 m["role"],
                 _fmt(m.get("lambda"), 2),
-                _spread(m, "val_accuracy", 2),
+                _spread(m, "test_accuracy", 2),
                 f"{_spread(d, 'signed_mean', 3)} ± {_fmt(d.get('signed_std'), 3)}" if d else "(reference)",
                 f"{_spread(d, 'abs_mean', 3)} ± {_fmt(d.get('abs_std'), 3)}" if d else "(reference)",
                 _spread(m, "train_seconds", 1),
@@ -183,7 +185,7 @@ def _claims_of(results: Mapping) -> list[tuple[str, str, str]]:
 
     claim = "Orthogonal models keep their accuracy: within 5 points of the reference (Table I)"
     if reference and orthogonal:
-        drops = [(m["lambda"], reference["val_accuracy"] - m["val_accuracy"]) for m in orthogonal]
+        drops = [(m["lambda"], reference["test_accuracy"] - m["test_accuracy"]) for m in orthogonal]
         measured = ", ".join(f"λ={lam:g}: {abs(drop):.2f} points {'below' if drop > 0 else 'above'} the reference"
                              for lam, drop in drops)  # fmt: skip
         verdict = "reproduced" if all(drop <= 5 for _, drop in drops) else "not reproduced"

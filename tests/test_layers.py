@@ -20,8 +20,8 @@ LAYERS = [
     ["orthocore.train"],
     ["orthocore.attacks"],
     ["orthocore.defenses"],
-    ["orthocore.evaluate"],
-    ["orthocore.report", "orthocore.plots", "orthocore.gradcam"],
+    ["orthocore.evaluate", "orthocore.gradcam"],
+    ["orthocore.report", "orthocore.plots"],
     ["orthocore.study"],
     ["orthocore.cli", "orthocore.__main__"],
 ]  # fmt: skip

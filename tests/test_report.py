@@ -16,10 +16,10 @@ ATTACKS = ["fgsm", "pgd"]
 
 def _results():
     models = [
-        {"name": "reference", "role": "reference", "lambda": 0.0, "val_accuracy": 97.0, "train_seconds": 3.0},
-        {"name": "ordinary", "role": "ordinary", "lambda": 0.0, "val_accuracy": 96.5, "train_seconds": 3.1,
+        {"name": "reference", "role": "reference", "lambda": 0.0, "test_accuracy": 97.0, "train_seconds": 3.0},
+        {"name": "ordinary", "role": "ordinary", "lambda": 0.0, "test_accuracy": 96.5, "train_seconds": 3.1,
          "delta": {"signed_mean": 0.6, "signed_std": 0.1, "abs_mean": 0.6, "abs_std": 0.1}},
-        {"name": "orthogonal-λ3", "role": "orthogonal", "lambda": 3.0, "val_accuracy": 96.0, "train_seconds": 7.0,
+        {"name": "orthogonal-λ3", "role": "orthogonal", "lambda": 3.0, "test_accuracy": 96.0, "train_seconds": 7.0,
          "delta": {"signed_mean": 0.01, "signed_std": 0.03, "abs_mean": 0.02, "abs_std": 0.02}},
     ]
     transfer = []
@@ -90,7 +90,7 @@ def test_reproduction_verdicts_follow_the_numbers():
     verdicts = [v for _, _, v in reproduction_checks(results)]
     assert verdicts == ["reproduced"] * 4
     results["models"][2]["delta"]["abs_mean"] = 0.5  # orthogonal no longer decorrelated
-    results["models"][2]["val_accuracy"] = 80.0  # and 17 points worse
+    results["models"][2]["test_accuracy"] = 80.0  # and 17 points worse
     verdicts = [v for _, _, v in reproduction_checks(results)]
     assert verdicts[:2] == ["not reproduced", "not reproduced"]
     assert [v for _, _, v in reproduction_checks({"models": []})] == ["not measured"] * 4
@@ -103,14 +103,14 @@ def test_claims_over_seeds_hold_only_when_every_seed_agrees():
     checks = reproduction_checks(results)
     assert [v for _, _, v in checks] == ["reproduced"] * 4 and "reproduced in 2 of 2" in checks[0][1]
     worse = _results()["models"]
-    worse[2]["val_accuracy"] = 80.0
+    worse[2]["test_accuracy"] = 80.0
     results["per_seed"] = [seed, {**seed, "similarity": worse}]
     assert [v for _, _, v in reproduction_checks(results)][1] == "inconclusive over seeds"
 
 
 def test_ranges_over_seeds_are_printed_beside_the_means(finished_run):
     results = json.loads((finished_run / "results.json").read_text())
-    results["models"][1] |= {"val_accuracy_min": 95.0, "val_accuracy_max": 98.0}
+    results["models"][1] |= {"test_accuracy_min": 95.0, "test_accuracy_max": 98.0}
     row = results["security"]["rows"][0]
     row |= {"fooling_percent_min": 20.0, "fooling_percent_max": 40.0}
     (finished_run / "results.json").write_text(json.dumps(results))

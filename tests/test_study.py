@@ -106,11 +106,11 @@ def test_several_seeds_are_summarised_and_verdicts_read_over_them(tmp_path):
     assert results["seeds"] == [0, 1] and [s["seed"] for s in results["per_seed"]] == [0, 1]
     folders = {p.parent.name for p in (tmp_path / "run").glob("models/*/model.ckpt")}
     assert len(folders) == 8, "each seed trains its own models"
-    accuracy = [next(m["val_accuracy"] for m in s["similarity"] if m["name"] == "ordinary") for s in results["per_seed"]]
+    accuracy = [next(m["test_accuracy"] for m in s["similarity"] if m["name"] == "ordinary") for s in results["per_seed"]]
     ordinary = next(m for m in results["models"] if m["name"] == "ordinary")
-    assert ordinary["val_accuracy"] == pytest.approx(sum(accuracy) / 2)
+    assert ordinary["test_accuracy"] == pytest.approx(sum(accuracy) / 2)
     if accuracy[0] != accuracy[1]:
-        assert (ordinary["val_accuracy_min"], ordinary["val_accuracy_max"]) == (min(accuracy), max(accuracy))
+        assert (ordinary["test_accuracy_min"], ordinary["test_accuracy_max"]) == (min(accuracy), max(accuracy))
     per_seed_white_box = [
         sum(r["fooling_percent"] for r in s["security"]["rows"] if (r["target"], r["attack"]) == ("ordinary", "white-box"))
         / len(config.security_eps) for s in results["per_seed"]
@@ -128,7 +128,7 @@ def test_rerun_with_nothing_changed_reuses_every_stage(finished, monkeypatch):
     monkeypatch.setattr(trainer, "train", fail)  # every model of the study and its surrogates trains through it
     monkeypatch.setattr(pipeline, "transfer_evaluation", fail)
     monkeypatch.setattr(pipeline, "defense_evaluation", fail)
-    monkeypatch.setattr(pipeline.gradients, "similarity", fail)
+    monkeypatch.setattr(pipeline, "similarity_row", fail)
     again = run_study(_tiny(out), progress=False)
     assert again["models"] == results["models"] and again["transfer"] == results["transfer"]
     assert again["defenses"] == results["defenses"]

@@ -57,16 +57,15 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
-    from orthocore import data, distributed, gradients
+    from orthocore import data, distributed
     from orthocore.checkpoint import load_model
-    from orthocore.metrics import accuracy
+    from orthocore.evaluate.similarity import similarity_row
 
     device = distributed.device(args.device)
     dataset = data.open_dataset(args.data, args.split)
     model_a, model_b = (load_model(path, device, data=dataset) for path in (args.model_a, args.model_b))
-    stats = gradients.similarity(model_a, model_b, dataset, batch_size=args.batch_size, device=device,
-                                 progress=not args.no_progress)  # fmt: skip
-    acc_a, acc_b = accuracy(model_a, dataset, device), accuracy(model_b, dataset, device)
+    row = similarity_row(model_b, model_a, dataset, device, batch_size=args.batch_size, progress=not args.no_progress)
+    acc_a, acc_b, stats = similarity_row(model_a, model_a, dataset, device).accuracy, row.accuracy, row.delta
     print(f"{'model-1':<28} {'model-2':<28} {'acc-1':>7} {'acc-2':>7}  {'delta (mean ± std)':<18}  {'|delta| (mean ± std)':<20}  n")
     print(
         f"{args.model_a:<28} {args.model_b:<28} {acc_a:6.2f}% {acc_b:6.2f}%  "

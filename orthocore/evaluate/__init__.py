@@ -1,12 +1,14 @@
-"""Evaluation protocols: transfer (black-box) fooling ratios of attacks crafted on a
-source model (Jalwana et al., Section IV), Table III, and the security evaluation
-(white-box, query, transfer, worst case, masking diagnostics)."""
+"""Evaluation protocols: Tables I/II (accuracy and δ to the reference), transfer
+(black-box) fooling ratios of attacks crafted on a source model (Jalwana et al., Section
+IV), Table III, Figs. 3/4's data, and the security evaluation (white-box, query,
+transfer, worst case, masking diagnostics)."""
 
 from orthocore.evaluate.security import SecurityConfig, SecurityResult, security_evaluation
+from orthocore.evaluate.similarity import SimilarityRow, similarity_row
 from orthocore.evaluate.table import FoolingRow, FoolingTable
 from orthocore.evaluate.transfer import TransferConfig, default_eps_grid, select_correct, transfer_evaluation
 
 __all__ = [
-    "FoolingRow", "FoolingTable", "SecurityConfig", "SecurityResult", "TransferConfig", "default_eps_grid",
-    "security_evaluation", "select_correct", "transfer_evaluation",
+    "FoolingRow", "FoolingTable", "SecurityConfig", "SecurityResult", "SimilarityRow", "TransferConfig",
+    "default_eps_grid", "security_evaluation", "select_correct", "similarity_row", "transfer_evaluation",
 ]  # fmt: skip

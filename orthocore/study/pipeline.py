@@ -8,7 +8,7 @@ Per study seed (:mod:`orthocore.study.seeds` gives every model its own seed):
    retrain's seed, so λ is the only difference between them (Algorithm 1). With
    ``secret_references = k``, also k private references of the defender's (trained
    orthogonal to K) and a **secret** model trained orthogonal to K and to them.
-2. **Tables I/II** — validation accuracy and δ (signed and |δ|) of each model against K.
+2. **Tables I/II** — test accuracy and δ (signed and |δ|) of each model against K.
 3. **Figs. 5/6** — fooling ratio over the ε grid of each attack crafted on K and on the
    surrogate, on every model.
 4. **Table III** — the ordinary retrain behind each defense at the paper's four settings
@@ -35,26 +35,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch import nn
 
-from orthocore import distributed, gradients
+from orthocore import distributed
 from orthocore._io import atomic_write_json, move_aside
-from orthocore.attacks import make_attack
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
 from orthocore.defenses import defended, paper_variants, variants
 from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.batches import DRAWS
 from orthocore.evaluate.defenses import defense_evaluation
+from orthocore.evaluate.panels import first_images, write_panels
 from orthocore.evaluate.security import SecurityConfig, budget_of, security_evaluation
+from orthocore.evaluate.similarity import similarity_row
 from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, surrogate_plans, train_surrogates
 from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
-from orthocore.gradcam import gradcam
 from orthocore.locks import output_lock
-from orthocore.metrics import accuracy
 from orthocore.progress import progress as progress_report
 from orthocore.report import RESULTS_FORMAT, write_report
 from orthocore.runtime import versions
@@ -208,20 +205,15 @@ def train_every_model(config: StudyConfig, workers: Workers, progress: bool) -> 
 
 
 def similarity_table(models: list[StudyModel], test_set, device, cache: StageCache) -> list[dict]:
-    """Tables I/II rows: accuracy of every model and δ of every model against the reference."""
+    """Tables I/II rows (:mod:`orthocore.evaluate.similarity`): test accuracy of every
+    model and δ of every model against the reference."""
     reference = models[0]
     key = fingerprint("similarity", [file_digest(m.checkpoint) for m in models])
     cached = cache.get("similarity", key)
     if cached is not None:
         return cached
-    rows = []
-    for m in models:
-        row = {"name": m.name, "role": m.role, "lambda": m.lam, "train_seconds": m.train_seconds,
-               "val_accuracy": accuracy(m.model, test_set, device)}  # fmt: skip
-        if m is not reference:
-            s = gradients.similarity(reference.model, m.model, test_set, device=device)
-            row["delta"] = {"signed_mean": s.mean, "signed_std": s.std, "abs_mean": s.abs_mean, "abs_std": s.abs_std}
-        rows.append(row)
+    rows = [{"name": m.name, "role": m.role, "lambda": m.lam, "train_seconds": m.train_seconds,
+             **similarity_row(m.model, reference.model, test_set, device).record()} for m in models]  # fmt: skip
     return cache.put("similarity", key, rows)
 
 
@@ -351,35 +343,14 @@ def security_summary(per_seed: list[dict], models: list[StudyModel], config: Stu
     return summary | {"verdicts": [dataclasses.asdict(v) for v in verdicts]}
 
 
-def _test_tensors(test_set, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    items = [test_set[i] for i in range(min(count, len(test_set)))]
-    return torch.stack([x for x, _ in items]), torch.as_tensor([int(y) for _, y in items])
-
-
 def panels(config: StudyConfig, seed: int, models: list[StudyModel], test_set, device, run_dir: Path) -> dict:
-    """Figs. 3/4 data of study seed ``seed``: Grad-CAM maps and the perturbation panel,
-    saved to ``panels.npz``."""
-    reference = models[0]
-    shown = [m for m in models if m.role in ("reference", "ordinary", "orthogonal")]
-    images, labels = _test_tensors(test_set, config.gradcam_images)
-    images, labels = images.to(device), labels.to(device)
-    arrays = {"gradcam_images": images.cpu().numpy()}
-    for i, m in enumerate(shown):
-        arrays[f"gradcam_{i}"] = gradcam(m.model, images, labels).cpu().numpy()
-    clean, label = images[:1], labels[:1]
-    arrays["perturbation_clean"] = clean[0].cpu().numpy()
-    for name in config.attacks:
-        generator = torch.Generator().manual_seed(seed)
-        adversarial = make_attack(name, reference.model, list(config.eps), generator=generator)(clean, label)
-        arrays[f"perturbation_{name}"] = adversarial[:, 0].detach().cpu().numpy()  # (E, C, H, W)
-    tmp = run_dir / "panels.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(run_dir / "panels.npz")
-    return {
-        "gradcam_models": [m.name for m in shown],
-        "perturbation_attacks": list(config.attacks),
-        "perturbation_eps": list(config.eps),
-    }
+    """Figs. 3/4 data of study seed ``seed`` (:mod:`orthocore.evaluate.panels`): Grad-CAM
+    of the reference, ordinary and orthogonal models, and the attacks crafted on the
+    reference over the ε grid, saved to ``panels.npz``."""
+    images, labels = first_images(test_set, config.gradcam_images)
+    shown = {m.name: m.model for m in models if m.role in ("reference", "ordinary", "orthogonal")}
+    return write_panels(run_dir / "panels.npz", shown, models[0].model, images.to(device), labels.to(device),
+                        config.attacks, config.eps, seed)  # fmt: skip
 
 
 def run_seed(config: StudyConfig, seed: int, test_set, device, progress: bool, timings: dict,
