@@ -193,12 +193,20 @@ def fashion_mnist_config(out: str) -> StudyConfig:
     attacked and defended at 0.1–0.3 in the literature (Madry et al. train at 0.3):
     on 28×28 grey images with mostly saturated backgrounds the CIFAR-10 grid of 0.5–8 %
     barely moves a classifier. Table III takes 0.05 and 0.1, the security evaluation
-    0.05, 0.1 and 0.2. Training: batches of 128, validation every 2 epochs, at most 6
-    (the small CNN reaches 91 % validation accuracy in 3).
+    0.05, 0.1 and 0.2.
+
+    Training: batches of 128, validation every 2 epochs, at most 6 (the small CNN reaches
+    91 % validation accuracy in 3). The penalty is taken on 16 random rows of each batch
+    (``penalty_batch``): on the λ = 1 model its validation |δ| stayed within 0.004 of the
+    whole batch's (0.025–0.028 against 0.024–0.025 after 2–3 epochs) at 2.3x the
+    throughput. λ = 1 and 10: the sweep of λ ∈ {0.3, 1, 3, 10, 30} (README) kept every
+    model within 2 points of K's test accuracy up to λ = 10 (λ = 30 lost 3.8), with
+    |δ| 0.035 down to 0.006.
     """
     return StudyConfig(
         out=out,
         data="fashion-mnist",
+        lambdas=[1.0, 10.0],
         max_epochs=6,
         eval_every=2,
         batch_size=128,
