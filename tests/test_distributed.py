@@ -1,11 +1,13 @@
 """Training under ``torchrun`` (2 CPU processes, gloo) against the one-process run.
 
-Tolerance of the equivalence: the digits CNN has no BatchNorm, so each process computes
+Tolerance of the equivalence: the models have no BatchNorm, so each process computes
 exactly the per-sample gradients the one-process run computes for its half of every
 batch; what differs is float32 summation order (DDP adds the two halves' mean gradients,
 one process sums the whole batch), about 1e-7 relative per step. The runs use plain SGD
-(lr 0.01, no momentum) for one epoch (23 steps), where such differences stay at rounding
-level: measured 2e-7 of each tensor's largest entry. The test allows 1e-5. Momentum or
+(lr 0.01, no momentum) for one epoch (23 steps) of a smooth model (``digits_smooth`` of
+``tests/ddp_worker.py``: no ReLU sign or max-pool argmax that a rounding-level change
+could flip, which sends two runs down different gradients), where such differences stay
+at rounding level: measured 2e-7 of each tensor's largest entry. The test allows 1e-5. Momentum or
 Adam amplify them (Adam's normalisation turns a rounding-level change of a near-zero
 gradient into a change of order lr): measured 4e-5 with SGD momentum 0.9, lr 0.05, and
 up to 5e-6 with Adam over the same epoch, which would need a tolerance too loose to
@@ -33,6 +35,7 @@ from orthocore.train.shards import epoch_order, epoch_sampler, step_share
 WORKER = Path(__file__).with_name("ddp_worker.py")
 SGD = ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0", "--weight-decay", "0", "--batch-size", "64",
        "--no-progress"]  # fmt: skip
+SMOOTH = ["--arch", "digits_smooth"]  # see tests/ddp_worker.py
 TOLERANCE = 1e-5  # of each tensor's largest entry; see the module's note
 
 
@@ -72,7 +75,7 @@ def largest_difference(a: dict, b: dict) -> float:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference") / "k"
-    done = run_orthocore(["train", "--out", out, "--max-epochs", "1", "--seed", "7", *SGD])
+    done = run_orthocore(["train", "--out", out, "--max-epochs", "1", "--seed", "7", *SGD, *SMOOTH])
     assert done.returncode == 0, done.stderr
     return out / "model.ckpt"
 
@@ -117,11 +120,11 @@ def test_the_penalty_rows_are_dealt_to_the_processes_that_hold_them():
 
 
 CASES = {
-    "orthogonal": ["--lambda", "1"],
-    "ordinary": ["--lambda", "0"],
+    "orthogonal": ["--lambda", "1", *SMOOTH],
+    "ordinary": ["--lambda", "0", *SMOOTH],
     "bias_offset": ["--lambda", "1", "--arch", "digits_bias_offset"],  # pytorch#47562
-    "penalty_on_one_sample": ["--lambda", "1", "--penalty-batch", "1"],  # one process holds no penalty sample
-    "disk_cache": ["--lambda", "1", "--cache", "disk"],  # both processes fill one memory-mapped file
+    "penalty_on_one_sample": ["--lambda", "1", "--penalty-batch", "1", *SMOOTH],  # one process holds no penalty sample
+    "disk_cache": ["--lambda", "1", "--cache", "disk", *SMOOTH],  # both processes fill one memory-mapped file
 }
 
 
