@@ -147,7 +147,11 @@ def test_results_of_another_format_are_refused_before_anything_is_written(tmp_pa
     old = _results()
     del old["format"]  # format 1 had no field, and named percentages fooling_ratio
     (tmp_path / "results.json").write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="has format 1, this orthocore reads format 2: run the study again"):
+    with pytest.raises(ValueError, match=f"has format 1, this orthocore reads format {RESULTS_FORMAT}: run the study"):
+        write_report(tmp_path)
+    old["format"] = 2  # the models' accuracy was val_accuracy, and the defenses were not in the security evaluation
+    (tmp_path / "results.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=f"has format 2, this orthocore reads format {RESULTS_FORMAT}"):
         write_report(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 

@@ -43,16 +43,15 @@ def similarity_row(model: nn.Module, reference: nn.Module, data, device: torch.d
 
     Args:
         model, reference: classifiers on [0, 1] images.
-        data: ``(images, labels)`` tensors or a dataset of ``(image, label)``.
+        data: a dataset of ``(image, label)``.
         device: where to compute.
         batch_size, progress: as in :func:`orthocore.gradients.deltas`.
 
     Examples:
         >>> import torch
-        >>> from orthocore import models
+        >>> from orthocore import data, models
         >>> a, b = models.create("digits_cnn"), models.create("digits_cnn")
-        >>> data = (torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,)))
-        >>> row = similarity_row(b, a, data, torch.device("cpu"))
+        >>> row = similarity_row(b, a, data.load_digits("val"), torch.device("cpu"))
         >>> 0 <= row.accuracy <= 100 and -1 <= row.delta.mean <= 1
         True
     """
