@@ -15,6 +15,7 @@ from orthocore.attacks import PAPER_ATTACKS
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
+from orthocore.evaluate import DefenseConfig
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.report import defense_table, markdown_table
 
@@ -34,9 +35,7 @@ def main() -> None:
         paper_variants(),
         {"orthogonal": load_model(runs / "orthogonal" / "model.ckpt")},
         open_dataset(f"cifar10:{args.data}", "test"),
-        attacks=tuple(args.attacks.split(",")),
-        eps=(0.03, 0.05),
-        n_images=args.n_images,
+        DefenseConfig(attacks=tuple(args.attacks.split(",")), n_images=args.n_images),  # ε 3 % and 5 %, the paper's
         target_name="ordinary",
     )
     print(markdown_table(*defense_table([dataclasses.asdict(r) for r in rows])))

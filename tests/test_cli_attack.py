@@ -1,7 +1,6 @@
 """`orthocore attack`: argument parsing and validation (the ε range syntax, attack names,
 checkpoint paths) before any model is loaded."""
 
-import argparse
 import json
 import sys
 import types
@@ -12,6 +11,7 @@ from torch import nn
 
 from orthocore import cli
 from orthocore.cli import attack as attack_cli
+from orthocore.settings import eps_grid
 
 
 def _parse(*argv):
@@ -41,7 +41,8 @@ def test_defaults_are_the_papers_protocol():
     [("0.01,0.03, 0.05", (0.01, 0.03, 0.05)), ("0.02:0.02:1", (0.02,)), ("0:0.1:3", (0.0, 0.05, 0.1))],
 )
 def test_eps_syntax(text, expected):
-    assert attack_cli.parse_eps(text) == pytest.approx(expected)
+    assert eps_grid(text) == pytest.approx(expected)
+    assert _parse("--source", "a.ckpt", "--eps", text).eps == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("text", ["0.08:0.005:16", "0.005:0.08", "0.005:0.08:0", "a:b:c", "0.01,-0.02", "", "nan"])
@@ -55,8 +56,9 @@ def test_unknown_attack_is_rejected(capsys):
     with pytest.raises(SystemExit):
         _parse("--source", "a.ckpt", "--attacks", "fgsm,deepfool")
     assert "unknown attack 'deepfool'" in capsys.readouterr().err
-    with pytest.raises(argparse.ArgumentTypeError):
-        attack_cli.parse_attacks(" , ")
+    with pytest.raises(SystemExit):
+        _parse("--source", "a.ckpt", "--attacks", " , ")
+    assert "at least one attack" in capsys.readouterr().err
 
 
 def test_missing_checkpoint_fails_before_loading(tmp_path):

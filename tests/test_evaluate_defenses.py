@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from orthocore.evaluate.defenses import defense_evaluation
+from orthocore.evaluate.settings import DefenseConfig
 
 
 class Identity(nn.Module):
@@ -40,10 +41,9 @@ def setting():
 
 def test_rows_and_clean_fooling(setting):
     source, target, orthogonal, data = setting
-    rows = defense_evaluation(
-        source, target, {"identity": Identity(), "blank": Blank()}, {"ortho": orthogonal}, data,
-        attacks=("fgsm", "pgd"), eps=(0.03, 0.3), n_images=40, target_name="ordinary",
-    )  # fmt: skip
+    config = DefenseConfig(attacks=("fgsm", "pgd"), defense_eps=(0.03, 0.3), n_images=40)
+    rows = defense_evaluation(source, target, {"identity": Identity(), "blank": Blank()}, {"ortho": orthogonal}, data,
+                              config, target_name="ordinary")  # fmt: skip
     assert len(rows) == 4 * 2 * 2  # (undefended, 2 defenses, 1 orthogonal) x attacks x eps
     assert [r.defense for r in rows[::4]] == ["none", "identity", "blank", "none"]
     by = {(r.target, r.defense, r.attack, r.eps): r for r in rows}
@@ -65,8 +65,8 @@ def test_rows_and_clean_fooling(setting):
 def test_bad_arguments(setting):
     source, target, orthogonal, data = setting
     with pytest.raises(ValueError, match="unknown attack"):
-        defense_evaluation(source, target, {}, {}, data, attacks=("nope",))
-    with pytest.raises(ValueError, match="eps"):
-        defense_evaluation(source, target, {}, {}, data, eps=(-0.1,))
+        defense_evaluation(source, target, {}, {}, data, DefenseConfig(attacks=("nope",)))
+    with pytest.raises(ValueError, match="defense_eps"):
+        defense_evaluation(source, target, {}, {}, data, DefenseConfig(defense_eps=(-0.1,)))
     with pytest.raises(ValueError, match="target_name"):
         defense_evaluation(source, target, {}, {"target": orthogonal}, data)

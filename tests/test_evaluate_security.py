@@ -10,7 +10,7 @@ from orthocore.evaluate.security import SQUARE, WHITE_BOX, WORST_CASE, WORST_TRA
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CONFIG = SecurityConfig(eps=(0.05, 0.3), n_images=40, batch_size=16, white_box_steps=8, restarts=2, short_steps=2,
+CONFIG = SecurityConfig(security_eps=(0.05, 0.3), n_images=40, attack_batch=16, white_box_steps=8, restarts=2, short_steps=2,
                         square_queries=40, transfer_steps=4)  # fmt: skip
 
 
@@ -103,7 +103,7 @@ def test_seeded(result, data):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"config": {"eps": (0.1, 1.5)}}, r"eps must be a finite number in \(0, 1\]"),
+        ({"config": {"security_eps": (0.1, 1.5)}}, r"security_eps must be a finite number in \(0, 1\]"),
         ({"config": {"restarts": 0}}, "restarts must be an integer >= 1"),
         ({"config": {"square_queries": 1}}, "square_queries must be an integer >= 2"),
         ({"targets": {}}, "targets: expected at least one model"),

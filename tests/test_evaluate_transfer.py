@@ -67,7 +67,7 @@ def test_selection_with_too_few_correct_images(models):
 
 def test_fooling_percents_match_a_count_by_hand(models):
     source, targets = models
-    config = TransferConfig(attacks=("fgsm", "pgd"), eps=(0.0, 0.02, 0.1), n_images=40, seed=5, batch_size=16)
+    config = TransferConfig(attacks=("fgsm", "pgd"), eps=(0.0, 0.02, 0.1), n_images=40, seed=5, attack_batch=16)
     table = transfer_evaluation(source, targets, _dataset(), config)
     assert len(table.rows) == 2 * 3 * 3 and table.metadata["images"] == 40
     images, labels = select_correct([source, *targets.values()], _dataset(), 40, 5, 16, torch.device("cpu"))
@@ -83,7 +83,7 @@ def test_fooling_percents_match_a_count_by_hand(models):
 
 def test_dataset_objects_give_the_same_table(models):
     source, targets = models
-    config = TransferConfig(attacks=("ifgsm",), eps=(0.05,), n_images=20, seed=1, batch_size=8)
+    config = TransferConfig(attacks=("ifgsm",), eps=(0.05,), n_images=20, seed=1, attack_batch=8)
     from_tensors = transfer_evaluation(source, targets, _dataset(), config)
     from_dataset = transfer_evaluation(source, targets, torch.utils.data.TensorDataset(*_dataset()), config)
     assert from_tensors.rows == from_dataset.rows
@@ -91,7 +91,7 @@ def test_dataset_objects_give_the_same_table(models):
 
 def test_writers_round_trip_and_leave_no_partial_file(models, tmp_path, monkeypatch):
     source, targets = models
-    config = TransferConfig(attacks=("fgsm",), eps=(0.01, 0.05), n_images=10, batch_size=8)
+    config = TransferConfig(attacks=("fgsm",), eps=(0.01, 0.05), n_images=10, attack_batch=8)
     table = transfer_evaluation(source, targets, _dataset(), config)
     csv_lines = table.to_csv(tmp_path / "out.csv").read_text().splitlines()
     assert csv_lines[0] == "attack,eps,model,role,fooled,total,fooling_percent" and len(csv_lines) == 1 + 6

@@ -176,7 +176,7 @@ def test_the_fashion_mnist_study_runs_end_to_end_on_tiny_files(tmp_path):
     assert (config.data, config.arch, config.eps[-1]) == ("fashion-mnist", "fmnist_cnn", 0.3)
     config.data = f"fashion-mnist:{folder}"
     budget = {"max_epochs": 2, "eval_every": 1, "n_images": 20, "seeds": [0], "gradcam_images": 2,
-              "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 1, "adaptive": 1,
+              "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 0, "adaptive": 1,
               "eps": [0.1, 0.3], "security_eps": [0.1, 0.3], "workers": 1, "device": "cpu"}  # fmt: skip
     for key, value in budget.items():
         setattr(config, key, value)

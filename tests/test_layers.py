@@ -12,8 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom up, as in the README's Layout table. A module belongs to the first prefix it matches.
 LAYERS = [
     ["orthocore.kernels", "orthocore.formulas", "orthocore.checks", "orthocore.modes", "orthocore._io", "orthocore.digests",
-     "orthocore.draws",
-     "orthocore.progress", "orthocore.interrupts", "orthocore.locks"],
+     "orthocore.settings", "orthocore.draws", "orthocore.progress", "orthocore.interrupts", "orthocore.locks"],
     ["orthocore.dispatch", "orthocore.ops"],
     ["orthocore.runtime", "orthocore.distributed", "orthocore.workers", "orthocore.gradients", "orthocore.models",
      "orthocore.data", "orthocore.checkpoint", "orthocore.metrics"],

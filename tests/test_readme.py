@@ -1,7 +1,9 @@
-"""Every shell command the README shows runs as written, in order, in a temporary folder.
+"""Every shell command the README and docs/ show runs as written, in order (the README
+first, then docs/ by file name), in a temporary folder; the README's Python blocks run
+too.
 
-The README's ``bash`` blocks are read from the file itself, so a command added there is
-run here. Two things are scaled down, and only these:
+The ``bash`` blocks are read from the files themselves, so a command added there is run
+here. Two things are scaled down, and only these:
 
 - the data: ``cifar10:DIR`` and the TOML's ``data`` become a tiny generated CIFAR-10
   python-batches folder (40 training and 8 validation images of one class, so a model
@@ -23,7 +25,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]  # the order their commands run in
 ORTHOCORE = Path(sys.executable).with_name("orthocore")
 
 SET_UP = [["make", "demo"], ["make", "test"], ["pip", "install", "torch==2.14.1", "ninja"],
@@ -38,18 +42,19 @@ BUDGET = {
     "run": ["--no-progress"],
 }
 STUDY_BUDGET = {"max_epochs": 6, "eval_every": 6, "batch_size": 8, "n_images": 8, "seeds": [0], "gradcam_images": 2,
-                "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 1, "adaptive": 1,
+                "white_box_steps": 2, "restarts": 1, "square_queries": 4, "surrogates": 0, "adaptive": 1,
                 "eps": [0.03, 0.05], "security_eps": [0.05, 0.08]}  # fmt: skip
 
 
-def blocks(language: str) -> list[str]:
-    """The README's fenced code blocks in ``language``, in order."""
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), flags=re.MULTILINE | re.DOTALL)
+def blocks(language: str, documents=DOCUMENTS) -> list[str]:
+    """The fenced code blocks in ``language`` of ``documents``, in order."""
+    return [block for document in documents
+            for block in re.findall(rf"^```{language}\n(.*?)^```", document.read_text(), flags=re.MULTILINE | re.DOTALL)]
 
 
 def commands() -> list[list[str]]:
-    """Every command of the README's bash blocks as an argv list (continuation lines
-    joined, comments dropped)."""
+    """Every command of the README's and docs/' bash blocks as an argv list
+    (continuation lines joined, comments dropped)."""
     found = []
     for block in blocks("bash"):
         for line in block.replace("\\\n", " ").splitlines():
@@ -59,7 +64,7 @@ def commands() -> list[list[str]]:
 
 
 def write_study_toml(path: Path, cifar: Path) -> None:
-    """The README's TOML block with its data on the tiny folder and a small budget."""
+    """The study TOML block (docs/study.md) with its data on the tiny folder and a small budget."""
     (text,) = blocks("toml")
     config = tomllib.loads(text) | STUDY_BUDGET | {"data": f"cifar10:{cifar}"}
     path.write_text("".join(f"{key} = {_toml_value(value)}\n" for key, value in config.items()))
@@ -107,3 +112,15 @@ def test_every_readme_command_runs_as_written(tmp_path, cifar10_folder):
                  "runs/security/security.json", "runs/cifar-resnet20/report.html", "runs/m/model.safetensors"):
         assert (tmp_path / made).is_file(), made
 
+
+
+def test_the_readme_python_runs(tmp_path):
+    """The README's Python blocks, run as a script in a temporary folder."""
+    (code,) = blocks("python", [README])
+    script = tmp_path / "readme.py"
+    script.write_text(code)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SimilarityRow(accuracy=" in result.stdout and (tmp_path / "runs/api-m/model.ckpt").is_file()

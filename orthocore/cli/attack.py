@@ -4,51 +4,23 @@
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 
-import torch
 
-from orthocore.attacks import ATTACKS, PAPER_ATTACKS, attack_names
-from orthocore.cli._arguments import DefaultsHelpFormatter, add_device_argument, int_at_least
-
-
-def parse_eps(text: str) -> tuple[float, ...]:
-    """An ε grid from ``start:stop:count`` (``count`` evenly spaced values, both ends
-    included) or a comma-separated list; values are fractions of the [0, 1] range."""
-    try:
-        if ":" in text:
-            start, stop, count = text.split(":")
-            start, stop, count = float(start), float(stop), int(count)
-            if count < 1 or stop < start:
-                raise ValueError
-            values = torch.linspace(start, stop, count, dtype=torch.float64).tolist()
-        else:
-            values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--eps expects start:stop:count (start <= stop, count >= 1) or a comma list, got {text!r}"
-        ) from None
-    if not values or any(not math.isfinite(v) or v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"--eps values must be finite and >= 0, got {text!r}")
-    return tuple(values)
-
-
-def parse_attacks(text: str) -> tuple[str, ...]:
-    """Comma-separated attack names, each one of :data:`orthocore.attacks.ATTACKS`."""
-    try:
-        return attack_names([name.strip().lower() for name in text.split(",") if name.strip()])
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+from orthocore.cli._arguments import (
+    DefaultsHelpFormatter,
+    add_config_arguments,
+    add_device_argument,
+    config_from_arguments,
+)
+from orthocore.evaluate.settings import DefenseConfig, TransferConfig
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
     """Transfer evaluation: craft on --source, fooling ratios on it and every --target."""
     from orthocore.evaluate import TransferConfig, transfer_evaluation
 
-    config = TransferConfig(
-        attacks=args.attacks, eps=args.eps, n_images=args.n_images, seed=args.seed, batch_size=args.batch_size
-    )
+    config = config_from_arguments(TransferConfig, args)
     missing = [path for path in [args.source, *args.target] if not pathlib.Path(path).is_file()]
     if missing:
         raise SystemExit(f"orthocore attack: checkpoint not found: {', '.join(missing)}")
@@ -79,8 +51,10 @@ def cmd_defend(args: argparse.Namespace) -> int:
     from orthocore.data import open_dataset
     from orthocore.defenses import paper_variants
     from orthocore.evaluate.defenses import defense_evaluation
+    from orthocore.evaluate.settings import DefenseConfig
     from orthocore.report import defense_table, markdown_table
 
+    config = config_from_arguments(DefenseConfig, args)
     device = distributed.device(args.device)
     dataset = open_dataset(args.data, "test")  # bad data fails before any model is read
     source = load_model(args.source, device, data=dataset)
@@ -88,11 +62,8 @@ def cmd_defend(args: argparse.Namespace) -> int:
     # named together, so that runs/k2/model.ckpt and runs/m/model.ckpt are k2/model and m/model
     target_name, *names = model_names([args.target, *args.orthogonal])
     orthogonal = {name: load_model(path, device, data=dataset) for name, path in zip(names, args.orthogonal)}
-    rows = defense_evaluation(
-        source, target, paper_variants(), orthogonal, dataset, attacks=args.attacks, eps=args.eps,
-        n_images=args.n_images, seed=args.seed, batch_size=args.batch_size, target_name=target_name,
-        device=device, progress=not args.no_progress and distributed.world().main,
-    )  # fmt: skip
+    rows = defense_evaluation(source, target, paper_variants(), orthogonal, dataset, config, target_name=target_name,
+                              device=device, progress=not args.no_progress and distributed.world().main)  # fmt: skip
     if not distributed.world().main:  # every process attacked its share; rank 0 has every row
         return 0
     records = [dataclasses.asdict(row) for row in rows]
@@ -120,26 +91,12 @@ def model_names(paths: list[str]) -> list[str]:
     return [f"{name}#{i}" for i, name in enumerate(names)]
 
 
-def _add_attacks_argument(parser) -> None:
-    parser.add_argument(
-        "--attacks", type=parse_attacks, default=PAPER_ATTACKS,
-        help=f"comma-separated, from {','.join(ATTACKS)} (default {','.join(PAPER_ATTACKS)})",
-    )  # fmt: skip
-
-
 def _add_attack_parser(commands) -> None:
     parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets",
                                  formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
     parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
-    _add_attacks_argument(parser)
-    parser.add_argument(
-        "--eps", type=parse_eps, default=parse_eps("0.005:0.08:16"),
-        help="start:stop:count or a comma list, fractions of [0, 1] (default 0.005:0.08:16)",
-    )  # fmt: skip
-    parser.add_argument("--n-images", type=int_at_least(1), default=1000, help="images evaluated (default 1000)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
-    parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
+    add_config_arguments(parser, TransferConfig)  # one option per field: --attacks, --eps, --n-images, ...
     parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH (its test split)")
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
@@ -154,11 +111,7 @@ def _add_defend_parser(commands) -> None:
     parser.add_argument("--target", required=True, help="checkpoint of the ordinary model the defenses protect")
     parser.add_argument("--orthogonal", action="append", default=[], help="checkpoint of an orthogonal model (repeatable)")
     parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH")
-    _add_attacks_argument(parser)
-    parser.add_argument("--eps", type=parse_eps, default=(0.03, 0.05), help="the two ε of Table III (default 0.03,0.05)")
-    parser.add_argument("--n-images", type=int_at_least(1), default=1000, help="images evaluated (default 1000)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
-    parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="clean images per batch")
+    add_config_arguments(parser, DefenseConfig)  # one option per field: --attacks, --eps, --n-images, ...
     add_device_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress report")
     parser.add_argument("--out", default=None, help="write OUT.md and OUT.json")

@@ -7,9 +7,15 @@ import argparse
 import dataclasses
 import pathlib
 
-from orthocore.checks import check_choice
-from orthocore.cli._arguments import DefaultsHelpFormatter, add_device_argument, int_at_least
-from orthocore.cli.attack import model_names, parse_eps
+from orthocore.cli._arguments import (
+    DefaultsHelpFormatter,
+    add_config_arguments,
+    add_device_argument,
+    config_from_arguments,
+    int_at_least,
+)
+from orthocore.cli.attack import model_names
+from orthocore.evaluate.settings import SecurityConfig, SurrogateSettings
 
 
 def _method(args: argparse.Namespace):
@@ -42,22 +48,18 @@ def cmd_security(args: argparse.Namespace) -> int:
     from orthocore._io import atomic_write_json, atomic_write_text
     from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
-    from orthocore.evaluate.security import SecurityConfig, security_evaluation
+    from orthocore.evaluate.security import defended_name, security_evaluation, with_defenses
     from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
     from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
     from orthocore.workers import Workers, worker_count
 
-    from orthocore.defenses import defended, variants
-
-    config = SecurityConfig(eps=args.eps, n_images=args.n_images, seed=args.seed, white_box_steps=args.white_box_steps,
-                            restarts=args.restarts, square_queries=args.square_queries,
-                            eot_samples=args.eot_samples)  # fmt: skip
+    config = config_from_arguments(SecurityConfig, args)
+    attacker = config_from_arguments(SurrogateSettings, args)
+    attacker.check_surrogates()
     device = distributed.device(args.device)
     baselines = [args.baseline] if args.baseline else []
-    known = variants()
-    for label in args.defense:
-        check_choice(label, "defense", known)
-    if args.defense and not baselines:
+    defenses = config.security_defenses if baselines else []
+    if args.security_defenses and not baselines:
         raise ValueError("defense: give --baseline, the model the defenses are put in front of")
     missing = [path for path in [args.reference, *args.target, *args.surrogate, *baselines]
                if not pathlib.Path(path).is_file()]  # fmt: skip
@@ -72,16 +74,14 @@ def cmd_security(args: argparse.Namespace) -> int:
     reference = load(args.reference)
     names = _names([*args.target, *baselines])
     targets = {name: load(path) for name, path in zip(names, [*args.target, *baselines])}
-    transformed = {f"{names[-1]} + {label}": defended(targets[names[-1]], known[label]) for label in args.defense}
-    targets |= transformed
+    targets = with_defenses(targets, names[-1], defenses) if defenses else targets
     given = [load(path) for path in args.surrogate]
     out = pathlib.Path(args.out)
     with Workers(worker_count(args.workers, device)) as workers:
         if workers.count > 1:  # the workers' progress bars would overwrite each other
             method = dataclasses.replace(method, progress=False)
-        surrogates = train_surrogates(method, args.reference, out / "surrogates", ordinary=args.train_surrogates,
-                                      adaptive=args.adaptive, adaptive_without_k=args.adaptive_without_k,
-                                      workers=workers)  # fmt: skip
+        surrogates = train_surrogates(method, args.reference, out / "surrogates", workers=workers,
+                                      **attacker.surrogate_counts())  # fmt: skip
         given += [load(path) for path in surrogates.ordinary]
         attackers = attacker_sources(
             dict(zip(_names([*args.surrogate, *surrogates.ordinary]), given)),
@@ -97,7 +97,7 @@ def cmd_security(args: argparse.Namespace) -> int:
         verdicts = security_verdicts([result], baseline=names[-1], defended=names[: len(args.target)],
                                      surrogates=attackers.surrogates, adaptive=attackers.adaptive,
                                      adaptive_without_k=attackers.adaptive_without_k,
-                                     transformed=list(transformed))  # fmt: skip
+                                     transformed=[defended_name(names[-1], label) for label in defenses])  # fmt: skip
         print("\nverdicts (fooling ratio averaged over the ε grid):\n" + format_verdicts(verdicts))
     atomic_write_json(out / "security.json", {
         "rows": result.rows(), "diagnostics": result.diagnostics, "metadata": result.metadata,
@@ -116,29 +116,15 @@ def add_parsers(commands) -> None:
     )  # fmt: skip
     parser.add_argument("--target", action="append", required=True, help="checkpoint of a defended model (repeatable)")
     parser.add_argument("--baseline", help="checkpoint of the ordinary model the verdicts compare the targets with")
-    parser.add_argument("--defense", action="append", default=[], metavar="LABEL",
-                        help="also attack the baseline behind this input-transformation defense, white-box through "
-                        "BPDA (and EOT where random): a Table III label such as 'JPEG-Quality=80', or "
-                        "'TVM-Weight=0.03, keep=0.5' (repeatable)")  # fmt: skip
     parser.add_argument("--reference", required=True, help="checkpoint of the public reference K")
     parser.add_argument("--surrogate", action="append", default=[], help="checkpoint of an attacker's surrogate")
-    parser.add_argument("--train-surrogates", type=int_at_least(0), default=0, help="independent surrogates to train")
-    parser.add_argument("--adaptive", type=int_at_least(0), default=1, help="surrogates to train orthogonal to K")
-    parser.add_argument("--adaptive-without-k", type=int_at_least(0), default=1,
-                        help="surrogates to train orthogonal to the attacker's own model")  # fmt: skip
+    add_config_arguments(parser, SurrogateSettings)  # --train-surrogates, --adaptive, --adaptive-without-k
     parser.add_argument("--lambda", dest="lam", type=float, default=None,
                         help="λ of the adaptive surrogates (default: the first target's recorded λ)")  # fmt: skip
     parser.add_argument("--epochs", type=int_at_least(1), default=None,
                         help="epochs of each surrogate (default: the first target's recorded max_epochs)")  # fmt: skip
     parser.add_argument("--data", help="'digits', fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH (default: the target's recorded data)")
-    parser.add_argument("--eps", type=parse_eps, default=(0.02, 0.05, 0.1, 0.2), help="start:stop:count or a list")
-    parser.add_argument("--n-images", type=int_at_least(1), default=500, help="images evaluated")
-    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seeds the sample and the attacks")
-    parser.add_argument("--white-box-steps", type=int_at_least(1), default=100, help="white-box PGD steps")
-    parser.add_argument("--restarts", type=int_at_least(1), default=3, help="white-box PGD restarts")
-    parser.add_argument("--square-queries", type=int_at_least(2), default=1000, help="Square Attack's budget")
-    parser.add_argument("--eot-samples", type=int_at_least(1), default=20,
-                        help="draws of a randomized defense each white-box gradient averages (EOT)")  # fmt: skip
+    add_config_arguments(parser, SecurityConfig)  # --eps, --n-images, --seed, the budgets, --defense (with --baseline)
     parser.add_argument("--out", required=True, help="folder for the surrogates and security.json / security.md")
     parser.add_argument("--workers", type=int_at_least(0), default=0,
                         help="surrogates trained and attacks run at once, one process each (0: one per core on a CPU)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from orthocore.cli._arguments import seed_list
+from orthocore.cli._arguments import add_config_arguments, overrides_of, seed_list
+from orthocore.evaluate.settings import EvaluationSettings
 
 
 def _run_and_summarise(config, args: argparse.Namespace) -> int:
@@ -32,9 +33,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from orthocore.study import StudyConfig
 
-    config = StudyConfig.from_toml(args.config)
+    config = dataclasses.replace(StudyConfig.from_toml(args.config), **overrides_of(EvaluationSettings, args))
     if args.out:
         config.out = args.out
     if args.workers is not None:
@@ -73,6 +76,7 @@ def add_parsers(commands) -> None:
     run.add_argument("--config", required=True, help="TOML file whose keys are orthocore.study.StudyConfig's")
     run.add_argument("--out", help="run directory (overrides the configuration's)")
     _workers_flag(run)
+    add_config_arguments(run, EvaluationSettings, overrides=True)  # every evaluation setting, e.g. --n-images
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run, distributed=True)
     report = commands.add_parser("report", help="rebuild report.html / report.md / figures of a finished run")

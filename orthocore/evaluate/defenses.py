@@ -1,6 +1,6 @@
 """Table III of the paper: input-transformation defenses against the orthogonal model.
 
-Perturbations are crafted on a source model at ε₁/ε₂ (0.03/0.05) and transferred to
+Perturbations are crafted on a source model at ε₁/ε₂ (``defense_eps``, the paper's 0.03/0.05) and transferred to
 
 * the undefended target (an ordinary model of the source's architecture),
 * the same target behind each defense variant (``defended(target, defense)``),
@@ -16,16 +16,16 @@ fooling ratio of 0 by construction.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
 from orthocore import distributed, draws
-from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
-from orthocore.checks import check_number, check_number_list
+from orthocore.attacks import make_attack
 from orthocore.defenses import defended
 from orthocore.evaluate.batches import attack_sample, my_batches, predictions
+from orthocore.evaluate.settings import DefenseConfig
 from orthocore.evaluate.transfer import select_correct
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
@@ -61,12 +61,8 @@ def defense_evaluation(
     defenses: Mapping[str, nn.Module],
     orthogonal: Mapping[str, nn.Module],
     dataset,
+    config: DefenseConfig | None = None,
     *,
-    attacks: Sequence[str] = PAPER_ATTACKS,
-    eps: Sequence[float] = (0.03, 0.05),
-    n_images: int = 1000,
-    seed: int = 0,
-    batch_size: int = 128,
     target_name: str = "target",
     device: torch.device | str | None = None,
     progress: bool = False,
@@ -81,8 +77,8 @@ def defense_evaluation(
             (:func:`orthocore.defenses.paper_variants` gives the paper's).
         orthogonal: name → orthogonal model.
         dataset: ``(images, labels)`` tensors or a dataset of ``(image, label)``.
-        attacks, eps: the attacks and their ε (fractions of the range).
-        n_images, seed, batch_size: sample size, seed of sample and attacks, batch size.
+        config: the attacks, their ε (``defense_eps``), the sample and the seed (default
+            :class:`~orthocore.evaluate.settings.DefenseConfig`).
         target_name: the undefended target's name in the rows.
         device: where to run (default: the source's device).
         progress: report progress per attack batch (:func:`orthocore.progress.progress`).
@@ -91,11 +87,8 @@ def defense_evaluation(
         Rows in the order: undefended target, each defense, each orthogonal model; per
         row, attacks × ε.
     """
-    attacks = attack_names(attacks)
-    eps = list(check_number_list(eps, "eps", low=0))
-    for name, value in (("n_images", n_images), ("batch_size", batch_size)):
-        check_number(value, name, low=1, integer=True)
-    check_number(seed, "seed", low=0, integer=True)
+    config = config or DefenseConfig()
+    attacks, eps, seed, batch_size = config.attacks, list(config.defense_eps), config.seed, config.attack_batch
     if target_name in orthogonal:
         raise ValueError(f"target_name {target_name!r} is also the name of an orthogonal model")
     device = distributed.device(device, model=source)
@@ -105,7 +98,7 @@ def defense_evaluation(
     variants += [(name, "none", model) for name, model in orthogonal.items()]
     models = [source, target, *orthogonal.values()]
     with eval_mode(*models):
-        images, labels = select_correct(models, dataset, n_images, seed, batch_size, device)
+        images, labels = select_correct(models, dataset, config.n_images, seed, batch_size, device)
         total = len(labels)
         clean = [100.0 * _wrong(model, images, labels, batch_size, seed) / total for _, _, model in variants]
         bar = progress_report(total=len(attacks) * len(my_batches(total, batch_size)), desc="defenses (Table III)",

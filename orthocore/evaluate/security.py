@@ -45,9 +45,9 @@ from torch import Tensor, nn
 from orthocore.attacks import PGD, Square
 from orthocore.attacks.ensemble import as_source
 from orthocore import distributed, draws
-from orthocore.checks import check_bool, check_number, check_number_list
-from orthocore.defenses import Defended
+from orthocore.defenses import Defended, defended, variants
 from orthocore.evaluate.batches import attack_sample, predictions
+from orthocore.evaluate.settings import AttackBudget, SecurityConfig
 from orthocore.evaluate.transfer import select_correct
 from orthocore.metrics import logit_margin
 from orthocore.modes import eval_mode
@@ -63,72 +63,6 @@ REFERENCE = "K"
 def transfer_row(source: str) -> str:
     """The row name of perturbations transferred from ``source``."""
     return f"transfer from {source}"
-
-
-@dataclasses.dataclass
-class AttackBudget:
-    """How hard the security evaluation's attackers try; the study takes these fields too.
-
-    Attributes:
-        white_box_steps, restarts: the white-box PGD (DVERGE: 50 steps, 5 restarts; TRS:
-            50 steps, 3 restarts). Step size 2.5·ε/steps.
-        short_steps: the shorter white-box PGD of the convergence check.
-        square_queries: Square Attack's budget per image.
-        transfer_steps: steps of the PGD crafted on each transfer source.
-        eot_samples: draws of a randomized defense each white-box gradient averages
-            (EOT; AutoAttack's setting for randomized models, 20).
-        monotone: the white-box and Square attacks sweep the ε grid in increasing order,
-            an image fooled at a smaller ε counted fooled at the larger ones and the
-            others searched on from their last point (the evaluation reports worst
-            cases; :mod:`orthocore.attacks._loop`). Not for a randomized target, whose
-            "fooled" is a draw's. False attacks each ε on its own.
-    """
-
-    white_box_steps: int = 100
-    restarts: int = 3
-    short_steps: int = 10
-    square_queries: int = 1000
-    transfer_steps: int = 10
-    eot_samples: int = 20
-    monotone: bool = True
-
-    def check_budget(self) -> None:
-        """Raises ``ValueError`` naming the first bad budget."""
-        for name in ("white_box_steps", "restarts", "short_steps", "transfer_steps", "eot_samples"):
-            check_number(getattr(self, name), name, low=1, integer=True)
-        check_bool(self.monotone, "monotone")
-        check_number(self.square_queries, "square_queries", low=2, integer=True)
-
-
-def budget_of(config: AttackBudget) -> dict:
-    """The :class:`AttackBudget` fields of any config built on them."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(AttackBudget)}
-
-
-@dataclasses.dataclass
-class SecurityConfig(AttackBudget):
-    """What a security evaluation runs: an :class:`AttackBudget` and the sample; checked
-    on construction.
-
-    Args:
-        eps: the ε grid (fractions of the [0, 1] range).
-        n_images: images sampled (all classified correctly by every target and by K).
-        seed: seeds the sample and every attack's random draws.
-        batch_size: clean images per attack batch (each becomes ``len(eps)`` rows; a
-            monotone sweep takes ``len(eps)`` times as many, one ε after another).
-    """
-
-    eps: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
-    n_images: int = 500
-    seed: int = 0
-    batch_size: int = 128
-
-    def __post_init__(self) -> None:
-        self.eps = check_number_list(self.eps, "eps", low=0, high=1, low_open=True)
-        for name in ("n_images", "batch_size"):
-            check_number(getattr(self, name), name, low=1, integer=True)
-        check_number(self.seed, "seed", low=0, integer=True)
-        self.check_budget()
 
 
 @dataclasses.dataclass
@@ -194,10 +128,10 @@ def short_row(config: AttackBudget) -> str:
 
 
 def _batch_size(attack, config: SecurityConfig) -> int:
-    """Clean images per batch of ``attack``: ``batch_size``, times the number of ε for a
+    """Clean images per batch of ``attack``: ``attack_batch``, times the number of ε for a
     monotone sweep, which attacks them one ε after another (so that each pass holds as
     many rows as a batched sweep's)."""
-    return config.batch_size * (len(config.eps) if attack.settings.monotone else 1)
+    return config.attack_batch * (len(config.security_eps) if attack.settings.monotone else 1)
 
 
 def _expected_cost(run) -> float:
@@ -219,6 +153,18 @@ def _craft_and_count(attack, seed: int, targets: Mapping[str, nn.Module], images
 
     masks = attack_sample(attack, seed, images, labels, batch_size, fooled_targets)
     return {name: masks[..., i] for i, name in enumerate(targets)}
+
+
+def defended_name(baseline: str, label: str) -> str:
+    """The name of target ``baseline`` behind the defense labelled ``label``."""
+    return f"{baseline} + {label}"
+
+
+def with_defenses(targets: Mapping[str, nn.Module], baseline: str, labels: Sequence[str]) -> dict[str, nn.Module]:
+    """``targets`` and, for each defense label (of :func:`orthocore.defenses.variants`),
+    the ``baseline`` target behind that defense (:func:`defended_name`)."""
+    known = variants()
+    return {**targets, **{defended_name(baseline, label): defended(targets[baseline], known[label]) for label in labels}}
 
 
 def white_box_view(model: nn.Module) -> nn.Module:
@@ -294,11 +240,11 @@ def security_evaluation(
         raise ValueError(f"sources: {REFERENCE!r} is the reference's name; give other sources other names")
     device = distributed.device(device, model=reference)
     all_sources = {REFERENCE: reference, **{name: as_source(model) for name, model in sources.items()}}
-    eps = list(config.eps)
+    eps = list(config.security_eps)
     workers = workers or Workers(1)
     with eval_mode(reference, *targets.values(), *all_sources.values()):
         images, labels = select_correct([*targets.values(), reference], dataset, config.n_images, config.seed,
-                                        config.batch_size, device)  # fmt: skip
+                                        config.attack_batch, device)  # fmt: skip
         runs = []  # (the (target, row) of each target it counts on, attack, seed, targets)
         for index, (name, source) in enumerate(all_sources.items()):  # each crafted once, counted on every target
             attack = PGD(source, eps, steps=config.transfer_steps, generator=torch.Generator())
@@ -337,7 +283,7 @@ def security_evaluation(
             fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)
             fooled[target, WORST_CASE] = torch.stack([*attacks_run, *transfers]).any(0)
             black_box = fooled[target, WORST_TRANSFER] | fooled[target, SQUARE]
-            gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.batch_size, config.seed)
+            gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.attack_batch, config.seed)
             diagnostics[target] = {
                 "mean_input_gradient_norm": gradient_norm,
                 "mean_logit_margin": margin,
@@ -348,7 +294,7 @@ def security_evaluation(
              *(transfer_row(name) for name in all_sources), WORST_TRANSFER, WORST_CASE]  # fmt: skip
     fooled = {(target, row): fooled[target, row] for target in targets for row in order}
     metadata = {
-        "config": dataclasses.asdict(config) | {"eps": eps},
+        "config": dataclasses.asdict(config) | {"security_eps": eps},
         "targets": list(targets),
         "white_box": {target: _white_box_method(model, config) for target, model in targets.items()},
         "sources": {name: (len(model) if isinstance(model, (list, tuple)) else 1) for name, model in

@@ -47,9 +47,9 @@ def surrogate_plans(
     reference: Hashable,
     out: str | Path,
     *,
-    ordinary: int = 0,
-    adaptive: int = 1,
-    adaptive_without_k: int = 1,
+    ordinary: int,
+    adaptive: int,
+    adaptive_without_k: int,
     seed: int = ATTACKER_SEED,
     key: tuple = (),
 ) -> list[Planned]:
@@ -101,9 +101,9 @@ def train_surrogates(
     reference: str,
     out: str | Path,
     *,
-    ordinary: int = 0,
-    adaptive: int = 1,
-    adaptive_without_k: int = 1,
+    ordinary: int,
+    adaptive: int,
+    adaptive_without_k: int,
     seed: int = ATTACKER_SEED,
     workers: Workers | None = None,
 ) -> Surrogates:
@@ -114,7 +114,8 @@ def train_surrogates(
             epochs, optimizer, ...); its ``seed``, ``references`` and ``out`` are replaced.
         reference: checkpoint of the public reference K.
         out: folder for the surrogates' runs.
-        ordinary, adaptive, adaptive_without_k: how many of each kind.
+        ordinary, adaptive, adaptive_without_k: how many of each kind
+            (:meth:`orthocore.evaluate.settings.SurrogateSettings.surrogate_counts`).
         seed: the attacker's first seed: ordinary surrogate ``i`` uses ``seed + i``, the
             orthogonal ones ``seed + 100 + i`` (a defender must not use these seeds).
         workers: where the runs train, side by side (default: one after another here).

@@ -19,44 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from orthocore import distributed, draws
-from orthocore.attacks import PAPER_ATTACKS, attack_names, make_attack
-from orthocore.checks import check_number, check_number_list
+from orthocore.attacks import make_attack
 from orthocore.evaluate.batches import attack_sample, my_batches, predictions
+from orthocore.evaluate.settings import TransferConfig
 from orthocore.evaluate.table import FoolingTable, rows_for
 from orthocore.modes import eval_mode
 from orthocore.progress import progress as progress_report
 from orthocore.runtime import versions
-
-
-def default_eps_grid() -> tuple[float, ...]:
-    """The paper's ε grid: 16 values from 0.5 % to 8 % of the range."""
-    return tuple(torch.linspace(0.005, 0.08, 16, dtype=torch.float64).tolist())
-
-
-@dataclasses.dataclass(frozen=True)
-class TransferConfig:
-    """What a transfer evaluation runs. Checked on construction.
-
-    Args:
-        attacks: attack names (keys of :data:`orthocore.attacks.ATTACKS`).
-        eps: the ε grid (fractions of the [0, 1] range).
-        n_images: images to evaluate (all classified correctly by every model).
-        seed: seeds the image sample and the attacks' random draws.
-        batch_size: clean images per crafting batch (each becomes ``len(eps)`` rows).
-    """
-
-    attacks: tuple[str, ...] = PAPER_ATTACKS
-    eps: tuple[float, ...] = dataclasses.field(default_factory=default_eps_grid)
-    n_images: int = 1000
-    seed: int = 0
-    batch_size: int = 128
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "attacks", attack_names(self.attacks))
-        object.__setattr__(self, "eps", check_number_list(self.eps, "eps", low=0))
-        check_number(self.n_images, "n_images", low=1, integer=True)
-        check_number(self.seed, "seed", low=0, integer=True)
-        check_number(self.batch_size, "batch_size", low=1, integer=True)
 
 
 def _as_tensors(dataset) -> tuple[Tensor, Tensor] | None:
@@ -143,9 +112,9 @@ def transfer_evaluation(
     models = [(source_name, "source", source)] + [(name, "target", model) for name, model in targets.items()]
     nets = [model for _, _, model in models]
     with eval_mode(*nets):
-        images, labels = select_correct(nets, dataset, config.n_images, config.seed, config.batch_size, device)
+        images, labels = select_correct(nets, dataset, config.n_images, config.seed, config.attack_batch, device)
         rows = []
-        bar = progress_report(total=len(config.attacks) * len(my_batches(len(labels), config.batch_size)),
+        bar = progress_report(total=len(config.attacks) * len(my_batches(len(labels), config.attack_batch)),
                               desc="transfer attacks", unit="batch", enabled=progress)  # fmt: skip
 
         for index, name in enumerate(config.attacks):
@@ -155,7 +124,7 @@ def transfer_evaluation(
                 return torch.stack([predictions(model, adversarial, seed, indices) != y for model in nets], dim=-1)
 
             attack = make_attack(name, source, list(config.eps), generator=torch.Generator())
-            fooled = attack_sample(attack, seed, images, labels, config.batch_size, fooled_models,
+            fooled = attack_sample(attack, seed, images, labels, config.attack_batch, fooled_models,
                                    bar.update).sum(1)  # (E, models)  # fmt: skip
             rows += rows_for(name, config.eps, [(n, r) for n, r, _ in models], fooled.tolist(), len(labels))
         bar.close()

@@ -12,21 +12,25 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orthocore.attacks import PAPER_ATTACKS, attack_names
-from orthocore.checks import check_bool, check_choice, check_number, check_number_list, check_text, check_text_list
-from orthocore.defenses import STRONGEST, variants
-from orthocore.evaluate.security import AttackBudget
+from orthocore.checks import check_bool, check_choice, check_number, check_number_list, check_text
+from orthocore.evaluate.settings import EvaluationSettings
 from orthocore.train.config import TrainSettings
 
 
 @dataclass
-class StudyConfig(TrainSettings, AttackBudget):
+class StudyConfig(EvaluationSettings, TrainSettings):
     """Everything that decides a study's results.
 
-    The training options of every model are the fields of
-    :class:`~orthocore.train.config.TrainSettings` (``arch``, ``data``, ``penalty``,
-    ``max_epochs``, ``eval_every``, ``batch_size``, the optimizer, ``init``, ``cache``,
-    ``device``, ...), with the three below given the demo's defaults. The study adds:
+    It is built on the settings every part of the study declares once: the training
+    options of every model, the fields of :class:`~orthocore.train.config.TrainSettings`
+    (``arch``, ``data``, ``penalty``, ``max_epochs``, ``eval_every``, ``batch_size``, the
+    optimizer, ``init``, ``cache``, ``device``, ...; the three named below take the
+    demo's defaults), and those of the evaluations
+    (:mod:`orthocore.evaluate.settings`): the transfer protocol's ``attacks``, ``eps``,
+    ``n_images`` and ``attack_batch``, Table III's ``defense_eps``, the security
+    evaluation's ``security_eps``, ``security_defenses`` and attack budgets
+    (``white_box_steps``, ``restarts``, ``square_queries``, ``monotone``, ...), and the
+    attacker's ``surrogates``, ``adaptive`` and ``adaptive_without_k``. The study adds:
 
     Attributes:
         max_epochs, eval_every, batch_size: as in ``TrainSettings``; the defaults are
@@ -38,29 +42,13 @@ class StudyConfig(TrainSettings, AttackBudget):
             so λ is the only difference (:func:`orthocore.study.seeds.model_seed`).
         lambdas: λ of each orthogonal model (digits CNN: 1–10 keeps accuracy; 30 from
             scratch collapsed it in our measurements).
-        attacks: attacks of the transfer study (Figs. 5/6) and of Table III.
-        eps: the ε grid of the transfer study (fractions of the range).
-        n_images: images per evaluation (all classified correctly by every model).
-        defense_eps: the two ε of Table III.
         defenses: whether to run Table III.
         gradcam_images: images in the Grad-CAM panel (Fig. 3).
         security: whether to run the security evaluation (beyond the paper:
-            :mod:`orthocore.evaluate.security`) on the ordinary and orthogonal models.
-        security_eps: its ε grid.
-        surrogates: independent ordinary surrogates the security evaluation transfers
-            from: the study's own surrogate and ``surrogates − 1`` more (attacker seeds),
-            and, when there are two or more, their ensemble.
-        adaptive, adaptive_without_k: adaptive surrogates to train orthogonal to K, and
-            orthogonal to the attacker's own model (with the study's largest λ).
-        security_defenses: the input-transformation defenses (labels of
-            :func:`orthocore.defenses.variants`) the security evaluation also attacks, each
-            in front of the ordinary retrain, with the same attacks as the orthogonal
-            models (white-box through BPDA, and EOT where random). Default: each of
-            Table III's defenses at its strongest setting
-            (:data:`orthocore.defenses.STRONGEST`). Guo et al.'s randomized TVM
-            (``"TVM-Weight=0.03, keep=0.5"``) is left out by default for its cost: its
-            white-box attack averages 20 draws of 200 TV iterations per step, about 30x
-            the step through the other defenses (README).
+            :mod:`orthocore.evaluate.security`) on the ordinary and orthogonal models and
+            the ordinary model behind each of ``security_defenses``. Its independent
+            surrogates are the study's own and ``surrogates`` more, with their ensemble;
+            its adaptive surrogates are trained with the study's largest λ.
         secret_references: k > 0 adds the "secret references" defense (beyond the
             paper): k private models trained orthogonal to K, and a model trained, with
             the largest λ, orthogonal to K and to them (the penalty is averaged over its
@@ -72,9 +60,6 @@ class StudyConfig(TrainSettings, AttackBudget):
             It decides how fast the study runs, not what it measures: a job computes
             the same thing on any worker (on a CPU a worker with fewer threads may
             round a convolution's sums in another order).
-
-    The attackers' budgets (``white_box_steps``, ``restarts``, ``square_queries``, ...)
-    are the fields of :class:`~orthocore.evaluate.security.AttackBudget`.
     """
 
     max_epochs: int = 30
@@ -83,42 +68,23 @@ class StudyConfig(TrainSettings, AttackBudget):
     out: str = "runs/demo"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     lambdas: list[float] = field(default_factory=lambda: [1.0, 3.0])
-    attacks: list[str] = field(default_factory=lambda: list(PAPER_ATTACKS))
-    eps: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08])
-    n_images: int = 1000
-    defense_eps: list[float] = field(default_factory=lambda: [0.03, 0.05])
     defenses: bool = True
     gradcam_images: int = 6
     security: bool = True
-    security_eps: list[float] = field(default_factory=lambda: [0.01, 0.03, 0.05, 0.08])
-    surrogates: int = 3
-    adaptive: int = 2
-    adaptive_without_k: int = 1
-    security_defenses: list[str] = field(default_factory=lambda: list(STRONGEST))
     secret_references: int = 1
     workers: int = 0
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first bad field, before any work starts."""
-        super().validate()
+        TrainSettings.validate(self)
+        self.check_evaluations()
         lambdas = check_number_list(self.lambdas, "lambdas", low=0, low_open=True)
         if len(set(lambdas)) != len(lambdas):
             raise ValueError(f"lambdas: values must be distinct, got {self.lambdas}")
-        attack_names(self.attacks)
-        for name in ("eps", "defense_eps", "security_eps"):
-            check_number_list(getattr(self, name), name, low=0, high=1, low_open=True)
-        for name in ("n_images", "gradcam_images"):
-            check_number(getattr(self, name), name, low=1, integer=True)
-        # At most 100 models of a kind: each kind draws from a block of 100 model seeds.
-        check_number(self.surrogates, "surrogates", low=1, high=100, integer=True)
+        check_number(self.gradcam_images, "gradcam_images", low=1, integer=True)
         check_number(self.workers, "workers", low=0, integer=True)
-        for name in ("adaptive", "adaptive_without_k", "secret_references"):
-            check_number(getattr(self, name), name, low=0, high=100, integer=True)
-        self.check_budget()
+        check_number(self.secret_references, "secret_references", low=0, high=100, integer=True)
         check_bool(self.security, "security")
-        known = variants()
-        for label in check_text_list(self.security_defenses, "security_defenses", "a list of defense labels"):
-            check_choice(label, "security_defenses", known)
         seeds = check_number_list(self.seeds, "seeds", low=0, integer=True)
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds: values must be distinct, got {self.seeds}")

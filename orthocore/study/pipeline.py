@@ -41,15 +41,24 @@ from orthocore import distributed
 from orthocore._io import atomic_write_json, move_aside
 from orthocore.checkpoint import load_model
 from orthocore.data import open_dataset
-from orthocore.defenses import defended, paper_variants, variants
+from orthocore.defenses import paper_variants
 from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.batches import DRAWS
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.panels import first_images, write_panels
-from orthocore.evaluate.security import SecurityConfig, budget_of, security_evaluation
+from orthocore.evaluate.security import defended_name, security_evaluation, with_defenses
+from orthocore.evaluate.settings import (
+    DefenseConfig,
+    DefenseSettings,
+    SecurityConfig,
+    SecuritySettings,
+    TransferConfig,
+    TransferSettings,
+    fields_of,
+)
 from orthocore.evaluate.similarity import similarity_row
 from orthocore.evaluate.surrogates import ATTACKER_SEED, attacker_sources, surrogate_plans, train_surrogates
-from orthocore.evaluate.transfer import TransferConfig, transfer_evaluation
+from orthocore.evaluate.transfer import transfer_evaluation
 from orthocore.evaluate.verdicts import security_verdicts
 from orthocore.locks import output_lock
 from orthocore.progress import progress as progress_report
@@ -165,11 +174,6 @@ def train_models(config: StudyConfig, seed: int, progress: bool = True) -> list[
     return list(trained.values())
 
 
-def _surrogate_counts(config: StudyConfig) -> dict:
-    return {"ordinary": config.surrogates - 1, "adaptive": config.adaptive,
-            "adaptive_without_k": config.adaptive_without_k}  # fmt: skip
-
-
 def _attacker_method(config: StudyConfig, progress: bool) -> TrainConfig:
     """How the attacker of the security evaluation trains: the study's settings and largest λ
     (the references are each surrogate's own, set by :func:`surrogate_plans`)."""
@@ -193,7 +197,7 @@ def train_every_model(config: StudyConfig, workers: Workers, progress: bool) -> 
             method = _attacker_method(config, progress and not quiet)
             plans += surrogate_plans(method, (seed, "reference"), Path(config.out) / "surrogates",
                                      seed=model_seed(seed, ATTACKER_SEED), key=(seed,),
-                                     **_surrogate_counts(config))  # fmt: skip
+                                     **config.surrogate_counts())  # fmt: skip
     with progress_report(total=len(plans), desc="models", unit="model", enabled=progress and quiet) as bar:
         def done(key, trained: Trained) -> None:
             if key in study_models and trained.seconds is not None and distributed.world().main:
@@ -222,8 +226,7 @@ def transfer_rows(config: StudyConfig, seed: int, models: list[StudyModel], test
     """Figs. 5/6 rows: attacks crafted on the reference and on the surrogate, on every
     model but the defender's private references. The attacks start on ``workers``; the
     returned function waits for them and gives the rows."""
-    transfer_config = TransferConfig(attacks=tuple(config.attacks), eps=tuple(config.eps), n_images=config.n_images,
-                                     seed=seed)  # fmt: skip
+    transfer_config = TransferConfig(**fields_of(config, TransferSettings), seed=seed)
     parts = []
     sources = [m for m in models if m.role in ("reference", "surrogate")]
     for source in sources:
@@ -261,15 +264,14 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], test_
     ordinary = next(m for m in models if m.role == "ordinary")
     orthogonal = {m.name: m.model for m in models if m.role == "orthogonal"}
     variants = paper_variants()
-    key = fingerprint("defenses", config.attacks, config.defense_eps, config.n_images, seed, list(variants),
+    defense_config = DefenseConfig(**fields_of(config, DefenseSettings), seed=seed)
+    key = fingerprint("defenses", dataclasses.asdict(defense_config), list(variants),
                       [file_digest(m.checkpoint) for m in models], DRAWS)  # fmt: skip
     cached = cache.get("defenses", key)
     if cached is not None:
         return lambda: cached
-    job = workers.submit(
-        defense_evaluation, reference.model, ordinary.model, variants, orthogonal, test_set, attacks=config.attacks,
-        eps=config.defense_eps, n_images=config.n_images, seed=seed, target_name=ordinary.name, device=device,
-    )  # fmt: skip
+    job = workers.submit(defense_evaluation, reference.model, ordinary.model, variants, orthogonal, test_set,
+                         defense_config, target_name=ordinary.name, device=device)  # fmt: skip
 
     def rows() -> list[dict]:
         with progress_report(total=1, desc=f"defenses (Table III, seed {seed})", enabled=progress) as bar:
@@ -284,7 +286,7 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], t
                      workers: Workers) -> dict:  # fmt: skip
     """The security evaluation (beyond the paper) of the ordinary, orthogonal and
     secret-reference models for one study seed: white-box, Square, transfer from K, from
-    independent surrogates (the study's and ``surrogates − 1`` more, and their ensemble)
+    independent surrogates (the study's and ``surrogates`` more, and their ensemble)
     and from adaptive surrogates (trained here with the study's largest λ, orthogonal to
     K and to an attacker's own model, from the seed's attacker seeds), worst cases and
     diagnostics, its attacks run side by side on ``workers``. The verdicts are read over
@@ -292,19 +294,14 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], t
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
     targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
-    ordinary = next(m for m in models if m.role == "ordinary")
-    known = variants()
-    targets |= {transformed_name(ordinary.name, label): defended(ordinary.model, known[label])
-                for label in config.security_defenses}  # fmt: skip
+    targets = with_defenses(targets, "ordinary", config.security_defenses)
     method = _attacker_method(config, progress)
     trained = train_surrogates(method, str(reference.checkpoint), Path(config.out) / "surrogates",
-                               seed=model_seed(seed, ATTACKER_SEED), **_surrogate_counts(config))  # fmt: skip
-    settings = SecurityConfig(eps=tuple(config.security_eps), n_images=config.n_images, seed=seed,
-                              **budget_of(config))  # fmt: skip
+                               seed=model_seed(seed, ATTACKER_SEED), **config.surrogate_counts())  # fmt: skip
+    settings = SecurityConfig(**fields_of(config, SecuritySettings), seed=seed)
     checkpoints = [m.checkpoint for m in models]
     checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
-    key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints],
-                      config.security_defenses, DRAWS)  # fmt: skip
+    key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints], DRAWS)
     cached = cache.get("security", key)
     if cached is None:
         load = lambda path: load_model(path, map_location=device)  # noqa: E731
@@ -323,11 +320,6 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], t
     return cached
 
 
-def transformed_name(target: str, label: str) -> str:
-    """The security evaluation's name of ``target`` behind the defense labelled ``label``."""
-    return f"{target} + {label}"
-
-
 def security_summary(per_seed: list[dict], models: list[StudyModel], config: StudyConfig) -> dict:
     """The security evaluations of every seed summarised (means, extremes), with the
     verdicts read over the seeds."""
@@ -337,7 +329,7 @@ def security_summary(per_seed: list[dict], models: list[StudyModel], config: Stu
     secret = {m.name: f"orthogonal-λ{lam:g}" for m in models if m.role == "secret"}
     verdicts = security_verdicts([seed["rows"] for seed in per_seed], baseline="ordinary",
                                  defended=[m.name for m in models if m.role in ("orthogonal", "secret")],
-                                 secret=secret, transformed=[transformed_name("ordinary", label)
+                                 secret=secret, transformed=[defended_name("ordinary", label)
                                                              for label in config.security_defenses],
                                  **summary["attackers"])  # fmt: skip
     return summary | {"verdicts": [dataclasses.asdict(v) for v in verdicts]}

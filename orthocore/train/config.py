@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from orthocore import distributed, models
 from orthocore.checks import check_bool, check_choice, check_number, check_text, check_text_list
 from orthocore.data.folders import MAX_PIXELS
 from orthocore.digests import file_digest, fingerprint
 from orthocore.models.registry import INITS
+from orthocore.settings import option
 from orthocore.train.objective import PENALTIES
 
 OPTIMIZERS = ("adam", "sgd")
@@ -34,14 +35,6 @@ AUTOCASTS = ("none", "bf16")
 # λ = 0, where they change nothing).
 _ADDED_LATER = {"penalty_batch": None, "autocast": "none", "cuda_graph": False}
 _PENALTY_ONLY = ("penalty_batch",)
-
-
-def option(default, help: str, **metadata):
-    """A config field with its command-line description: ``help``, and optionally
-    ``flag`` (the option's name when it is not ``--field-name``), ``metavar`` and
-    ``choices`` (a tuple, or a function returning one)."""
-    factory = {"default_factory": default} if callable(default) else {"default": default}
-    return field(**factory, metadata={"help": help, **metadata})
 
 
 @dataclass
