@@ -11,6 +11,7 @@ from torch import nn
 
 from orthocore import cli
 from orthocore.cli import attack as attack_cli
+from orthocore.model_specs import parse_model_spec
 from orthocore.settings import eps_grid
 
 
@@ -65,7 +66,7 @@ def test_missing_checkpoint_fails_before_loading(tmp_path):
     present = tmp_path / "a.ckpt"
     present.write_bytes(b"")
     args = _parse("--source", str(present), "--target", str(tmp_path / "missing.ckpt"))
-    with pytest.raises(SystemExit, match="checkpoint not found: .*missing.ckpt"):
+    with pytest.raises(SystemExit, match="model file not found: .*missing.ckpt"):
         attack_cli.cmd_attack(args)
 
 
@@ -84,13 +85,13 @@ def test_bad_integers_are_rejected(flag, value, capsys):
 
 
 def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, capsys):
-    """The command's flow with stand-ins for the checkpoint loader and the dataset
-    (orthocore.checkpoint / orthocore.data provide the real ones)."""
+    """The command's flow with stand-ins for the model loader and the dataset
+    (orthocore.model_specs / orthocore.data provide the real ones)."""
     images = torch.rand(64, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     labels = images.mean((2, 3)).argmax(1)
     loaded = []
 
-    def load_model(path, map_location="cpu", data=None):
+    def open_model(path, map_location="cpu", *, data=None, name="model"):
         assert data is not None, "every model is checked against the data it is used on"
         loaded.append((path, str(map_location)))
         model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
@@ -99,7 +100,8 @@ def test_command_runs_the_protocol_and_writes_results(tmp_path, monkeypatch, cap
             model[2].bias.zero_()
         return model
 
-    monkeypatch.setitem(sys.modules, "orthocore.checkpoint", types.SimpleNamespace(load_model=load_model))
+    stand_in = types.SimpleNamespace(open_model=open_model, parse_model_spec=parse_model_spec)
+    monkeypatch.setitem(sys.modules, "orthocore.model_specs", stand_in)
     dataset = types.SimpleNamespace(open_dataset=lambda spec, split: (images, labels))
     monkeypatch.setitem(sys.modules, "orthocore.data", dataset)
     monkeypatch.setattr("orthocore.data", dataset, raising=False)
@@ -125,14 +127,14 @@ def test_defend_names_the_target_and_orthogonal_models_apart(tmp_path, monkeypat
     images = torch.rand(40, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     labels = images.mean((2, 3)).argmax(1)
 
-    def load_model(path, map_location="cpu", data=None):
+    def open_model(path, map_location="cpu", *, data=None, name="model"):
         model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3))
         with torch.no_grad():
             model[2].weight.copy_(20 * torch.eye(3))
             model[2].bias.zero_()
         return model
 
-    monkeypatch.setattr("orthocore.checkpoint.load_model", load_model)
+    monkeypatch.setattr("orthocore.model_specs.open_model", open_model)
     monkeypatch.setattr("orthocore.data.open_dataset", lambda spec, split: (images, labels))
     paths = {run: tmp_path / "runs" / run / "model.ckpt" for run in ("k", "k2", "m")}
     out = tmp_path / "table3"

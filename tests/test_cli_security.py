@@ -67,7 +67,7 @@ def test_missing_checkpoints_fail_before_any_training(tmp_path, capsys):
     argv = ["security", "--target", str(tmp_path / "m.ckpt"), "--reference", str(tmp_path / "k.ckpt"),
             "--out", str(tmp_path / "sec")]  # fmt: skip
     assert cli.main(argv) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "model file not found" in capsys.readouterr().err
     assert not (tmp_path / "sec").exists()
 
 

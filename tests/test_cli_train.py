@@ -56,7 +56,7 @@ def test_train_errors_are_reported(tmp_path, capsys):
     assert cli.main(["train", "--resume", "--out", str(tmp_path / "nothing")]) == 2
     assert "no training state" in capsys.readouterr().err
     assert cli.main(["similarity", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt")]) == 2
-    assert "checkpoint: no file" in capsys.readouterr().err
+    assert "model_a: no file at" in capsys.readouterr().err
 
 
 def test_train_help_shows_the_defaults(capsys):

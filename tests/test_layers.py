@@ -15,7 +15,7 @@ LAYERS = [
      "orthocore.settings", "orthocore.draws", "orthocore.progress", "orthocore.interrupts", "orthocore.locks"],
     ["orthocore.dispatch", "orthocore.ops"],
     ["orthocore.runtime", "orthocore.distributed", "orthocore.workers", "orthocore.gradients", "orthocore.models",
-     "orthocore.data", "orthocore.checkpoint", "orthocore.metrics"],
+     "orthocore.data", "orthocore.checkpoint", "orthocore.model_specs", "orthocore.metrics"],
     ["orthocore.train"],
     ["orthocore.attacks"],
     ["orthocore.defenses"],

@@ -49,6 +49,17 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# What a model argument takes (orthocore.model_specs): a checkpoint or any model a user brings.
+MODEL = "an orthocore checkpoint, a torch.export .pt2 file, torchvision:NAME:WEIGHTS or MODULE:FACTORY:WEIGHTS"
+
+
+def missing_model_files(specs: list[str]) -> list[str]:
+    """The model specs among ``specs`` whose file does not exist."""
+    from orthocore.model_specs import parse_model_spec
+
+    return [spec for spec in specs if not parse_model_spec(spec).file.is_file()]
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """``--device``: auto (CUDA when a GPU is visible), cpu, cuda or cuda:N."""
     parser.add_argument("--device", default="auto", help="auto (default: CUDA when a GPU is visible), cpu, cuda or cuda:N")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-
 from orthocore.cli._arguments import (
+    MODEL,
     DefaultsHelpFormatter,
     add_config_arguments,
     add_device_argument,
     config_from_arguments,
+    missing_model_files,
 )
 from orthocore.evaluate.settings import DefenseConfig, TransferConfig
 
@@ -21,17 +22,17 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from orthocore.evaluate import TransferConfig, transfer_evaluation
 
     config = config_from_arguments(TransferConfig, args)
-    missing = [path for path in [args.source, *args.target] if not pathlib.Path(path).is_file()]
+    missing = missing_model_files([args.source, *args.target])
     if missing:
-        raise SystemExit(f"orthocore attack: checkpoint not found: {', '.join(missing)}")
+        raise SystemExit(f"orthocore attack: model file not found: {', '.join(missing)}")
     from orthocore import data, distributed
-    from orthocore.checkpoint import load_model
+    from orthocore.model_specs import open_model
 
     device = distributed.device(args.device)
     source_name, *target_names = model_names([args.source, *args.target])
     dataset = data.open_dataset(args.data, "test")
-    source = load_model(args.source, map_location=device, data=dataset)
-    targets = {name: load_model(path, map_location=device, data=dataset) for name, path in zip(target_names, args.target)}
+    source = open_model(args.source, device, data=dataset, name="source")
+    targets = {name: open_model(path, device, data=dataset, name="target") for name, path in zip(target_names, args.target)}
     table = transfer_evaluation(source, targets, dataset, config, source_name=source_name, device=device,
                                 progress=not args.no_progress and distributed.world().main)  # fmt: skip
     if not distributed.world().main:  # every process attacked its share; rank 0 has the whole table
@@ -47,21 +48,21 @@ def cmd_defend(args: argparse.Namespace) -> int:
 
     from orthocore import distributed
     from orthocore._io import atomic_write_json, atomic_write_text
-    from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
     from orthocore.defenses import paper_variants
     from orthocore.evaluate.defenses import defense_evaluation
     from orthocore.evaluate.settings import DefenseConfig
+    from orthocore.model_specs import open_model
     from orthocore.report import defense_table, markdown_table
 
     config = config_from_arguments(DefenseConfig, args)
     device = distributed.device(args.device)
     dataset = open_dataset(args.data, "test")  # bad data fails before any model is read
-    source = load_model(args.source, device, data=dataset)
-    target = load_model(args.target, device, data=dataset)
+    source = open_model(args.source, device, data=dataset, name="source")
+    target = open_model(args.target, device, data=dataset, name="target")
     # named together, so that runs/k2/model.ckpt and runs/m/model.ckpt are k2/model and m/model
     target_name, *names = model_names([args.target, *args.orthogonal])
-    orthogonal = {name: load_model(path, device, data=dataset) for name, path in zip(names, args.orthogonal)}
+    orthogonal = {name: open_model(path, device, data=dataset, name="orthogonal") for name, path in zip(names, args.orthogonal)}
     rows = defense_evaluation(source, target, paper_variants(), orthogonal, dataset, config, target_name=target_name,
                               device=device, progress=not args.no_progress and distributed.world().main)  # fmt: skip
     if not distributed.world().main:  # every process attacked its share; rank 0 has every row
@@ -78,7 +79,7 @@ def cmd_defend(args: argparse.Namespace) -> int:
 
 
 def model_names(paths: list[str]) -> list[str]:
-    """Table column names for checkpoints: the fewest trailing path parts (suffix dropped)
+    """Table column names for models (checkpoints or model specs): the fewest trailing path parts (suffix dropped)
     that tell them apart — ``runs/k/model.ckpt`` and ``runs/m/model.ckpt`` become
     ``k/model`` and ``m/model`` — numbered only where two paths are the same."""
     parts = [pathlib.Path(path).with_suffix("").parts for path in paths]
@@ -94,8 +95,8 @@ def model_names(paths: list[str]) -> list[str]:
 def _add_attack_parser(commands) -> None:
     parser = commands.add_parser("attack", help="transfer attacks: craft on a source, fool targets",
                                  formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--source", required=True, help="checkpoint of the model the attacks see")
-    parser.add_argument("--target", action="append", default=[], help="checkpoint of a target (repeatable)")
+    parser.add_argument("--source", required=True, help=f"the model the attacks see: {MODEL}")
+    parser.add_argument("--target", action="append", default=[], help="a target model, given as --source is (repeatable)")
     add_config_arguments(parser, TransferConfig)  # one option per field: --attacks, --eps, --n-images, ...
     parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH (its test split)")
     add_device_argument(parser)
@@ -107,9 +108,9 @@ def _add_attack_parser(commands) -> None:
 def _add_defend_parser(commands) -> None:
     parser = commands.add_parser("defend", help="Table III: defenses in front of a target vs orthogonal models",
                                  formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--source", required=True, help="checkpoint of the model the attacks are crafted on")
-    parser.add_argument("--target", required=True, help="checkpoint of the ordinary model the defenses protect")
-    parser.add_argument("--orthogonal", action="append", default=[], help="checkpoint of an orthogonal model (repeatable)")
+    parser.add_argument("--source", required=True, help=f"the model the attacks are crafted on: {MODEL}")
+    parser.add_argument("--target", required=True, help="the ordinary model the defenses protect, given as --source is")
+    parser.add_argument("--orthogonal", action="append", default=[], help="an orthogonal model, given as --source is (repeatable)")
     parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH")
     add_config_arguments(parser, DefenseConfig)  # one option per field: --attacks, --eps, --n-images, ...
     add_device_argument(parser)

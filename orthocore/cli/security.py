@@ -8,11 +8,13 @@ import dataclasses
 import pathlib
 
 from orthocore.cli._arguments import (
+    MODEL,
     DefaultsHelpFormatter,
     add_config_arguments,
     add_device_argument,
     config_from_arguments,
     int_at_least,
+    missing_model_files,
 )
 from orthocore.cli.attack import model_names
 from orthocore.evaluate.settings import SecurityConfig, SurrogateSettings
@@ -22,11 +24,15 @@ def _method(args: argparse.Namespace):
     """The defenders' training configuration: the first target's recorded one, with
     ``--data``, ``--lambda`` and ``--epochs`` overriding its data, λ and training length."""
     from orthocore.checkpoint import read_checkpoint
+    from orthocore.model_specs import parse_model_spec
     from orthocore.train import TrainConfig
 
-    recorded = read_checkpoint(args.target[0])["extra"].get("config")
+    # the adaptive surrogates are trained by the defenders' method, which only an orthocore checkpoint records
+    first = args.target[0]
+    recorded = read_checkpoint(first)["extra"].get("config") if parse_model_spec(first).kind == "checkpoint" else None
     if recorded is None:
-        raise ValueError(f"target: {args.target[0]!r} records no training configuration; train it with orthocore")
+        raise ValueError(f"target: the first target, {first!r}, records no training configuration; it must be a "
+                         "model trained by orthocore (the others, the baseline and the reference may be any model)")
     method = TrainConfig.from_dict(recorded)
     changes = {"progress": not args.no_progress, "data": args.data or method.data}
     if args.lam is not None:
@@ -46,11 +52,15 @@ def cmd_security(args: argparse.Namespace) -> int:
     """Runs the protocol and writes OUT/security.json and OUT/security.md."""
     from orthocore import distributed
     from orthocore._io import atomic_write_json, atomic_write_text
-    from orthocore.checkpoint import load_model
     from orthocore.data import open_dataset
-    from orthocore.evaluate.security import defended_name, security_evaluation, with_defenses
+    from orthocore.evaluate.security import (
+        defended_name,
+        security_evaluation,
+        with_defenses,
+    )
     from orthocore.evaluate.surrogates import attacker_sources, train_surrogates
     from orthocore.evaluate.verdicts import format_verdicts, security_verdicts
+    from orthocore.model_specs import open_model
     from orthocore.workers import Workers, worker_count
 
     config = config_from_arguments(SecurityConfig, args)
@@ -61,15 +71,14 @@ def cmd_security(args: argparse.Namespace) -> int:
     defenses = config.security_defenses if baselines else []
     if args.security_defenses and not baselines:
         raise ValueError("defense: give --baseline, the model the defenses are put in front of")
-    missing = [path for path in [args.reference, *args.target, *args.surrogate, *baselines]
-               if not pathlib.Path(path).is_file()]  # fmt: skip
+    missing = missing_model_files([args.reference, *args.target, *args.surrogate, *baselines])
     if missing:
-        raise ValueError(f"checkpoint not found: {', '.join(missing)}")
+        raise ValueError(f"model file not found: {', '.join(missing)}")
     method = _method(args)
     dataset = open_dataset(method.data, "test")
 
     def load(path):  # every model is checked against the data: the user's before any surrogate is trained
-        return load_model(path, device, data=dataset)
+        return open_model(path, device, data=dataset)
 
     reference = load(args.reference)
     names = _names([*args.target, *baselines])
@@ -114,10 +123,10 @@ def add_parsers(commands) -> None:
         "security", help="white-box, query, transfer and adaptive attacks on defended models, with verdicts",
         formatter_class=DefaultsHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--target", action="append", required=True, help="checkpoint of a defended model (repeatable)")
-    parser.add_argument("--baseline", help="checkpoint of the ordinary model the verdicts compare the targets with")
-    parser.add_argument("--reference", required=True, help="checkpoint of the public reference K")
-    parser.add_argument("--surrogate", action="append", default=[], help="checkpoint of an attacker's surrogate")
+    parser.add_argument("--target", action="append", required=True, help="a defended model (repeatable); the first one an orthocore checkpoint, whose recorded training the adaptive surrogates repeat")
+    parser.add_argument("--baseline", help=f"the ordinary model the verdicts compare the targets with: {MODEL}")
+    parser.add_argument("--reference", required=True, help="the public reference K, given as --baseline is")
+    parser.add_argument("--surrogate", action="append", default=[], help="an attacker's surrogate, given as --baseline is (repeatable)")
     add_config_arguments(parser, SurrogateSettings)  # --train-surrogates, --adaptive, --adaptive-without-k
     parser.add_argument("--lambda", dest="lam", type=float, default=None,
                         help="λ of the adaptive surrogates (default: the first target's recorded λ)")  # fmt: skip

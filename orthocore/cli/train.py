@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from orthocore.cli._arguments import (
+    MODEL,
     DefaultsHelpFormatter,
     add_config_arguments,
     add_device_argument,
@@ -58,12 +59,13 @@ def _check_resume_flags(args: argparse.Namespace) -> None:
 
 def cmd_similarity(args: argparse.Namespace) -> int:
     from orthocore import data, distributed
-    from orthocore.checkpoint import load_model
     from orthocore.evaluate.similarity import similarity_row
+    from orthocore.model_specs import open_model
 
     device = distributed.device(args.device)
     dataset = data.open_dataset(args.data, args.split)
-    model_a, model_b = (load_model(path, device, data=dataset) for path in (args.model_a, args.model_b))
+    model_a, model_b = (open_model(path, device, data=dataset, name=name)
+                        for path, name in ((args.model_a, "model_a"), (args.model_b, "model_b")))  # fmt: skip
     row = similarity_row(model_b, model_a, dataset, device, batch_size=args.batch_size, progress=not args.no_progress)
     acc_a, acc_b, stats = similarity_row(model_a, model_a, dataset, device).accuracy, row.accuracy, row.delta
     print(f"{'model-1':<28} {'model-2':<28} {'acc-1':>7} {'acc-2':>7}  {'delta (mean ± std)':<18}  {'|delta| (mean ± std)':<20}  n")
@@ -88,8 +90,8 @@ def _add_train_parser(commands) -> None:
 
 def _add_similarity_parser(commands) -> None:
     parser = commands.add_parser("similarity", help="mean ± std of delta between two models (Table I row)")
-    parser.add_argument("model_a", help="checkpoint of model 1 (the reference)")
-    parser.add_argument("model_b", help="checkpoint of model 2")
+    parser.add_argument("model_a", help=f"model 1 (the reference): {MODEL}")
+    parser.add_argument("model_b", help="model 2, given as model 1 is")
     parser.add_argument("--data", default="digits", help="'digits' (default), fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, folder:PATH or PATH")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--batch-size", type=int, default=256)
@@ -100,16 +102,20 @@ def _add_similarity_parser(commands) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from orthocore.checkpoint import export_safetensors
+    from orthocore.model_specs import export_program
 
-    export_safetensors(args.checkpoint, args.out)
+    if args.out.endswith(".pt2"):
+        export_program(args.checkpoint, args.out)
+    else:
+        export_safetensors(args.checkpoint, args.out)
     print(f"wrote {args.out}")
     return 0
 
 
 def _add_export_parser(commands) -> None:
-    parser = commands.add_parser("export", help="write a checkpoint as a .safetensors file (weights + metadata)")
+    parser = commands.add_parser("export", help="write a checkpoint as a .safetensors file (weights + metadata) or a torch.export .pt2 program")
     parser.add_argument("checkpoint", help="checkpoint to convert (.ckpt or .safetensors)")
-    parser.add_argument("out", help="destination, ending in .safetensors")
+    parser.add_argument("out", help="destination, ending in .safetensors or .pt2")
     parser.set_defaults(func=cmd_export, writes="file")
 
 

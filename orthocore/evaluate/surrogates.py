@@ -19,7 +19,7 @@ from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 from orthocore.checks import check_number
-from orthocore.digests import file_digest
+from orthocore.model_specs import spec_digest
 from orthocore.train import TrainConfig
 from orthocore.train.schedule import Planned, Trained, train_all
 from orthocore.workers import Workers
@@ -73,7 +73,7 @@ def surrogate_plans(
     def orthogonal_run(anchor: Hashable, index: int, kind: str) -> Planned:
         def config(paths: list[str]) -> TrainConfig:
             run = dataclasses.replace(method, references=paths, seed=seed + 100 + index)
-            return _placed(run, out / f"{kind.replace(' ', '-').lower()}-{index}-{file_digest(paths[0])}")
+            return _placed(run, out / f"{kind.replace(' ', '-').lower()}-{index}-{spec_digest(paths[0])}")
 
         return Planned((*key, kind, index), (anchor,), config)
 

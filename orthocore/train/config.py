@@ -15,9 +15,16 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from orthocore import distributed, models
-from orthocore.checks import check_bool, check_choice, check_number, check_text, check_text_list
+from orthocore.checks import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_text,
+    check_text_list,
+)
 from orthocore.data.folders import MAX_PIXELS
-from orthocore.digests import file_digest, fingerprint
+from orthocore.digests import fingerprint
+from orthocore.model_specs import spec_digest
 from orthocore.models.registry import INITS
 from orthocore.settings import option
 from orthocore.train.objective import PENALTIES
@@ -153,7 +160,8 @@ class TrainConfig(TrainSettings):
         out: run folder (checkpoints, metrics, ``run.json``).
         lam: λ of Eq. 3; 0 is ordinary training. See :mod:`orthocore.train.objective`
             for guidance (digits CNN: 1–3).
-        references: checkpoint files of the frozen reference models (penalty averaged).
+        references: model specs of the frozen reference models (penalty averaged): orthocore
+            checkpoints, or any model :mod:`orthocore.model_specs` reads.
         seed: seeds initialisation, data order, dropout and augmentation.
         progress: show a progress bar per epoch.
     """
@@ -163,7 +171,7 @@ class TrainConfig(TrainSettings):
         0.0, "weight of the orthogonality penalty; 0 = ordinary training (digits CNN: 1-3)",
         flag="--lambda", metavar="LAMBDA",
     )
-    references: list[str] = option(list, "reference checkpoint (repeatable)", flag="--reference", metavar="CKPT")
+    references: list[str] = option(list, "reference model: checkpoint or model spec (repeatable)", flag="--reference", metavar="MODEL")
     seed: int = option(0, "seeds initialisation, data order and augmentation")
     progress: bool = option(True, "show a progress bar per epoch")
 
@@ -171,7 +179,7 @@ class TrainConfig(TrainSettings):
         super().validate()
         check_text(self.out, "out", "a folder path")
         check_number(self.lam, "lam", low=0)
-        check_text_list(self.references, "references", "a list of checkpoint paths")
+        check_text_list(self.references, "references", "a list of model specs")
         if self.lam > 0 and not self.references:
             raise ValueError("references: λ > 0 needs at least one reference checkpoint")
         check_number(self.seed, "seed", low=0, integer=True)
@@ -186,7 +194,7 @@ class TrainConfig(TrainSettings):
         for name, default in _ADDED_LATER.items():  # at its default, a later field leaves earlier keys as they were
             if settings[name] == default or (self.lam == 0 and name in _PENALTY_ONLY):
                 del settings[name]
-        settings["references"] = [file_digest(path) for path in self.references]
+        settings["references"] = [spec_digest(path) for path in self.references]
         kind, separator, folder = self.data.partition(":")
         if separator:
             settings["data"] = f"{kind}:{os.path.realpath(folder)}"

@@ -76,11 +76,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from orthocore import data as datasets
 from orthocore import distributed, interrupts, models
 from orthocore._io import move_aside
-from orthocore.checkpoint import load_model, read_checkpoint, save_checkpoint
-from orthocore.digests import file_digest
+from orthocore.checkpoint import read_checkpoint, save_checkpoint
 from orthocore.gradients import ReferenceGradientCache, deltas, reference_gradients
 from orthocore.locks import output_lock
 from orthocore.metrics import correct_count
+from orthocore.model_specs import open_model, parse_model_spec, spec_digest
 from orthocore.progress import progress
 from orthocore.runtime import retain_freed_memory, versions
 from orthocore.train.config import TrainConfig
@@ -150,8 +150,11 @@ class _StepObjective(nn.Module):
 
 
 def _reference_config(config: TrainConfig) -> dict | None:
-    """The first reference's recorded training config, if it has one."""
-    return read_checkpoint(config.references[0])["extra"].get("config") if config.references else None
+    """The first reference's recorded training config, if it is an orthocore checkpoint
+    that has one."""
+    if not config.references or parse_model_spec(config.references[0]).kind != "checkpoint":
+        return None
+    return read_checkpoint(config.references[0])["extra"].get("config")
 
 
 def _make_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -203,9 +206,9 @@ class _Run:
         self.config = config if state is not None else config.with_optimizer(_reference_config(config))
         self.out = Path(config.out)
         self.train_set, self.val_set = self._open_data()
-        self.references = [load_model(path, self.device, data=self.train_set).requires_grad_(False)
+        self.references = [open_model(path, self.device, data=self.train_set, name="reference").requires_grad_(False)
                            for path in config.references]  # fmt: skip
-        self.reference_digests = [file_digest(path) for path in config.references]
+        self.reference_digests = [spec_digest(path) for path in config.references]
         self.model, parameters = self._build_model()
         self.optimizer = _make_optimizer(self.config, parameters)
         self.rule = StoppingRule(config.eval_every, config.max_epochs)
@@ -264,7 +267,8 @@ class _Run:
         if config.lam == 0 or config.cache == "none" or getattr(self.train_set, "augmented", False):
             return None
         path = self.out / "reference_grads.npy" if config.cache == "disk" else None  # shared by all processes
-        key = [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in config.references]
+        specs = [parse_model_spec(p) for p in config.references]
+        key = [[*_file_stamp(spec.file), spec.module, spec.factory] for spec in specs]
         return ReferenceGradientCache(
             self.references, self.train_set, path=path, key={"references": key, "data": config.data}, device=self.device
         )
@@ -530,10 +534,15 @@ def _opening_state(config: TrainConfig, resume: bool) -> tuple[TrainConfig, dict
     return dataclasses.replace(recorded, out=config.out, progress=config.progress, references=references), state
 
 
+def _file_stamp(path: Path) -> list:
+    """Where a file is, its size and its time of change: cheap to compare, unlike a digest."""
+    return [str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns]
+
+
 def _same_files(paths: list[str], digests: list[str] | None) -> bool:
     """Whether the files at ``paths`` are, in order, those whose digests a state recorded."""
     return digests is not None and len(paths) == len(digests) and all(
-        Path(p).is_file() and file_digest(p) == d for p, d in zip(paths, digests))  # fmt: skip
+        parse_model_spec(p).file.is_file() and spec_digest(p) == d for p, d in zip(paths, digests))  # fmt: skip
 
 
 def ensure_trained(config: TrainConfig) -> bool:
