@@ -9,16 +9,12 @@ import torch
 import orthocore
 from orthocore import dispatch
 from orthocore.ops import attack_step, attack_step_reference
+from tests._shapes import ROW_SHAPES
 
 BACKENDS = dispatch.registered()["attack_step"]
 
 SHAPES = [
-    (1, 1),  # minimal
-    (3, 7),  # primes
-    (257, 1023),  # batch past 256, row below a power of two
-    (64, 3, 32, 32),  # a CIFAR batch
-    (5, 3, 17, 19),  # odd image
-    (2, 3, 224, 224),  # ImageNet-sized rows, many blocks per row
+    *ROW_SHAPES,
     (3, 40_009),  # few long rows of prime length: CUDA splits them into uneven segments
 ]
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}

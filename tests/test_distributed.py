@@ -62,6 +62,23 @@ def start_torchrun(args: list, processes: int = 2) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
+def started_after_a_whole_run(reference: str, tmp_path: Path, name: str) -> tuple[Path, subprocess.Popen]:
+    """Trains a four-epoch orthogonal run whole on two processes into ``tmp_path/whole``,
+    then starts it again under torchrun into ``tmp_path/name`` and returns, with its folder
+    and its launcher, once epoch 1 is saved (epoch 2 is under way: a run to interrupt)."""
+    args = ["train", "--reference", reference, "--lambda", "1", "--max-epochs", "4", "--eval-every", "1", *SGD,
+            "--batch-size", "16"]  # fmt: skip
+    whole = run_orthocore([*args, "--out", tmp_path / "whole"], processes=2)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / name
+    launcher = start_torchrun([*args, "--out", out])
+    deadline = time.monotonic() + 240
+    while not (out / "state.pt").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
+        time.sleep(0.05)
+    return out, launcher
+
+
 def weights(run: Path, name: str = "model.ckpt") -> dict[str, torch.Tensor]:
     return read_checkpoint(run / name)["state_dict"]
 
@@ -222,16 +239,7 @@ def _worker_pids(launcher: subprocess.Popen) -> dict[int, int]:
 
 
 def test_a_killed_process_ends_the_job_and_the_run_resumes_on_any_world_size(tmp_path, reference):
-    args = ["train", "--reference", reference, "--lambda", "1", "--max-epochs", "4", "--eval-every", "1", *SGD,
-            "--batch-size", "16"]  # fmt: skip
-    uninterrupted = run_orthocore([*args, "--out", tmp_path / "whole"], processes=2)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr
-    out = tmp_path / "killed"
-    launcher = start_torchrun([*args, "--out", out])
-    deadline = time.monotonic() + 240
-    while not (out / "state.pt").exists():  # epoch 1 is saved: epoch 2 is under way
-        assert launcher.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-        time.sleep(0.05)
+    out, launcher = started_after_a_whole_run(reference, tmp_path, "killed")
     time.sleep(0.3)
     os.kill(_worker_pids(launcher)[1], signal.SIGKILL)
     output, _ = launcher.communicate(timeout=120)

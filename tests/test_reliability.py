@@ -24,7 +24,8 @@ from orthocore.evaluate import batches
 from orthocore.gradients import ReferenceGradientCache
 from orthocore.locks import LOCK_NAME, lock_file, output_lock
 from orthocore.train import TrainConfig, trainer
-from tests.test_distributed import SGD, WORKER, _env, _worker_pids, run_orthocore, start_torchrun
+from tests.test_distributed import (SGD, WORKER, _env, _worker_pids, run_orthocore, start_torchrun,
+                                   started_after_a_whole_run)  # fmt: skip
 
 ROOT = Path(__file__).parent.parent
 HOLD = """
@@ -166,7 +167,7 @@ def test_the_lock_is_exclusive_within_one_process_too(tmp_path):
 
 def test_under_torchrun_rank_0_holds_the_lock_for_the_job(tmp_path, model):
     out = tmp_path / "run"
-    args = ["train", "--reference", model, "--lambda", "1", "--max-epochs", "3", *SGD, "--batch-size", "16"]
+    args = ["train", "--reference", model, "--lambda", "1", "--max-epochs", "6", *SGD, "--batch-size", "16"]
     job = start_torchrun([*args, "--out", out])
     _wait_for(out / LOCK_NAME, job)
     holder_pid = json.loads((out / LOCK_NAME).read_text())["pid"]
@@ -229,13 +230,7 @@ def test_sigterm_saves_the_state_and_the_resumed_run_is_bit_exact(tmp_path, mode
 
 
 def test_sigterm_to_torchrun_stops_every_rank_and_the_resume_is_bit_exact(tmp_path, model):
-    args = ["train", "--reference", model, "--lambda", "1", "--max-epochs", "4", "--eval-every", "1", *SGD,
-            "--batch-size", "16"]  # fmt: skip
-    whole = run_orthocore([*args, "--out", tmp_path / "whole"], processes=2)
-    assert whole.returncode == 0, whole.stderr
-    out = tmp_path / "stopped"
-    job = start_torchrun([*args, "--out", out])
-    _wait_for(out / "state.pt", job)  # epoch 1 is saved: epoch 2 is under way
+    out, job = started_after_a_whole_run(model, tmp_path, "stopped")
     time.sleep(0.5)
     job.send_signal(signal.SIGTERM)  # what a scheduler sends to the job's first process
     output, _ = job.communicate(timeout=120)

@@ -20,7 +20,10 @@ class Attack:
             (normalisation inside the model); or a list of such models, whose mean
             logits are attacked (:class:`~orthocore.attacks.ensemble.LogitEnsemble`).
         eps: radius, or a list of radii for a sweep (fractions of the [0, 1] range).
-        settings: the :class:`~orthocore.attacks._loop.LoopSettings` of the method.
+        settings: the :class:`~orthocore.attacks._loop.LoopSettings` of the method, which
+            hold the two arguments every attack's constructor also takes: ``norm``,
+            ``"inf"`` or ``"2"`` (the ball and the step's direction), and ``targeted``
+            (``labels`` are targets, whose loss the steps descend).
         generator: CPU generator for the random draws (default: torch's global one).
         max_batch: most images per forward pass; default: what fits in free memory.
     """

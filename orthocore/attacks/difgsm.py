@@ -16,16 +16,13 @@ class DIFGSM(Attack):
     (:mod:`orthocore.attacks.diversity`); the draws are per image and per step.
 
     Args:
-        model: classifier on [0, 1] images.
-        eps: radius or list of radii. Default 8/255.
         steps: iterations. Default 10.
         step_size: absolute step; default ``ε / steps`` for each ε.
         diversity_prob: probability p of transforming an image at a step. Default 0.5.
         resize_rate: smallest size as a fraction of the image size. Default 0.9.
         decay: momentum μ; 0 gives DI²-FGSM, 1.0 M-DI²-FGSM. Default 0.
-        norm: ``"inf"`` or ``"2"``.
-        targeted: ``labels`` are targets.
-        generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
+        model, eps (default 8/255), norm, targeted, generator, max_batch: as for every
+            attack, :class:`~orthocore.attacks.base.Attack`.
 
     Examples:
         >>> import torch
@@ -39,20 +36,9 @@ class DIFGSM(Attack):
     name = "difgsm"
 
     def __init__(
-        self,
-        model,
-        eps=8 / 255,
-        *,
-        steps=10,
-        step_size=None,
-        diversity_prob=0.5,
-        resize_rate=0.9,
-        decay=0.0,
-        norm="inf",
-        targeted=False,
-        generator=None,
-        max_batch=None,
-    ):
+        self, model, eps=8 / 255, *, steps=10, step_size=None, diversity_prob=0.5, resize_rate=0.9, decay=0.0,
+        norm="inf", targeted=False, generator=None, max_batch=None,
+    ):  # fmt: skip
         settings = LoopSettings(
             norm=norm,
             steps=steps,

@@ -12,22 +12,25 @@ class IFGSM(Attack):
     """Iterative FGSM from the clean image.
 
     Args:
-        model: classifier on [0, 1] images.
-        eps: radius or list of radii. Default 8/255.
         steps: iterations. Default 10.
         step_size: absolute step; default ``ε / steps`` for each ε.
-        norm: ``"inf"`` or ``"2"``.
-        targeted: ``labels`` are targets.
-        generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
+        model, eps (default 8/255), norm, targeted, generator, max_batch: as for every
+            attack, :class:`~orthocore.attacks.base.Attack`.
 
     Examples:
+        A targeted attack on a linear model that answers class 0 on grey images, towards class 2:
+
         >>> import torch
-        >>> from torch import nn
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
-        >>> x = torch.rand(4, 3, 2, 2)
-        >>> adv = IFGSM(model, eps=0.05, steps=3)(x, torch.tensor([0, 1, 2, 0]))
-        >>> bool((adv - x).abs().max() <= 0.05 + 1e-7)
-        True
+        >>> linear = torch.nn.Linear(4, 3)
+        >>> _ = torch.nn.init.zeros_(linear.weight), linear.bias.data.copy_(torch.tensor([21.0, 0.0, 0.0]))
+        >>> linear.weight.data[2] = 10.0  # class 2's logit, 10 · the pixel sum, is 20 on grey
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), linear)
+        >>> x = torch.full((2, 1, 2, 2), 0.5)
+        >>> model(x).argmax(1).tolist()
+        [0, 0]
+        >>> adv = IFGSM(model, eps=0.05, steps=5, targeted=True)(x, torch.tensor([2, 2]))
+        >>> model(adv).argmax(1).tolist(), bool((adv - x).abs().max() <= 0.05 + 1e-7)
+        ([2, 2], True)
     """
 
     name = "ifgsm"

@@ -12,15 +12,12 @@ class MIFGSM(Attack):
     """Momentum iterative FGSM.
 
     Args:
-        model: classifier on [0, 1] images.
-        eps: radius or list of radii. Default 8/255.
         steps: iterations. Default 10.
         step_size: absolute step; default ``ε / steps`` for each ε.
         decay: momentum μ. Default 1.0.
-        norm: ``"inf"`` or ``"2"`` (the step follows the accumulated gradient's sign or
-            unit-L2 direction).
-        targeted: ``labels`` are targets.
-        generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
+        model, eps (default 8/255), norm, targeted, generator, max_batch: as for every
+            attack, :class:`~orthocore.attacks.base.Attack` (with ``norm="2"`` the step follows
+            the accumulated gradient's unit-L2 direction).
 
     Examples:
         >>> import torch
@@ -33,18 +30,9 @@ class MIFGSM(Attack):
     name = "mifgsm"
 
     def __init__(
-        self,
-        model,
-        eps=8 / 255,
-        *,
-        steps=10,
-        step_size=None,
-        decay=1.0,
-        norm="inf",
-        targeted=False,
-        generator=None,
-        max_batch=None,
-    ):
+        self, model, eps=8 / 255, *, steps=10, step_size=None, decay=1.0, norm="inf", targeted=False,
+        generator=None, max_batch=None,
+    ):  # fmt: skip
         settings = LoopSettings(norm=norm, steps=steps, step_size=step_size, decay=decay, targeted=targeted)
         super().__init__(model, eps, settings, generator=generator, max_batch=max_batch)
 

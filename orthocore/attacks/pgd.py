@@ -14,8 +14,6 @@ class PGD(Attack):
     direction for L2), drawn once per image and scaled by each ε of a sweep.
 
     Args:
-        model: classifier on [0, 1] images.
-        eps: radius or list of radii. Default 8/255.
         steps: iterations. Default 10.
         step_size: absolute step; default ``2.5 · ε / steps`` for each ε.
         random_start: start from a random point of the ball. Default True.
@@ -33,9 +31,8 @@ class PGD(Attack):
         eot: for a randomized model (a defense drawing a fresh transformation per call),
             average each step's gradient over this many draws (Expectation over
             Transformation; AutoAttack's randomized-model setting is 20). Default 1.
-        norm: ``"inf"`` or ``"2"``.
-        targeted: ``labels`` are targets.
-        generator, max_batch: see :class:`~orthocore.attacks.base.Attack`.
+        model, eps (default 8/255), norm, targeted, generator, max_batch: as for every
+            attack, :class:`~orthocore.attacks.base.Attack`.
 
     Examples:
         >>> import torch
@@ -51,22 +48,10 @@ class PGD(Attack):
     name = "pgd"
 
     def __init__(
-        self,
-        model,
-        eps=8 / 255,
-        *,
-        steps=10,
-        step_size=None,
-        random_start=True,
-        restarts=1,
-        stop_when_fooled=False,
-        eot=1,
-        monotone=False,
-        norm="inf",
-        targeted=False,
-        generator=None,
+        self, model, eps=8 / 255, *, steps=10, step_size=None, random_start=True, restarts=1,
+        stop_when_fooled=False, eot=1, monotone=False, norm="inf", targeted=False, generator=None,
         max_batch=None,
-    ):
+    ):  # fmt: skip
         settings = LoopSettings(
             norm=norm, steps=steps, step_size=step_size, step_scale=2.5, random_start=random_start, targeted=targeted,
             restarts=restarts, stop_when_fooled=stop_when_fooled, eot=eot,

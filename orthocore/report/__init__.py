@@ -19,14 +19,8 @@ from orthocore.report.claims import reproduction_checks
 from orthocore.report.documents import format_summary, write_report
 from orthocore.report.figures import draw_figures, security_figure_attacks
 from orthocore.report.results_format import RESULTS_FORMAT
-from orthocore.report.tables import (
-    defense_table,
-    markdown_table,
-    security_tables,
-    side_by_side_table,
-    similarity_table,
-    verdict_rows,
-)
+from orthocore.report.tables import (defense_table, markdown_table, security_tables, side_by_side_table,
+                                      similarity_table, verdict_rows)
 
 __all__ = [
     "RESULTS_FORMAT",

@@ -14,15 +14,8 @@ from pathlib import Path
 from orthocore._io import atomic_write_text
 from orthocore.report.claims import reproduction_checks
 from orthocore.report.figures import draw_figures
+from orthocore.report import tables
 from orthocore.report.results_format import RESULTS_FORMAT
-from orthocore.report.tables import (
-    defense_table,
-    markdown_table,
-    security_tables,
-    side_by_side_table,
-    similarity_table,
-    verdict_rows,
-)
 
 
 def _html_table(header, rows) -> str:
@@ -73,27 +66,30 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
                          f"format {RESULTS_FORMAT}: run the study again (trained models are reused)")  # fmt: skip
     figures = draw_figures(run_dir, results)
     checks = reproduction_checks(results)
-    tables = [("Tables I/II — similarity to the reference, accuracy, cost", similarity_table(results.get("models", [])))]
+    sections = [("Tables I/II — similarity to the reference, accuracy, cost",
+                 tables.similarity_table(results.get("models", [])))]  # fmt: skip
     if results.get("defenses"):
-        tables.append(("Table III — defenses vs the orthogonal model", defense_table(results["defenses"])))
+        sections.append(("Table III — defenses vs the orthogonal model", tables.defense_table(results["defenses"])))
     title = results.get("title", "orthocore study")
     config_text = json.dumps(
         {k: results.get(k) for k in ("seeds", "config", "versions", "timings")}, indent=2, sort_keys=True
     )
 
     md = [f"# {title}", "", "## What was reproduced", ""]
-    md += [markdown_table(["claim (paper)", "measured here", "verdict"], checks), ""]
+    md += [tables.markdown_table(["claim (paper)", "measured here", "verdict"], checks), ""]
     md += [f"- {note}" for note in results.get("notes", [])] + [""]
-    for caption, (header, rows) in tables:
-        md += [f"## {caption}", "", markdown_table(header, rows), ""]
+    for caption, (header, rows) in sections:
+        md += [f"## {caption}", "", tables.markdown_table(header, rows), ""]
     security = results.get("security")
     if security:
         md += ["## Security evaluation (beyond the paper)", "", _SECURITY_TEXT, ""]
-        md += [markdown_table(["model", "claim", "verdict", "measured (mean over the ε grid)"], verdict_rows(security)), ""]
+        verdicts = tables.markdown_table(["model", "claim", "verdict", "measured (mean over the ε grid)"],
+                                         tables.verdict_rows(security))  # fmt: skip
+        md += [verdicts, ""]
         md += ["### Orthogonal models and input-transformation defenses on the same attacks", "", _SIDE_BY_SIDE_TEXT,
-               "", markdown_table(*side_by_side_table(security)), ""]
-        for caption, header, rows in security_tables(security):
-            md += [f"### {caption}", "", markdown_table(header, rows), ""]
+               "", tables.markdown_table(*tables.side_by_side_table(security)), ""]
+        for caption, header, rows in tables.security_tables(security):
+            md += [f"### {caption}", "", tables.markdown_table(header, rows), ""]
     md += ["## Figures", ""] + [f"![{caption}](figures/{path.name})\n\n*{caption}*\n" for caption, path in figures]
     md += ["## Configuration, versions, seeds, timings", "", "```json", config_text, "```", ""]
     markdown_path = run_dir / "report.md"
@@ -108,14 +104,14 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
     parts.append(f"<table><thead><tr><th>claim (paper)</th><th>measured here</th><th>verdict</th></tr></thead>"
                  f"<tbody>{check_rows}</tbody></table>")
     parts += ["<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in results.get("notes", [])) + "</ul>"]
-    for caption, (header, rows) in tables:
+    for caption, (header, rows) in sections:
         parts += [f"<h2>{html.escape(caption)}</h2>", _html_table(header, rows)]
     if security:
         parts += ["<h2>Security evaluation (beyond the paper)</h2>", f"<p>{html.escape(_SECURITY_TEXT)}</p>",
-                  _html_table(["model", "claim", "verdict", "measured (mean over the ε grid)"], verdict_rows(security)),
+                  _html_table(["model", "claim", "verdict", "measured (mean over the ε grid)"], tables.verdict_rows(security)),
                   "<h3>Orthogonal models and input-transformation defenses on the same attacks</h3>",
-                  f"<p>{html.escape(_SIDE_BY_SIDE_TEXT)}</p>", _html_table(*side_by_side_table(security))]
-        for caption, header, rows in security_tables(security):
+                  f"<p>{html.escape(_SIDE_BY_SIDE_TEXT)}</p>", _html_table(*tables.side_by_side_table(security))]
+        for caption, header, rows in tables.security_tables(security):
             parts += [f"<h3>{html.escape(caption)}</h3>", _html_table(header, rows)]
     parts.append("<h2>Figures</h2>")
     for caption, path in figures:
@@ -136,17 +132,17 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Path]:
 
 def format_summary(results: Mapping) -> str:
     """The study's closing text for the terminal: Tables I/II, Table III and the verdicts."""
-    header, rows = similarity_table(results.get("models", []))
-    parts = ["Tables I/II — against the reference:", markdown_table(header, rows)]
+    header, rows = tables.similarity_table(results.get("models", []))
+    parts = ["Tables I/II — against the reference:", tables.markdown_table(header, rows)]
     if results.get("defenses"):
-        header, rows = defense_table(results["defenses"])
-        parts += ["", "Table III — defenses vs the orthogonal models:", markdown_table(header, rows)]
+        header, rows = tables.defense_table(results["defenses"])
+        parts += ["", "Table III — defenses vs the orthogonal models:", tables.markdown_table(header, rows)]
     parts += ["", "What was reproduced:"]
     parts += [f"  [{verdict}] {claim}\n      {measured}" for claim, measured, verdict in reproduction_checks(results)]
     if results.get("security"):
         parts += ["", "Security evaluation (beyond the paper): " + _SECURITY_TEXT]
         parts += [f"  [{verdict}] {model}: {claim}\n      {measured}"
-                  for model, claim, verdict, measured in verdict_rows(results["security"])]  # fmt: skip
+                  for model, claim, verdict, measured in tables.verdict_rows(results["security"])]  # fmt: skip
     return "\n".join(parts)
 
 
