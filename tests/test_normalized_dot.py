@@ -7,17 +7,11 @@ import torch.nn.functional as F
 import orthocore
 from orthocore import dispatch
 from orthocore.ops import normalized_dot, normalized_dot_reference
+from tests._shapes import ROW_SHAPES
 
 BACKENDS = dispatch.registered()["normalized_dot"]
 
-SHAPES = [
-    (1, 1),  # minimal
-    (3, 7),  # primes
-    (257, 1023),  # batch past 256, row below a power of two
-    (128, 3, 32, 32),  # a CIFAR batch
-    (5, 3, 17, 19),  # odd image
-    (2, 3 * 224 * 224),  # ImageNet-sized rows, more than one split per row
-]
+SHAPES = ROW_SHAPES
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6}
 
 
@@ -250,3 +244,23 @@ def test_second_order_under_torch_func(device):
         return torch.func.grad(lambda x: (torch.func.grad(lambda y: fn(y, b).sum())(x) * v).sum())(a)
 
     torch.testing.assert_close(hvp(normalized_dot), hvp(normalized_dot_reference))
+
+
+def test_eager_calls_reach_the_kernels_without_the_custom_ops_dispatch(device):
+    """On plain tensors the fused path calls its kernels directly (no custom-op dispatch,
+    whose Python cost matched the kernel's on small batches); torch.compile traces the op."""
+    backend = {"cpu": "cpu", "cuda": "cuda"}[device.type]
+    if backend not in _backends(device):
+        pytest.skip(f"{backend} unavailable on {device}")
+    a, b = _pair((8, 3, 4, 4), torch.float32, device)
+
+    def called(fn) -> set[str]:
+        with orthocore.use_backend(backend), torch.profiler.profile() as profile:
+            fn()
+        return {event.name for event in profile.events() if event.name.startswith("orthocore::")}
+
+    eager = called(lambda: torch.autograd.grad(normalized_dot(a, b).sum(), a))
+    assert eager == {"orthocore::normalized_dot_fwd", "orthocore::normalized_dot_bwd"}
+    compiled = torch.compile(lambda x, y: normalized_dot(x, y).sum(), fullgraph=True, backend="aot_eager")
+    traced = called(lambda: torch.autograd.grad(compiled(a, b), a))
+    assert {"orthocore::normalized_dot", "orthocore::normalized_dot_backward"} <= traced

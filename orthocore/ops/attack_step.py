@@ -37,6 +37,7 @@ from orthocore.checks import (
 )
 from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
+from orthocore.ops._autograd import runs_eagerly
 
 _OP = "attack_step"
 NORMS = ("inf", "2")
@@ -151,8 +152,7 @@ def _check_inputs(adv, grad, clean, momentum, step, eps, norm, decay) -> None:
     check_number(decay, "decay", low=0, where=_OP)
 
 
-@torch.library.custom_op("orthocore::attack_step", mutates_args=())
-def _attack_step_op(
+def _attack_step(
     adv: Tensor, grad: Tensor, clean: Tensor, momentum: Tensor | None, step: Tensor, eps: Tensor, l2: bool, decay: float
 ) -> tuple[Tensor, Tensor]:
     step, eps = _per_sample(step, adv), _per_sample(eps, adv)
@@ -160,6 +160,9 @@ def _attack_step_op(
     out, new_momentum = STEP(adv.device)(_flat(adv), _flat(grad), _flat(clean), flat_momentum, step, eps, l2, decay)
     out = out.view(adv.shape)
     return out, (adv.new_empty((0,)) if new_momentum is None else new_momentum.view(adv.shape))
+
+
+_attack_step_op = torch.library.custom_op("orthocore::attack_step", _attack_step, mutates_args=())
 
 
 @_attack_step_op.register_fake
@@ -204,5 +207,7 @@ def attack_step(
         tensor([[0.5500, 0.4500, 0.5000, 0.5500]])
     """
     _check_inputs(adv, grad, clean, momentum, step, eps, norm, decay)
-    out, new_momentum = _attack_step_op(adv, grad, clean, momentum, step, eps, norm == "2", float(decay))
+    inputs = (adv, grad, clean, momentum, step, eps)
+    step_of = _attack_step if runs_eagerly(*inputs) else _attack_step_op  # see orthocore.ops._autograd
+    out, new_momentum = step_of(*inputs, norm == "2", float(decay))
     return out, (new_momentum if momentum is not None else None)

@@ -24,7 +24,7 @@ from orthocore.checks import check_same, check_shape, check_tensor
 from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
 from orthocore.formulas.normalized_dot import backward_coefficients, delta_from_stats
-from orthocore.ops._autograd import differentiable
+from orthocore.ops._autograd import differentiable, runs_eagerly
 
 _OP = "normalized_dot"
 
@@ -129,11 +129,16 @@ def _check_inputs(a: Tensor, b: Tensor) -> None:
     check_shape(a, "a", ["B", "*"], where=_OP)
 
 
+def _forward(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(delta, stats)``: δ :math:`(B,)` and the row statistics :math:`(B, 3)` the backward reuses."""
+    return FORWARD(a.device)(_flat(a), _flat(b))
+
+
 @torch.library.custom_op("orthocore::normalized_dot", mutates_args=())
 def _normalized_dot_op(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """``(delta, stats)``: δ :math:`(B,)` and the row statistics :math:`(B, 3)` the backward reuses."""
+    """:func:`_forward` as an op, checking its inputs (it may be called directly)."""
     _check_inputs(a, b)
-    return FORWARD(a.device)(_flat(a), _flat(b))
+    return _forward(a, b)
 
 
 @_normalized_dot_op.register_fake
@@ -143,8 +148,7 @@ def _(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     return a.new_empty((rows,)), a.new_empty((rows, 3), dtype=accumulate_dtype(a.dtype))
 
 
-@torch.library.custom_op("orthocore::normalized_dot_backward", mutates_args=())
-def _normalized_dot_backward_op(
+def _backward(
     grad_delta: Tensor, a: Tensor, b: Tensor, stats: Tensor, need_a: bool, need_b: bool
 ) -> tuple[Tensor, Tensor]:
     """``(grad_a, grad_b)`` shaped like ``a`` and ``b``; an empty tensor for one not asked for."""
@@ -152,6 +156,10 @@ def _normalized_dot_backward_op(
     grad_a, grad_b = impl(grad_delta.contiguous(), _flat(a), _flat(b), stats.contiguous(), need_a, need_b)
     empty = a.new_empty((0,))
     return (grad_a.view(a.shape) if need_a else empty), (grad_b.view(b.shape) if need_b else empty.clone())
+
+
+_normalized_dot_backward_op = torch.library.custom_op("orthocore::normalized_dot_backward", _backward,
+                                                      mutates_args=())  # fmt: skip
 
 
 @_normalized_dot_backward_op.register_fake
@@ -173,7 +181,10 @@ def _forward_backward(ctx, grad_delta: Tensor, _grad_stats) -> tuple[Tensor | No
     op is called as it is (which is also what ``torch.compile`` traces)."""
     a, b, stats = ctx.saved_tensors
     need_a, need_b = ctx.needs_input_grad
-    backward = _differentiable_backward if torch.is_grad_enabled() else _normalized_dot_backward_op
+    if torch.is_grad_enabled():
+        backward = _differentiable_backward
+    else:  # the op as it is: its implementation itself where nothing traces it
+        backward = _backward if runs_eagerly(grad_delta, a, b, stats) else _normalized_dot_backward_op
     grad_a, grad_b = backward(grad_delta, a, b, stats, need_a, need_b)
     return (grad_a if need_a else None), (grad_b if need_b else None)
 
@@ -201,9 +212,11 @@ def _backward_backward(ctx, grad_grad_a: Tensor, grad_grad_b: Tensor):
 
 
 _differentiable_backward = differentiable(
-    "normalized_dot_backward", _normalized_dot_backward_op, _backward_backward, _backward_setup_context
+    "normalized_dot_backward", _normalized_dot_backward_op, _backward_backward, _backward_setup_context, eager=_backward
 )
-_differentiable_forward = differentiable("normalized_dot", _normalized_dot_op, _forward_backward, _forward_setup_context)
+_differentiable_forward = differentiable(
+    "normalized_dot", _normalized_dot_op, _forward_backward, _forward_setup_context, eager=_forward
+)
 
 
 def normalized_dot(a: Tensor, b: Tensor) -> Tensor:
