@@ -36,7 +36,8 @@ def test_security_trains_its_surrogates_and_writes_the_verdicts(models, capsys):
     code, captured = _run(models, capsys)
     assert code == 0, captured.err
     report = json.loads((models / "sec" / "security.json").read_text())
-    surrogates = report["surrogates"]
+    surrogates = {kind: [str(models / "sec" / path) for path in paths]  # recorded relative to the folder
+                  for kind, paths in report["surrogates"].items()}
     assert len(surrogates["adaptive"]) == 2 and len(surrogates["adaptive_without_k"]) == 1
     assert len(surrogates["ordinary"]) == 1
     recorded = {path: read_checkpoint(path)["extra"]["config"] for kind in surrogates.values() for path in kind}

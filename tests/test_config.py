@@ -64,7 +64,7 @@ def test_a_study_passes_every_training_setting_to_its_models(tmp_path, monkeypat
         (TrainConfig, {"device": "banana"}, "device: expected one of auto, cpu, cuda"),
         (TrainConfig, {"out": 5}, "out: expected a folder path"),
         (TrainConfig, {"device": 0}, "device: expected one of auto, cpu, cuda, got int 0"),
-        (TrainConfig, {"references": "k.ckpt"}, "references: expected a list of checkpoint paths"),
+        (TrainConfig, {"references": "k.ckpt"}, "references: expected a list of model specs"),
         (TrainConfig, {"data": None}, "data: expected a string, got NoneType"),
         (StudyConfig, {"security_defenses": "JPEG-Quality=80"}, "security_defenses: expected a list of defense labels"),
         (StudyConfig, {"security_defenses": ["JPEG-Quality=81"]}, "security_defenses must be one of"),

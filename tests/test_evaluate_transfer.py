@@ -115,7 +115,7 @@ def test_writers_round_trip_and_leave_no_partial_file(models, tmp_path, monkeypa
     [
         ({"attacks": ("fgsm", "cw")}, "unknown attack 'cw'"),
         ({"attacks": ()}, "at least one attack"),
-        ({"eps": (0.01, -0.02)}, "eps must be a finite number >= 0"),
+        ({"eps": (0.01, -0.02)}, r"eps must be a finite number in \[0, 1\], got -0.02"),
         ({"n_images": 0}, "n_images must be an integer"),
     ],
 )

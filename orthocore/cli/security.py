@@ -111,7 +111,9 @@ def cmd_security(args: argparse.Namespace) -> int:
     atomic_write_json(out / "security.json", {
         "rows": result.rows(), "diagnostics": result.diagnostics, "metadata": result.metadata,
         "verdicts": [dataclasses.asdict(v) for v in verdicts],
-        "surrogates": dataclasses.asdict(surrogates),
+        # relative to the folder, which can then move or be compared with another run's
+        "surrogates": {kind: [str(pathlib.Path(path).resolve().relative_to(out.resolve())) for path in paths]
+                       for kind, paths in dataclasses.asdict(surrogates).items()},
     })  # fmt: skip
     atomic_write_text(out / "security.md", result.format() + "\n\n" + format_verdicts(verdicts) + "\n")
     print(f"\nwrote {out / 'security.json'} and {out / 'security.md'}")
