@@ -88,7 +88,7 @@ def test_monotone_sweep_against_one_run_per_eps(setup, name):
             fooled = _run(setup, ATTACKS[name], provider)
             best[provider] = min(best.get(provider, float("inf")), time.perf_counter() - start)
             ratios[provider] = (100 * fooled.float().mean(1)).tolist()
-    print(f"\n[{name}, {len(setup[2])} digits images, ε = {EPS}, 1 thread = torch's {torch.get_num_threads()}]")
+    print(f"\n[{name}, {len(setup[2])} digits images, ε = {EPS}, {torch.get_num_threads()} threads]")
     for provider in providers:
         print(f"  {provider:<16} {best[provider]:7.2f} s  ({best['one run per ε'] / best[provider]:.2f}x of one run "
               f"per ε)  fooled %: {', '.join(f'{r:.1f}' for r in ratios[provider])}")  # fmt: skip

@@ -12,6 +12,9 @@ here. Two things are scaled down, and only these:
   and the TOML's budget keys (epochs, images, seeds, attack steps and ε grids) are
   overridden, so the whole README runs in about four minutes on two cores.
 
+One file is provided: the user's own ``my_resnet18.pth``, a torchvision resnet18 state
+dict for 10 classes that answers the tiny folder's class whatever it sees.
+
 The set-up commands (``make``, ``pip install``) are not run: they are what CI itself runs
 (``.ci/run`` calls ``make test``, whose set-up is the same ``pip install``), and
 ``test_setup_commands_are_the_known_ones`` fails when one is added, so it is seen here.
@@ -93,8 +96,21 @@ def as_run(argv: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def write_users_resnet18(path: Path, label: int) -> None:
+    """A torchvision resnet18 state dict (10 classes) that answers ``label`` whatever it sees."""
+    import torch
+    from torchvision.models import get_model
+
+    model = get_model("resnet18", num_classes=10)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.copy_(10 * torch.nn.functional.one_hot(torch.tensor(label), 10))
+    torch.save(model.state_dict(), path)
+
+
 def test_every_readme_command_runs_as_written(tmp_path, cifar10_folder):
     cifar = cifar10_folder()
+    write_users_resnet18(tmp_path / "my_resnet18.pth", label=3)  # the tiny folder's one class
     write_study_toml(tmp_path / "study.toml", cifar)
     assert ORTHOCORE.is_file(), f"the orthocore console script is missing beside {sys.executable}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -109,9 +125,9 @@ def test_every_readme_command_runs_as_written(tmp_path, cifar10_folder):
         ran.append(f"{argv[0]} {command}" if argv[0] == "torchrun" else command)
     assert ran.count("train") >= 4 and {"run", "similarity", "attack", "defend", "security", "report", "torchrun train"} <= set(ran)
     for made in ("runs/k/model.ckpt", "runs/m/model.ckpt", "runs/transfer.csv", "runs/table3.md",
-                 "runs/security/security.json", "runs/cifar-resnet20/report.html", "runs/m/model.safetensors"):
+                 "runs/security/security.json", "runs/cifar-resnet20/report.html", "runs/m/model.safetensors",
+                 "runs/m/model.pt2", "runs/yours.json"):
         assert (tmp_path / made).is_file(), made
-
 
 
 def test_the_readme_python_runs(tmp_path):
