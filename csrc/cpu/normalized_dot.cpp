@@ -36,6 +36,19 @@ RowSplit split_rows(int64_t rows, int64_t cols) {
   return {chunks, chunk_len, grain};
 }
 
+// Calls fn(task, offset, len) in parallel for every (row, chunk) task of split: task is
+// row * split.chunks + chunk, offset the chunk's first element in the (rows, cols) matrix.
+template <typename Fn>
+void for_each_chunk(int64_t rows, int64_t cols, const RowSplit& split, const Fn& fn) {
+  at::parallel_for(0, rows * split.chunks, split.grain, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t row = task / split.chunks;
+      const int64_t start = std::min(cols, (task % split.chunks) * split.chunk_len);
+      fn(task, row * cols + start, std::min(cols - start, split.chunk_len));
+    }
+  });
+}
+
 template <typename scalar_t, typename acc_t>
 ORTHOCORE_SIMD_CLONES void accumulate_stats(const scalar_t* a, const scalar_t* b, int64_t n, acc_t* out) {
   acc_t ab = 0, aa = 0, bb = 0;
@@ -74,14 +87,8 @@ std::tuple<at::Tensor, at::Tensor> normalized_dot_fwd_cpu(const at::Tensor& a_in
     const scalar_t* a_ptr = a.const_data_ptr<scalar_t>();
     const scalar_t* b_ptr = b.const_data_ptr<scalar_t>();
     std::vector<acc_t> partial(rows * split.chunks * 3);
-    at::parallel_for(0, rows * split.chunks, split.grain, [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t row = task / split.chunks;
-        const int64_t start = std::min(cols, (task % split.chunks) * split.chunk_len);
-        const int64_t len = std::min(cols - start, split.chunk_len);
-        const int64_t offset = row * cols + start;
-        accumulate_stats(a_ptr + offset, b_ptr + offset, len, partial.data() + 3 * task);
-      }
+    for_each_chunk(rows, cols, split, [&](int64_t task, int64_t offset, int64_t len) {
+      accumulate_stats(a_ptr + offset, b_ptr + offset, len, partial.data() + 3 * task);
     });
     acc_t* stats_ptr = stats.mutable_data_ptr<acc_t>();
     scalar_t* delta_ptr = delta.mutable_data_ptr<scalar_t>();
@@ -115,16 +122,11 @@ std::tuple<at::Tensor, at::Tensor> normalized_dot_bwd_cpu(const at::Tensor& grad
     const acc_t* s_ptr = stats.const_data_ptr<acc_t>();
     scalar_t* ga_ptr = need_a ? grad_a.mutable_data_ptr<scalar_t>() : nullptr;
     scalar_t* gb_ptr = need_b ? grad_b.mutable_data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, rows * split.chunks, split.grain, [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t row = task / split.chunks;
-        const int64_t start = std::min(cols, (task % split.chunks) * split.chunk_len);
-        const int64_t len = std::min(cols - start, split.chunk_len);
-        const int64_t offset = row * cols + start;
-        const auto coef = backward_coefficients(g_ptr[row], s_ptr[3 * row], s_ptr[3 * row + 1], s_ptr[3 * row + 2]);
-        if (ga_ptr) linear_combination(b_ptr + offset, a_ptr + offset, coef.ca_b, coef.ca_a, len, ga_ptr + offset);
-        if (gb_ptr) linear_combination(a_ptr + offset, b_ptr + offset, coef.cb_a, coef.cb_b, len, gb_ptr + offset);
-      }
+    for_each_chunk(rows, cols, split, [&](int64_t task, int64_t offset, int64_t len) {
+      const int64_t row = task / split.chunks;
+      const auto coef = backward_coefficients(g_ptr[row], s_ptr[3 * row], s_ptr[3 * row + 1], s_ptr[3 * row + 2]);
+      if (ga_ptr) linear_combination(b_ptr + offset, a_ptr + offset, coef.ca_b, coef.ca_a, len, ga_ptr + offset);
+      if (gb_ptr) linear_combination(a_ptr + offset, b_ptr + offset, coef.cb_a, coef.cb_b, len, gb_ptr + offset);
     });
   });
   return {grad_a, grad_b};
