@@ -6,28 +6,22 @@ fooling ratio over ε on the source, an ordinary target and an orthogonal target
 Takes the checkpoints written by cifar10_table1.py (RUNS/{reference,ordinary,orthogonal}).
 """
 
-import argparse
 from pathlib import Path
 
-from orthocore.attacks import PAPER_ATTACKS
-from orthocore.checkpoint import load_model
+from table1_runs import argument_parser, load_runs
+
 from orthocore.data import open_dataset
 from orthocore.evaluate import TransferConfig, default_eps_grid, transfer_evaluation
 from orthocore.plots import plot_fooling_curves
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="CIFAR-10 python-batches folder")
-    parser.add_argument("--runs", default="runs/table1", help="folder of cifar10_table1.py's checkpoints")
-    parser.add_argument("--attacks", default=",".join(PAPER_ATTACKS))
-    parser.add_argument("--n-images", type=int, default=1000)
+    parser = argument_parser(__doc__)
     parser.add_argument("--figure", default="fig5.png")
     args = parser.parse_args()
 
-    runs = Path(args.runs)
-    source = load_model(runs / "reference" / "model.ckpt")
-    targets = {name: load_model(runs / name / "model.ckpt") for name in ("ordinary", "orthogonal")}
+    targets = load_runs(args.runs)
+    source = targets.pop("reference")
     config = TransferConfig(attacks=tuple(args.attacks.split(",")), eps=default_eps_grid(), n_images=args.n_images)
     table = transfer_evaluation(source, targets, open_dataset(f"cifar10:{args.data}", "test"), config,
                                 source_name="reference")  # fmt: skip

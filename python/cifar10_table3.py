@@ -7,12 +7,10 @@ model, for perturbations crafted on the reference at ε = 3 % and 5 %.
 Takes the checkpoints written by cifar10_table1.py (RUNS/{reference,ordinary,orthogonal}).
 """
 
-import argparse
 import dataclasses
-from pathlib import Path
 
-from orthocore.attacks import PAPER_ATTACKS
-from orthocore.checkpoint import load_model
+from table1_runs import argument_parser, load_runs
+
 from orthocore.data import open_dataset
 from orthocore.defenses import paper_variants
 from orthocore.evaluate import DefenseConfig
@@ -21,19 +19,14 @@ from orthocore.report import defense_table, markdown_table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="CIFAR-10 python-batches folder")
-    parser.add_argument("--runs", default="runs/table1", help="folder of cifar10_table1.py's checkpoints")
-    parser.add_argument("--attacks", default=",".join(PAPER_ATTACKS))
-    parser.add_argument("--n-images", type=int, default=1000)
-    args = parser.parse_args()
+    args = argument_parser(__doc__).parse_args()
 
-    runs = Path(args.runs)
+    models = load_runs(args.runs)
     rows = defense_evaluation(
-        load_model(runs / "reference" / "model.ckpt"),
-        load_model(runs / "ordinary" / "model.ckpt"),
+        models["reference"],
+        models["ordinary"],
         paper_variants(),
-        {"orthogonal": load_model(runs / "orthogonal" / "model.ckpt")},
+        {"orthogonal": models["orthogonal"]},
         open_dataset(f"cifar10:{args.data}", "test"),
         DefenseConfig(attacks=tuple(args.attacks.split(",")), n_images=args.n_images),  # ε 3 % and 5 %, the paper's
         target_name="ordinary",
