@@ -24,10 +24,10 @@ class PGD(Attack):
             and stop computing its steps, as success-rate evaluations (autoattack) do;
             the result then always fools where any iterate did. Default False: the last
             iterate, as in Madry et al.
-        monotone: attack a list of ε in increasing order, each image from where the last ε
-            left it, and count an image fooled at a smaller ε as fooled at the larger ones
-            (a worst-case sweep; see :mod:`orthocore.attacks._loop`). Default False: each
-            ε attacked as if alone.
+        monotone: attack a list of ε in increasing order, count an image fooled at a
+            smaller ε as fooled at the larger ones, and attack every other image at each ε
+            from the independent sweep's own starts (a worst-case sweep; see
+            :mod:`orthocore.attacks._loop`). Default False: each ε attacked as if alone.
         eot: for a randomized model (a defense drawing a fresh transformation per call),
             average each step's gradient over this many draws (Expectation over
             Transformation; AutoAttack's randomized-model setting is 20). Default 1.

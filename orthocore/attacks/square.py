@@ -343,9 +343,10 @@ class Square(Attack):
             it from there). Default 0.8.
         loss: ``"margin"`` (default) or ``"ce"``.
         targeted: ``labels`` are targets.
-        monotone: search a list of ε in increasing order, each image from its best point at
-            the last ε, an image fooled at a smaller ε counted fooled at the larger ones
-            without further queries. Default False: each ε searched as if alone.
+        monotone: search a list of ε in increasing order; an image fooled at a smaller ε
+            is counted fooled at the larger ones without further queries, every other
+            image is searched at each ε with the independent sweep's own draws. Default
+            False: each ε searched as if alone.
         generator: CPU generator for the random search (default: torch's global one).
         max_batch: most images per forward pass; default: a fixed activation budget
             (:func:`orthocore.attacks._memory.forward_rows`; its probe, one pass on 4

@@ -17,8 +17,8 @@ Tramèr et al., "On Adaptive Attacks to Adversarial Example Defenses"):
 * **query**: Square Attack on the target, ``square_queries`` queries;
 * both as **worst-case sweeps** (``monotone``): the ε grid in increasing order, an image
   fooled at a smaller ε counted fooled at the larger ones (the perturbation lies in the
-  larger ball) and not attacked again, the others searched on from their last point with
-  the whole budget at each ε;
+  larger ball) and not attacked again, the others attacked at each ε with the whole
+  budget and the independent sweep's own draws;
 * **transfer**: PGD crafted on each source, once for all targets: K itself, and any other
   named source — an independent surrogate, an ensemble (a list of models: their mean
   logits are attacked), an adaptive surrogate trained orthogonal to K, ...;

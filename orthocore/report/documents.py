@@ -154,7 +154,7 @@ _SECURITY_TEXT = (
     "attacks, the white-box one through the exact defense with BPDA's gradient (and EOT over its draws where "
     "it is random), as Athalye et al. (2018) attacked these defenses. The white-box and Square rows are "
     "worst-case sweeps over the ε grid: an image fooled at a smaller ε counts as fooled at the larger ones and is "
-    "attacked on from its last point; the paper's figures (Figs. 5/6, Table III) attack each ε on its own, as a run "
+    "not attacked again, every other image is attacked at each ε as a run of it alone would be; the paper's figures (Figs. 5/6, Table III) attack each ε on its own, as a run "
     "of that ε alone would. Each verdict compares a defended model "
     "with the ordinary retrain (the secret one also with the orthogonal model of the same λ), is computed "
     "from the numbers below and holds only when it holds in every seed."
