@@ -45,6 +45,9 @@ TORCH_LIBRARY(orthocore, m) {
   // Bilateral filter of a (B, C, H, W) tensor with OpenCV's weights (L1 colour distance
   // summed over channels, circular window of the given radius) and reflect-101 borders.
   m.def("bilateral_fwd(Tensor x, int radius, float sigma_color, float sigma_space) -> Tensor");
+  // Its vector-Jacobian product: the gradient with respect to x (B, C, H, W) of
+  // sum(grad * bilateral_fwd(x, ...)), through the colour weights and the reflected borders.
+  m.def("bilateral_bwd(Tensor grad, Tensor x, int radius, float sigma_color, float sigma_space) -> Tensor");
   // Double backward of train-mode batch norm over (B, C, ...): given the upstream
   // gradients of the first backward's outputs (ggx for grad_x; ggw, ggb for the weight
   // and bias gradients, optional), the first backward's inputs (gy, x, weight) and the

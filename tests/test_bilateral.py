@@ -1,5 +1,6 @@
 """bilateral: fidelity to OpenCV's bilateralFilter on photos and random 8-bit images,
-reflect-101 borders, every backend against the plain-PyTorch reference, bad input."""
+reflect-101 borders, every backend against the plain-PyTorch reference (forward and
+backward), gradcheck, double backward, torch.func and torch.compile, bad input."""
 
 
 import numpy as np
@@ -10,11 +11,12 @@ import torch
 import orthocore
 from orthocore import dispatch
 from orthocore.ops import bilateral, bilateral_reference
-from orthocore.ops.bilateral import pad_reflect_101, reflect_101_indices, window_taps
+from orthocore.ops.bilateral import bilateral_backward_reference, pad_reflect_101, reflect_101_indices, window_taps
 from tests._photos import PHOTOS, photo
 
 cv2 = pytest.importorskip("cv2")
 BACKENDS = dispatch.registered()["bilateral"]
+BACKWARD_BACKENDS = dispatch.registered()["bilateral_backward"]
 
 
 def _opencv(image: np.ndarray, window: int, sigma_color: float, sigma_space: float) -> np.ndarray:
@@ -109,6 +111,54 @@ def test_backends_match_reference(device, shape, dtype, window):
         torch.testing.assert_close(got, want, atol=tol, rtol=0, msg=backend)
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("window", [3, 7])
+def test_backward_backends_match_reference(device, shape, dtype, window):
+    """The gradient through the colour weights and the reflected borders (windows wider
+    than the image included), each backward kernel against autograd on the reference."""
+    backends = BACKWARD_BACKENDS.compiled_for(device)
+    if not backends:
+        pytest.skip(f"no compiled backward for {device}")
+    x = torch.rand(shape, dtype=dtype, device=device)
+    x[..., ::3, ::2] = 0.5  # ties: neighbours equal to the centre, where |.| has no slope
+    upstream = torch.randn_like(x)
+    want = bilateral_backward_reference(upstream, x, window // 2, 0.15, 2.0)
+    for backend in backends:
+        with orthocore.use_backend(backend):
+            leaf = x.clone().requires_grad_()
+            (got,) = torch.autograd.grad(bilateral(leaf, window, 0.15, 2.0), leaf, upstream)
+        assert got.dtype == dtype and got.shape == x.shape
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol, msg=backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize(("shape", "window"), [((2, 3, 5, 6), 5), ((1, 1, 3, 4), 9), ((2, 2, 4, 1), 3)], ids=str)
+def test_gradcheck_float64(device, backend, shape, window):
+    if backend != "reference" and backend not in BACKWARD_BACKENDS.compiled_for(device):
+        pytest.skip(f"{backend} unavailable on {device}")
+    x = torch.rand(shape, dtype=torch.float64, device=device, requires_grad=True)
+    with orthocore.use_backend(backend):
+        assert torch.autograd.gradcheck(lambda t: bilateral(t, window, 0.2, 3.0), (x,))
+
+
+def test_gradgradcheck_float64(device):
+    """A backward that is itself differentiated runs the reference's, which autograd differentiates."""
+    x = torch.rand(2, 2, 4, 5, dtype=torch.float64, device=device, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda t: bilateral(t, 5, 0.2, 3.0), (x,))
+
+
+def test_gradient_under_torch_func_and_compile(device):
+    x = torch.rand(2, 3, 7, 9, device=device)
+    want = torch.func.grad(lambda t: (bilateral_reference(t, 2, 0.2, 3.0) ** 2).sum())(x)
+    torch.testing.assert_close(torch.func.grad(lambda t: (bilateral(t, 5, 0.2, 3.0) ** 2).sum())(x), want,
+                               atol=1e-5, rtol=1e-5)  # fmt: skip
+    compiled = torch.compile(lambda t: (bilateral(t, 5, 0.2, 3.0) ** 2).sum(), fullgraph=True, backend="aot_eager")
+    leaf = x.clone().requires_grad_()
+    torch.testing.assert_close(torch.autograd.grad(compiled(leaf), leaf)[0], want, atol=1e-5, rtol=1e-5)
+
+
 def test_non_contiguous_input(device):
     base = torch.rand(4, 3, 21, 10, device=device)
     x = base.transpose(2, 3)[::2]  # (2, 3, 10, 21), strided
@@ -130,6 +180,8 @@ def test_edges_survive_and_flat_noise_is_smoothed():
 def test_opcheck_and_compile(device):
     x = torch.rand(2, 3, 9, 11, device=device)
     torch.library.opcheck(torch.ops.orthocore.bilateral.default, (x, 5, 0.1, 2.0))
+    torch.library.opcheck(torch.ops.orthocore.bilateral.default, (x.clone().requires_grad_(), 5, 0.1, 2.0))
+    torch.library.opcheck(torch.ops.orthocore.bilateral_backward.default, (torch.randn_like(x), x, 5, 0.1, 2.0))
     compiled = torch.compile(lambda t: bilateral(t, 3, 0.1, 2.0) + 1, fullgraph=True, backend="aot_eager")
     torch.testing.assert_close(compiled(x), bilateral(x, 3, 0.1, 2.0) + 1)
 

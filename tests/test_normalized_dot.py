@@ -234,6 +234,13 @@ def test_invalid_inputs_raise(a, b, error, match):
         normalized_dot(a, b)
 
 
+def test_compiled_without_gradient(device):
+    """torch.compile of a call whose inputs need no gradient (an evaluation) traces the op."""
+    a, b = _pair((4, 9), torch.float32, device, requires_grad=False)
+    compiled = torch.compile(lambda x, y: normalized_dot(x, y) + 1, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(a, b), normalized_dot(a, b) + 1)
+
+
 def test_second_order_under_torch_func(device):
     """Hessian-vector products through the op (fused forward and backward, reference
     double backward) equal those of the reference, under nested torch.func.grad."""

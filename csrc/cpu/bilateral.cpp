@@ -5,6 +5,12 @@
 // block take one vectorised pass per tap. Nothing of size k^2 * image is ever stored:
 // each task first copies the 2r + 1 input rows it needs, borders reflected (reflect-101),
 // into a small per-thread window, so the inner loops carry no border logic.
+//
+// The backward (the vector-Jacobian product) takes one image per task: it recomputes each
+// output pixel's weights, then scatters the gradient into a reflect-padded copy of the
+// image (the neighbours' share: direct and through the colour weight) and into the centre
+// pixel (through the colour distance), and folds the padding back onto the pixels it
+// reflects.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -224,8 +230,182 @@ at::Tensor bilateral_fwd_cpu(const at::Tensor& x_in, int64_t radius, double sigm
   return out;
 }
 
+// The vector-Jacobian product of one output row. With w_t = s_t exp(k D_t^2),
+// D_t = sum_c |n_c - x_c| (n = the neighbour at tap t), W = sum_t w_t and
+// out_c = sum_t w_t n_c / W, the upstream gradient g gives dL/dw_t = sum_c g_c (n_c - out_c) / W,
+// and
+//   dL/dn_c += g_c w_t / W + dL/dw_t * w_t * 2k D_t * sign(n_c - x_c),
+//   dL/dx_c -= dL/dw_t * w_t * 2k D_t * sign(n_c - x_c),
+// the sign being 0 at 0 as autograd's |.| has it. Each tap is one pass over the row, the
+// neighbours of consecutive pixels being consecutive in the padded image, so the loops
+// vectorise and no two pixels of a pass write the same place. padded / grad_padded:
+// (C, H + 2r, W + 2r), the image and its gradient (channel stride g.window_plane); grad:
+// the upstream gradient's row (channel stride g.out_plane); scratch: (2 T + C + 2) * W values.
+template <typename acc_t, typename scalar_t>
+ORTHOCORE_ALWAYS_INLINE void backward_row(const acc_t* padded, const scalar_t* grad, acc_t* grad_padded, int64_t y,
+                                          const RowGeometry& g, const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  const int64_t width = g.width, taps_count = static_cast<int64_t>(taps.size());
+  acc_t* weights = scratch;                         // (T, W)
+  acc_t* distances = weights + taps_count * width;  // (T, W)
+  acc_t* out = distances + taps_count * width;      // (C, W)
+  acc_t* inverse_total = out + g.channels * width;  // (W,)
+  acc_t* grad_weight = inverse_total + width;       // (W,)
+  const int64_t centre_offset = (y + g.radius) * g.pitch + g.radius;
+  std::fill(out, out + g.channels * width, acc_t(0));
+  std::fill(inverse_total, inverse_total + width, acc_t(0));
+  for (int64_t t = 0; t < taps_count; ++t) {
+    const int64_t offset = centre_offset + taps[t].dy * g.pitch + taps[t].dx;
+    acc_t* w = weights + t * width;
+    acc_t* d = distances + t * width;
+    std::fill(d, d + width, acc_t(0));
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const acc_t* n = padded + c * g.window_plane + offset;
+      const acc_t* centre = padded + c * g.window_plane + centre_offset;
+#pragma omp simd
+      for (int64_t x = 0; x < width; ++x) d[x] += std::abs(n[x] - centre[x]);
+    }
+    const acc_t tap_weight = static_cast<acc_t>(taps[t].weight);
+#pragma omp simd
+    for (int64_t x = 0; x < width; ++x) {
+      w[x] = tap_weight * exp_nonpositive(color_coeff * d[x] * d[x]);
+      inverse_total[x] += w[x];
+    }
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const acc_t* n = padded + c * g.window_plane + offset;
+      acc_t* o = out + c * width;
+#pragma omp simd
+      for (int64_t x = 0; x < width; ++x) o[x] += w[x] * n[x];
+    }
+  }
+#pragma omp simd
+  for (int64_t x = 0; x < width; ++x) inverse_total[x] = acc_t(1) / inverse_total[x];
+  for (int64_t c = 0; c < g.channels; ++c) {
+    acc_t* o = out + c * width;
+#pragma omp simd
+    for (int64_t x = 0; x < width; ++x) o[x] *= inverse_total[x];
+  }
+  for (int64_t t = 0; t < taps_count; ++t) {
+    const int64_t offset = centre_offset + taps[t].dy * g.pitch + taps[t].dx;
+    acc_t* w = weights + t * width;
+    const acc_t* d = distances + t * width;
+    std::fill(grad_weight, grad_weight + width, acc_t(0));
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const acc_t* n = padded + c * g.window_plane + offset;
+      const acc_t* o = out + c * width;
+      const scalar_t* gc = grad + c * g.out_plane;
+#pragma omp simd
+      for (int64_t x = 0; x < width; ++x) grad_weight[x] += static_cast<acc_t>(gc[x]) * (n[x] - o[x]);
+    }
+#pragma omp simd
+    for (int64_t x = 0; x < width; ++x) {
+      w[x] *= inverse_total[x];                                       // now w_t / W
+      grad_weight[x] *= w[x] * acc_t(2) * color_coeff * d[x];  // now dL/dD_t
+    }
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const acc_t* n = padded + c * g.window_plane + offset;
+      const acc_t* centre = padded + c * g.window_plane + centre_offset;
+      acc_t* grad_n = grad_padded + c * g.window_plane + offset;
+      acc_t* grad_centre = grad_padded + c * g.window_plane + centre_offset;
+      const scalar_t* gc = grad + c * g.out_plane;
+#pragma omp simd
+      for (int64_t x = 0; x < width; ++x) {
+        const acc_t difference = n[x] - centre[x];
+        const acc_t through = grad_weight[x] * static_cast<acc_t>((difference > 0) - (difference < 0));
+        grad_n[x] += static_cast<acc_t>(gc[x]) * w[x] + through;
+        grad_centre[x] -= through;
+      }
+    }
+  }
+}
+
+template <typename acc_t, typename scalar_t>
+ORTHOCORE_TARGET_AVX2 void backward_row_avx2(const acc_t* padded, const scalar_t* grad, acc_t* grad_padded, int64_t y,
+    const RowGeometry& g, const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  backward_row<acc_t, scalar_t>(padded, grad, grad_padded, y, g, taps, color_coeff, scratch);
+}
+
+template <typename acc_t, typename scalar_t>
+ORTHOCORE_TARGET_AVX512 void backward_row_avx512(const acc_t* padded, const scalar_t* grad, acc_t* grad_padded,
+    int64_t y, const RowGeometry& g, const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  backward_row<acc_t, scalar_t>(padded, grad, grad_padded, y, g, taps, color_coeff, scratch);
+}
+
+template <typename acc_t, typename scalar_t>
+ORTHOCORE_TARGET_BASE void backward_row_base(const acc_t* padded, const scalar_t* grad, acc_t* grad_padded, int64_t y,
+    const RowGeometry& g, const std::vector<BilateralTap>& taps, acc_t color_coeff, acc_t* scratch) {
+  backward_row<acc_t, scalar_t>(padded, grad, grad_padded, y, g, taps, color_coeff, scratch);
+}
+
+at::Tensor bilateral_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& x_in, int64_t radius, double sigma_color,
+                             double sigma_space) {
+  check_bilateral_inputs(x_in, radius, sigma_color, sigma_space);
+  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.scalar_type() == x_in.scalar_type(),
+              "bilateral: grad must have the shape and dtype of x, got ", grad_in.sizes(), " ", grad_in.scalar_type(),
+              " for ", x_in.sizes(), " ", x_in.scalar_type());
+  const at::Tensor x = x_in.contiguous(), grad = grad_in.contiguous();
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  at::Tensor grad_x = at::empty_like(x);
+  if (grad_x.numel() == 0) return grad_x;
+  const std::vector<BilateralTap> taps = bilateral_taps(radius, sigma_space);
+  std::vector<int64_t> rows(height + 2 * radius), columns(width + 2 * radius);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = reflect_101(int64_t(i) - radius, height);
+  for (size_t i = 0; i < columns.size(); ++i) columns[i] = reflect_101(int64_t(i) - radius, width);
+
+  const int64_t pitch = width + 2 * radius, padded_rows = height + 2 * radius, padded_plane = padded_rows * pitch;
+  // the "window" is the whole padded image here
+  const RowGeometry geometry{channels, pitch, padded_plane, width, radius, height * width};
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bilateral_bwd_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const auto backward = cpu_has_avx512() ? backward_row_avx512<acc_t, scalar_t>
+                          : cpu_has_avx2()  ? backward_row_avx2<acc_t, scalar_t>
+                                            : backward_row_base<acc_t, scalar_t>;
+    const acc_t color_coeff = static_cast<acc_t>(-0.5 / (sigma_color * sigma_color));
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    const scalar_t* upstream = grad.const_data_ptr<scalar_t>();
+    scalar_t* dst = grad_x.mutable_data_ptr<scalar_t>();
+    const int64_t plane = height * width, image_size = channels * plane;
+    at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+      // per image: its padded copy, its padded gradient, the rows' scratch
+      std::vector<acc_t> padded(channels * padded_plane), grad_padded(channels * padded_plane);
+      std::vector<acc_t> scratch((2 * int64_t(taps.size()) + channels + 2) * width), folded_plane(plane);
+      acc_t* folded = folded_plane.data();
+      for (int64_t b = begin; b < end; ++b) {
+        const scalar_t* image = in + b * image_size;
+        for (int64_t c = 0; c < channels; ++c) {
+          for (int64_t py = 0; py < padded_rows; ++py) {
+            const scalar_t* source = image + c * plane + rows[py] * width;
+            acc_t* target = padded.data() + c * padded_plane + py * pitch;
+            for (int64_t px = 0; px < pitch; ++px) target[px] = static_cast<acc_t>(source[columns[px]]);
+          }
+        }
+        std::fill(grad_padded.begin(), grad_padded.end(), acc_t(0));
+        for (int64_t y = 0; y < height; ++y) {
+          backward(padded.data(), upstream + b * image_size + y * width, grad_padded.data(), y, geometry, taps,
+                   color_coeff, scratch.data());
+        }
+        // fold the padding back onto the pixels it copies
+        for (int64_t c = 0; c < channels; ++c) {
+          std::fill(folded, folded + plane, acc_t(0));
+          for (int64_t py = 0; py < padded_rows; ++py) {
+            const acc_t* source = grad_padded.data() + c * padded_plane + py * pitch;
+            acc_t* target = folded + rows[py] * width;
+            for (int64_t px = 0; px < pitch; ++px) target[columns[px]] += source[px];
+          }
+          scalar_t* out = dst + b * image_size + c * plane;
+          for (int64_t i = 0; i < plane; ++i) out[i] = static_cast<scalar_t>(folded[i]);
+        }
+      }
+    });
+  });
+  return grad_x;
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(orthocore, CPU, m) { m.impl("bilateral_fwd", &bilateral_fwd_cpu); }
+TORCH_LIBRARY_IMPL(orthocore, CPU, m) {
+  m.impl("bilateral_fwd", &bilateral_fwd_cpu);
+  m.impl("bilateral_bwd", &bilateral_bwd_cpu);
+}
 
 }  // namespace orthocore

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from orthocore.checks import check_choice, check_model
 from orthocore.defenses.bpda import straight_through
 
-# How a defended model's gradient passes its defense: None, through the defense's own
-# ops (the input-transformation ops have none); "identity", straight through (BPDA);
+# How a defended model's gradient passes its defense: None, not at all (a Defense's
+# forward runs without gradient, even where its op has one); "identity", straight through (BPDA);
 # "approximation", through the defense's differentiable approximation (BPDA), the
 # identity's where it has none.
 BPDA_MODES = (None, "identity", "approximation")
@@ -114,7 +114,8 @@ class Defended(nn.Module):
             (normalisation inside the model, as everywhere in orthocore).
         defense: the input transformation applied first.
         bpda: how the gradient passes the defense (:data:`BPDA_MODES`): None (default)
-            through its own ops; ``"identity"`` straight through; ``"approximation"``
+            as the defense module gives it (a :class:`Defense` gives none); ``"identity"``
+            straight through; ``"approximation"``
             through :meth:`Defense.approximation` (the identity for a module that is not
             a :class:`Defense`). The forward pass is the exact defense in every mode.
     """

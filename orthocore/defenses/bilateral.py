@@ -7,7 +7,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from orthocore.defenses.base import Defense
-from orthocore.ops.bilateral import bilateral, bilateral_reference, check_bilateral_settings
+from orthocore.ops.bilateral import bilateral, check_bilateral_settings
 
 # The paper gives only the window (3, 5, 7, 9 = OpenCV's diameter d). The sigmas are
 # those of OpenCV's own bilateralFilter example, cv2.bilateralFilter(img, d, 75, 75):
@@ -45,6 +45,6 @@ class Bilateral(Defense):
         super().__init__(bilateral, window=int(window), sigma_color=float(sigma_color), sigma_space=float(sigma_space))
 
     def approximation(self, x: Tensor) -> Tensor:
-        """The filter itself in differentiable PyTorch (the op's reference): BPDA through
-        it takes the bilateral filter's true gradient."""
-        return bilateral_reference(x, self.window // 2, self.sigma_color, self.sigma_space)
+        """The filter itself, whose op is differentiable: BPDA through it takes the
+        bilateral filter's true gradient."""
+        return bilateral(x, self.window, self.sigma_color, self.sigma_space)

@@ -75,4 +75,17 @@ def differentiable(
             "backward": staticmethod(backward),
         },
     )
-    return function.apply
+
+    def apply(*inputs):
+        if torch.compiler.is_compiling() and not _needs_grad(inputs):
+            # Nothing to differentiate: the op itself. (torch.compile cannot trace such a
+            # Function when no input requires grad: it hands the Function's context to a
+            # forward that takes none.)
+            return packet(*inputs)
+        return function.apply(*inputs)
+
+    return apply
+
+
+def _needs_grad(inputs) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in inputs)

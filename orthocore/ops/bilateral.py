@@ -20,8 +20,14 @@ ones by 1); a window is required (OpenCV derives one from ``sigma_space`` when `
 
 Memory: the window is walked tap by tap, never stored as ``k²`` shifted copies (kornia's
 ``bilateral_blur`` unfolds them); the CPU kernel reflects the borders into a few rows of
-per-thread scratch, the Triton kernel reads a reflect-padded copy of the input. Not
-differentiable (no autograd formula).
+per-thread scratch, the Triton kernel reads a reflect-padded copy of the input.
+
+Differentiable in ``x``, through the colour weights too: the CPU backward kernel
+recomputes each pixel's weights and scatters the gradient into a reflect-padded buffer
+folded back onto the image; other devices take the vector-Jacobian product of the
+reference. A backward that is itself differentiated (double backprop) runs the reference's.
+This is the gradient a white-box attacker takes through the filter (BPDA with the filter as
+its own approximation, :mod:`orthocore.defenses.bpda`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from torch import Tensor
 from orthocore.checks import check_images, check_number
 from orthocore.dispatch import Draw, OpBackends, Sample
 from orthocore.formulas import accumulate_dtype
+from orthocore.ops._autograd import differentiable, runs_eagerly
 
 _OP = "bilateral"
 
@@ -108,9 +115,29 @@ def bilateral_reference(x: Tensor, radius: int, sigma_color: float, sigma_space:
     return (sums / total).to(x.dtype)
 
 
+def bilateral_backward_reference(grad: Tensor, x: Tensor, radius: int, sigma_color: float,
+                                 sigma_space: float) -> Tensor:  # fmt: skip
+    """The vector-Jacobian product of :func:`bilateral_reference` at ``x``, by autograd;
+    the backward kernels' oracle, and itself differentiable (``torch.func.vjp``).
+
+    Args:
+        grad: :math:`(B, C, H, W)` upstream gradient.
+        x, radius, sigma_color, sigma_space: as for :func:`bilateral_reference`.
+
+    Returns:
+        :math:`(B, C, H, W)` gradient with respect to ``x``.
+    """
+    _, vjp = torch.func.vjp(lambda t: bilateral_reference(t, radius, sigma_color, sigma_space), x)
+    return vjp(grad)[0]
+
+
 # ---------------------------------------------------------------------- compiled backends
 def _compiled(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
     return torch.ops.orthocore.bilateral_fwd(x, radius, sigma_color, sigma_space)
+
+
+def _compiled_backward(grad: Tensor, x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
+    return torch.ops.orthocore.bilateral_bwd(grad, x, radius, sigma_color, sigma_space)
 
 
 def _triton(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> Tensor:
@@ -123,11 +150,20 @@ def _triton(x: Tensor, radius: int, sigma_color: float, sigma_space: float) -> T
 # per row tile, taps walked in registers, neighbours read through the cache); a CUDA
 # version would run the same loads and the same arithmetic.
 def _sample(device: torch.device, draw: Draw) -> Sample:
-    images = draw(8, 3, 32, 32, rand=torch.rand)
-    return Sample("bilateral window 5, 8 x 3x32x32", lambda: (bilateral(images, 5, 0.1, 2.0),), 1e-5)
+    images, upstream = draw(8, 3, 32, 32, rand=torch.rand), draw(8, 3, 32, 32)
+
+    def forward_and_backward() -> tuple[Tensor, ...]:
+        leaf = images.clone().requires_grad_()
+        filtered = bilateral(leaf, 5, 0.1, 2.0)
+        return (filtered, *torch.autograd.grad(filtered, leaf, upstream))
+
+    return Sample("bilateral window 5 fwd+bwd, 8 x 3x32x32", forward_and_backward, 1e-4)
 
 
 FORWARD = OpBackends(_OP, {"reference": bilateral_reference, "cpu": _compiled, "triton": _triton}, sample=_sample)
+# Its backward's kernels, checked through the forward's sample (which takes a gradient).
+# No GPU kernel: there the reference's vector-Jacobian product runs.
+BACKWARD = OpBackends(f"{_OP}_backward", {"reference": bilateral_backward_reference, "cpu": _compiled_backward})
 
 
 # ------------------------------------------------------------------------- custom op
@@ -143,19 +179,61 @@ def _check_arguments(x: Tensor, window: int, sigma_color: float, sigma_space: fl
     check_bilateral_settings(window, sigma_color, sigma_space)
 
 
-@torch.library.custom_op("orthocore::bilateral", mutates_args=())
-def _bilateral_op(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
-    _check_arguments(x, window, sigma_color, sigma_space)
-    radius = window // 2
+def _forward(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
     if x.numel() == 0:
         return torch.empty_like(x, memory_format=torch.contiguous_format)
-    return FORWARD(x.device)(x.contiguous(), radius, sigma_color, sigma_space)
+    return FORWARD(x.device)(x.contiguous(), window // 2, sigma_color, sigma_space)
+
+
+@torch.library.custom_op("orthocore::bilateral", mutates_args=())
+def _bilateral_op(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """:func:`_forward` as an op, checking its inputs (it may be called directly)."""
+    _check_arguments(x, window, sigma_color, sigma_space)
+    return _forward(x, window, sigma_color, sigma_space)
 
 
 @_bilateral_op.register_fake
 def _(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
     _check_arguments(x, window, sigma_color, sigma_space)
     return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _backward(grad: Tensor, x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
+    """The gradient with respect to ``x``, shaped like it."""
+    if x.numel() == 0:
+        return torch.zeros_like(x, memory_format=torch.contiguous_format)
+    return BACKWARD(x.device)(grad.contiguous(), x.contiguous(), window // 2, sigma_color, sigma_space)
+
+
+_bilateral_backward_op = torch.library.custom_op("orthocore::bilateral_backward", _backward, mutates_args=())
+
+
+@_bilateral_backward_op.register_fake
+def _(grad: Tensor, x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+# --------------------------------------------------------------------------- autograd
+def _setup_context(ctx, inputs, output) -> None:
+    x, window, sigma_color, sigma_space = inputs
+    ctx.save_for_backward(x)
+    ctx.settings = (window, sigma_color, sigma_space)
+
+
+def _backward_formula(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
+    """The fused backward; when a graph of it is built (double backprop), the reference's
+    vector-Jacobian product, which autograd differentiates."""
+    (x,) = ctx.saved_tensors
+    window, sigma_color, sigma_space = ctx.settings
+    if torch.is_grad_enabled():
+        grad_x = bilateral_backward_reference(grad, x, window // 2, sigma_color, sigma_space)
+    else:  # the op as it is: its implementation itself where nothing traces it
+        backward = _backward if runs_eagerly(grad, x) else _bilateral_backward_op
+        grad_x = backward(grad, x, window, sigma_color, sigma_space)
+    return grad_x, None, None, None
+
+
+_differentiable = differentiable(_OP, _bilateral_op, _backward_formula, _setup_context, eager=_forward)
 
 
 def bilateral(x: Tensor, window: int, sigma_color: float, sigma_space: float) -> Tensor:
@@ -172,7 +250,7 @@ def bilateral(x: Tensor, window: int, sigma_color: float, sigma_space: float) ->
         sigma_space: spatial sigma > 0 in pixels.
 
     Returns:
-        :math:`(B, C, H, W)` filtered batch in the dtype of ``x``.
+        :math:`(B, C, H, W)` filtered batch in the dtype of ``x``, differentiable in ``x``.
 
     Examples:
         >>> import torch
@@ -184,4 +262,4 @@ def bilateral(x: Tensor, window: int, sigma_color: float, sigma_space: float) ->
     """
     _check_arguments(x, window, sigma_color, sigma_space)
     check_images(x, "x", where=_OP)
-    return _bilateral_op(x, int(window), float(sigma_color), float(sigma_space))
+    return _differentiable(x, int(window), float(sigma_color), float(sigma_space))
