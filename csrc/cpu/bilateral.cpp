@@ -1,8 +1,10 @@
 // bilateral on the CPU: one (image, output row) per task. For 1- and 3-channel images the
 // row is cut into blocks of 16 pixels whose sums stay in registers while every tap of the
 // circular window is walked (L1 colour distance summed over channels, exp by a
-// polynomial the compiler vectorises); other channel counts and the row's last partial
-// block take one vectorised pass per tap. Nothing of size k^2 * image is ever stored:
+// polynomial the compiler vectorises), the row's last block partial (it reads into slack
+// after the window and stores only its own pixels: rows of 8 or 28 pixels run at the speed
+// of rows of 16 or 32); other channel counts take one vectorised pass per tap. Nothing of
+// size k^2 * image is ever stored:
 // each task first copies the 2r + 1 input rows it needs, borders reflected (reflect-101),
 // into a small per-thread window, so the inner loops carry no border logic.
 //
@@ -59,24 +61,27 @@ struct RowGeometry {
   int64_t out_plane;     // H * W: channel stride of the output
 };
 
-// Pixels per block of the fast path: two AVX2 registers per accumulator.
+// Pixels per block of the fast path: two AVX2 registers per accumulator (a row's last
+// block takes half as many when that covers it).
 constexpr int64_t kBlock = 16;
 
-// kBlock output pixels of an image with CH (1 or 3) channels, all taps walked with the
-// accumulators held in registers: per tap and pixel, CH loads and ~25 flops.
-template <int CH, typename scalar_t, typename acc_t>
+// N output pixels of an image with CH (1 or 3) channels, all taps walked with the
+// accumulators held in registers: per tap and pixel, CH loads and ~25 flops. The first
+// `count` are stored: a row's last block may reach past the row into the window's slack,
+// whose pixels are computed from finite values and dropped.
+template <int CH, int64_t N, typename scalar_t, typename acc_t>
 ORTHOCORE_ALWAYS_INLINE void filter_block(const scalar_t* centre, const RowGeometry& g, int64_t plane,
                                           const std::vector<BilateralTap>& taps, acc_t color_coeff, scalar_t* out,
-                                          int64_t out_plane) {
-  acc_t middle[CH][kBlock], sums[CH][kBlock] = {}, total[kBlock] = {};
+                                          int64_t out_plane, int64_t count) {
+  acc_t middle[CH][N], sums[CH][N] = {}, total[N] = {};
   for (int c = 0; c < CH; ++c) {
-    for (int64_t l = 0; l < kBlock; ++l) middle[c][l] = static_cast<acc_t>(centre[c * plane + l]);
+    for (int64_t l = 0; l < N; ++l) middle[c][l] = static_cast<acc_t>(centre[c * plane + l]);
   }
   for (const BilateralTap& tap : taps) {
     const scalar_t* neighbour = centre + tap.dy * g.pitch + tap.dx;
     const acc_t tap_weight = static_cast<acc_t>(tap.weight);
 #pragma omp simd
-    for (int64_t l = 0; l < kBlock; ++l) {
+    for (int64_t l = 0; l < N; ++l) {
       acc_t value[CH];
       acc_t distance = 0;
       for (int c = 0; c < CH; ++c) {
@@ -88,9 +93,11 @@ ORTHOCORE_ALWAYS_INLINE void filter_block(const scalar_t* centre, const RowGeome
       for (int c = 0; c < CH; ++c) sums[c][l] += w * value[c];
     }
   }
+  scalar_t result[CH][N];  // a fixed-length loop here keeps the sums in registers
   for (int c = 0; c < CH; ++c) {
-    for (int64_t l = 0; l < kBlock; ++l) out[c * out_plane + l] = static_cast<scalar_t>(sums[c][l] / total[l]);
+    for (int64_t l = 0; l < N; ++l) result[c][l] = static_cast<scalar_t>(sums[c][l] / total[l]);
   }
+  for (int c = 0; c < CH; ++c) std::copy(result[c], result[c] + count, out + c * out_plane);
 }
 
 // Output pixels [begin, end) of one row for any number of channels, one pass over the
@@ -144,11 +151,18 @@ ORTHOCORE_ALWAYS_INLINE void filter_row(const scalar_t* window, scalar_t* row, c
   const scalar_t* centre = window + g.radius * g.pitch + g.radius;
   int64_t x = 0;
   if (g.channels == 1 || g.channels == 3) {
-    for (; x + kBlock <= g.width; x += kBlock) {
-      if (g.channels == 3) {
-        filter_block<3>(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane);
+    for (; x < g.width; x += kBlock) {  // the last block may be partial (see filter_block)
+      const int64_t count = std::min(kBlock, g.width - x);
+      const scalar_t* in = centre + x;
+      scalar_t* out = row + x;
+      if (g.channels == 3 && count > kBlock / 2) {
+        filter_block<3, kBlock>(in, g, plane, taps, color_coeff, out, g.out_plane, count);
+      } else if (g.channels == 3) {
+        filter_block<3, kBlock / 2>(in, g, plane, taps, color_coeff, out, g.out_plane, count);
+      } else if (count > kBlock / 2) {
+        filter_block<1, kBlock>(in, g, plane, taps, color_coeff, out, g.out_plane, count);
       } else {
-        filter_block<1>(centre + x, g, plane, taps, color_coeff, row + x, g.out_plane);
+        filter_block<1, kBlock / 2>(in, g, plane, taps, color_coeff, out, g.out_plane, count);
       }
     }
   }
@@ -218,7 +232,8 @@ at::Tensor bilateral_fwd_cpu(const at::Tensor& x_in, int64_t radius, double sigm
     const int64_t image_size = channels * height * width;
     const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width * int64_t(taps.size())));
     at::parallel_for(0, batch * height, grain, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> window(channels * geometry.window_plane);
+      // kBlock values of zero slack after the window: a row's last block reads past its end
+      std::vector<scalar_t> window(channels * geometry.window_plane + kBlock);
       std::vector<acc_t> scratch((channels + 2) * width);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t b = task / height, y = task % height;
