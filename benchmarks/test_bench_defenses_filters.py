@@ -9,7 +9,10 @@ Groups (one per batch shape, and per window for the bilateral filter):
   first few images of the batch and its time is scaled to the whole batch.
 * ``bilateral``: orthocore's ``bilateral``, its reference, OpenCV's ``bilateralFilter``
   image by image on the 8-bit HWC version of the batch, and kornia's ``bilateral_blur``
-  (square window, L1 colour distance).
+  (square window, L1 colour distance); also on a Fashion-MNIST-shaped grey batch.
+* ``bilateral gradient``: forward and backward (the gradient a white-box attacker takes
+  through the filter, BPDA): orthocore's op (the CPU backward kernel), autograd through
+  its reference, and autograd through kornia's ``bilateral_blur``.
 
 Rounds: 30 for orthocore's millisecond calls (a median of 5 moved by 2x between runs
 with the machine's noise), 10 for OpenCV, 5 for kornia, 2 for the slow references.
@@ -32,6 +35,7 @@ import orthocore
 from orthocore.ops import bilateral, bilateral_reference, tv_denoise, tv_denoise_reference
 
 SHAPES = {"256x3x32x32": (256, 3, 32, 32), "16x3x224x224": (16, 3, 224, 224)}
+GREY = {"256x1x28x28": (256, 1, 28, 28)}  # Fashion-MNIST: rows of 28 pixels, one channel
 ART_IMAGES = {"256x3x32x32": 16, "16x3x224x224": 1}  # ART runs on this many, scaled to the batch
 TV_WEIGHT, TV_ITERS = 0.05, 50
 WINDOWS = (3, 9)
@@ -94,11 +98,11 @@ def test_tv(benchmark, size, provider):
 
 
 # ------------------------------------------------------------------------ bilateral
-@pytest.mark.parametrize("size", SHAPES)
+@pytest.mark.parametrize("size", SHAPES | GREY)
 @pytest.mark.parametrize("window", WINDOWS)
 @pytest.mark.parametrize("provider", ["orthocore", "reference", "opencv", "kornia"])
 def test_bilateral(benchmark, size, window, provider):
-    x = _batch(SHAPES[size])
+    x = _batch((SHAPES | GREY)[size])
     group = f"bilateral d={window} {size}"
     if provider == "orthocore":
         out = _run(benchmark, group, provider, lambda: bilateral(x, window, SIGMA_COLOR, SIGMA_SPACE), rounds=30)
@@ -118,7 +122,7 @@ def test_bilateral(benchmark, size, window, provider):
             rounds=10,
         )
         ours = _hwc(bilateral(x[:1], window, SIGMA_COLOR, SIGMA_SPACE))[0]
-        assert np.abs(out[0] / 255 - ours).max() <= 2 / 255
+        assert np.abs(out[0].reshape(ours.shape) / 255 - ours).max() <= 2 / 255  # OpenCV drops a grey channel
     else:
         kornia = pytest.importorskip("kornia")
 
@@ -127,3 +131,26 @@ def test_bilateral(benchmark, size, window, provider):
 
         out = _run(benchmark, group, provider, run, rounds=5)
         assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("size", ["256x3x32x32", *GREY])
+@pytest.mark.parametrize("provider", ["orthocore", "reference", "kornia"])
+def test_bilateral_gradient(benchmark, size, provider):
+    x = _batch((SHAPES | GREY)[size])
+    upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    filters = {
+        "orthocore": lambda t: bilateral(t, 9, SIGMA_COLOR, SIGMA_SPACE),
+        "reference": lambda t: bilateral_reference(t, 4, SIGMA_COLOR, SIGMA_SPACE),
+        "kornia": lambda t: pytest.importorskip("kornia").filters.bilateral_blur(
+            t, 9, SIGMA_COLOR, (SIGMA_SPACE, SIGMA_SPACE), "reflect", "l1"),
+    }  # fmt: skip
+
+    def gradient(name: str) -> torch.Tensor:
+        leaf = x.clone().requires_grad_()
+        return torch.autograd.grad(filters[name](leaf), leaf, upstream)[0]
+
+    got = _run(benchmark, f"bilateral gradient d=9 {size}", provider, lambda: gradient(provider),
+               rounds={"orthocore": 10, "reference": 2, "kornia": 2}[provider])  # fmt: skip
+    if provider == "orthocore":
+        torch.testing.assert_close(got[:4], gradient("reference")[:4], atol=1e-5, rtol=1e-4)
+    assert torch.isfinite(got).all()

@@ -61,7 +61,7 @@ def _workers_flag(parser) -> None:
 
 def add_parsers(commands) -> None:
     demo = commands.add_parser("demo", help="the paper's whole study and the security evaluation, 3 seeds: on the "
-                               "shipped digits data (about 4 minutes on 2 cores) or on Fashion-MNIST")  # fmt: skip
+                               "shipped digits data (about 4½ minutes on 2 cores) or on Fashion-MNIST")  # fmt: skip
     demo.add_argument("--data", default="digits", choices=["digits", "fashion-mnist"],
                       help="digits, or the full Fashion-MNIST (apt-get install dataset-fashion-mnist, or "
                       "$ORTHOCORE_DATA/fashion-mnist)")  # fmt: skip
