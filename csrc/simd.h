@@ -45,3 +45,12 @@ inline bool cpu_has_avx2() { return false; }
 inline bool cpu_has_avx512() { return false; }
 }  // namespace orthocore
 #endif
+
+namespace orthocore {
+// The widest of a kernel's three instantiations (ORTHOCORE_TARGET_AVX512, _AVX2 and _BASE
+// wrappers of one template) that the running CPU can execute.
+template <typename Function>
+Function widest_variant(Function avx512, Function avx2, Function base) {
+  return cpu_has_avx512() ? avx512 : cpu_has_avx2() ? avx2 : base;
+}
+}  // namespace orthocore

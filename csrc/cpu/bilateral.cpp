@@ -223,9 +223,8 @@ at::Tensor bilateral_fwd_cpu(const at::Tensor& x_in, int64_t radius, double sigm
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bilateral_fwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto filter = cpu_has_avx512() ? filter_row_avx512<scalar_t, acc_t>
-                        : cpu_has_avx2()  ? filter_row_avx2<scalar_t, acc_t>
-                                          : filter_row_base<scalar_t, acc_t>;
+    const auto filter = widest_variant(filter_row_avx512<scalar_t, acc_t>, filter_row_avx2<scalar_t, acc_t>,
+                                       filter_row_base<scalar_t, acc_t>);
     const acc_t color_coeff = static_cast<acc_t>(-0.5 / (sigma_color * sigma_color));
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
@@ -372,9 +371,8 @@ at::Tensor bilateral_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& x_in, 
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bilateral_bwd_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto backward = cpu_has_avx512() ? backward_row_avx512<acc_t, scalar_t>
-                          : cpu_has_avx2()  ? backward_row_avx2<acc_t, scalar_t>
-                                            : backward_row_base<acc_t, scalar_t>;
+    const auto backward = widest_variant(backward_row_avx512<acc_t, scalar_t>, backward_row_avx2<acc_t, scalar_t>,
+                                         backward_row_base<acc_t, scalar_t>);
     const acc_t color_coeff = static_cast<acc_t>(-0.5 / (sigma_color * sigma_color));
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     const scalar_t* upstream = grad.const_data_ptr<scalar_t>();
