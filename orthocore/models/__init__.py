@@ -4,6 +4,7 @@ torchvision's ImageNet VGG-16, ResNet-34, DenseNet-161 and SqueezeNet
 with weights from a local file. Every model takes images in [0, 1]."""
 
 from orthocore.models.batchnorm import BatchNorm2d
+from orthocore.models.conv import Conv2d
 from orthocore.models.normalize import Normalize, NormalizedModel
 from orthocore.models.registry import (
     MODELS,
@@ -18,6 +19,7 @@ from orthocore.models.registry import (
 
 __all__ = [
     "BatchNorm2d",
+    "Conv2d",
     "MODELS",
     "ModelSpec",
     "Normalize",

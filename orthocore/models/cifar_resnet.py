@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orthocore.models.batchnorm import BatchNorm2d
+from orthocore.models.conv import Conv2d
 
 
 class BasicBlock(nn.Module):
@@ -18,9 +19,9 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.conv1 = Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn1 = BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv2 = Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn2 = BatchNorm2d(planes)
         self.pad = (planes - in_planes) // 2 if stride != 1 or in_planes != planes else -1
         self.stride = stride
@@ -49,7 +50,7 @@ class CifarResNet(nn.Module):
 
     def __init__(self, blocks: int, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv1 = Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = BatchNorm2d(16)
         stages, in_planes = [], 16
         for planes, stride in ((16, 1), (32, 2), (64, 2)):

@@ -12,6 +12,7 @@ import math
 from torch import Tensor, nn
 
 from orthocore.models.batchnorm import BatchNorm2d
+from orthocore.models.conv import Conv2d
 
 # Output channels of each 3x3 convolution; "M" is a 2x2 max-pool.
 CONFIGS: dict[str, list[int | str]] = {
@@ -28,7 +29,7 @@ def _features(config: list[int | str], in_channels: int = 3) -> nn.Sequential:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
-            layers += [nn.Conv2d(in_channels, item, kernel_size=3, padding=1), BatchNorm2d(item), nn.ReLU(inplace=True)]
+            layers += [Conv2d(in_channels, item, kernel_size=3, padding=1), BatchNorm2d(item), nn.ReLU(inplace=True)]
             in_channels = item
     return nn.Sequential(*layers)
 
