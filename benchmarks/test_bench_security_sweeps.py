@@ -19,11 +19,9 @@ import time
 
 import pytest
 import torch
-import torch.nn.functional as F
+from _models import trained_digits_cnn
 
 from orthocore.attacks import PGD, Square
-from orthocore.data import load_digits
-from orthocore.models import create
 
 EPS = [0.05, 0.1, 0.2]
 ROUNDS = 2
@@ -31,20 +29,7 @@ ROUNDS = 2
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.manual_seed(0)
-    train = load_digits("train")
-    model = create("digits_cnn")
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(15):
-        for batch in torch.randperm(len(train.labels)).split(64):
-            optimizer.zero_grad()
-            F.cross_entropy(model(train.images[batch]), train.labels[batch]).backward()
-            optimizer.step()
-    model.eval()
-    val = load_digits("val")
-    with torch.no_grad():
-        correct = model(val.images).argmax(1) == val.labels
-    return model, val.images[correct], val.labels[correct]
+    return trained_digits_cnn()
 
 
 ATTACKS = {
