@@ -8,11 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import orthocore
-from orthocore.gradients import reference_gradients
 from orthocore.models import Conv2d
 from orthocore.ops.conv2d import conv2d_double_backward, conv2d_train
-from orthocore.train import orthogonal_loss
+from tests._zoo import assert_trainer_gradients_equal, resnet20_pair
 
 # (batch, in, out, side, kernel, stride, padding, dilation, groups, bias, channels_last)
 CASES = [
@@ -93,17 +91,8 @@ def test_double_backward_leaves_out_what_is_not_asked():
 
 def _zoo_pair():
     """ResNet-20 with orthocore's Conv2d, and a copy of it with nn.Conv2d."""
-    torch.manual_seed(0)
-    ours = orthocore.models.create("resnet20").train()
-    native = orthocore.models.create("resnet20").train()
-    for name, module in list(native.named_modules()):
-        if isinstance(module, Conv2d):
-            parent = native.get_submodule(name.rpartition(".")[0]) if "." in name else native
-            plain = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride,
-                              module.padding, module.dilation, module.groups, module.bias is not None)  # fmt: skip
-            setattr(parent, name.rpartition(".")[2], plain)
-    native.load_state_dict(ours.state_dict())
-    assert not any(type(m) is Conv2d for m in native.modules())
+    ours, native = resnet20_pair(Conv2d, lambda m: nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                                              m.padding, m.dilation, m.groups, m.bias is not None))  # fmt: skip
     assert sum(type(m) is Conv2d for m in ours.modules()) == 19
     return ours, native
 
@@ -111,16 +100,7 @@ def _zoo_pair():
 def test_orthogonal_loss_gradients_equal_the_native_conv_ones(one_thread):
     """The trainer's parameter gradient (torch.func input gradient, double backprop)
     through the zoo's ResNet-20 with orthocore's Conv2d and with nn.Conv2d."""
-    ours, native = _zoo_pair()
-    reference = orthocore.models.create("resnet20").eval()
-    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 10, (8,))
-    cached = reference_gradients(reference, x, y).unsqueeze(0)
-    grads = []
-    for model in (ours, native):
-        loss = orthogonal_loss(model, x, y, cached, 1.0, "abs").loss
-        grads.append(torch.autograd.grad(loss, list(model.parameters())))
-    for g_ours, g_native in zip(*grads):
-        torch.testing.assert_close(g_ours, g_native, atol=1e-6 * g_native.abs().max().item() + 1e-9, rtol=1e-4)
+    assert_trainer_gradients_equal(*_zoo_pair(), side=16)
 
 
 def test_module_is_nn_conv2d_outside_train_mode_and_loads_its_state():
