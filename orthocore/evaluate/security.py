@@ -36,7 +36,7 @@ kept, so every summary can be recomputed from them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -232,6 +232,26 @@ def security_evaluation(
     Returns:
         A :class:`SecurityResult`.
     """
+    return start_security_evaluation(targets, reference, dataset, config, sources=sources, device=device,
+                                     workers=workers, progress=progress)()  # fmt: skip
+
+
+def start_security_evaluation(
+    targets: Mapping[str, nn.Module],
+    reference: nn.Module,
+    dataset,
+    config: SecurityConfig | None = None,
+    *,
+    sources: Mapping[str, nn.Module | Sequence[nn.Module]] | None = None,
+    device: torch.device | str | None = None,
+    workers: Workers | None = None,
+    progress: bool = False,
+) -> Callable[[], SecurityResult]:
+    """:func:`security_evaluation` in two halves, so that a caller can start several (a
+    study's seeds) before waiting for any: the sample is drawn and every attack is
+    submitted to ``workers`` now (run now with one worker); the returned function waits
+    for them, computes the diagnostics and gives the :class:`SecurityResult`. Arguments
+    as :func:`security_evaluation`'s."""
     config = config or SecurityConfig()
     sources = dict(sources or {})
     if not targets:
@@ -269,6 +289,8 @@ def security_evaluation(
         runs.sort(key=_expected_cost, reverse=True)  # the longest first, so that the last to finish are short
         jobs = [workers.submit(_craft_and_count, attack, seed, counted, images, labels, _batch_size(attack, config))
                 for _, attack, seed, counted in runs]  # fmt: skip
+
+    def result() -> SecurityResult:
         fooled: dict[tuple[str, str], Tensor] = {}
         finished = progress_report(list(zip(runs, jobs)), desc=f"security attacks (seed {config.seed})",
                                    unit="attack", enabled=progress)  # fmt: skip
@@ -276,22 +298,40 @@ def security_evaluation(
             masks = job.result()
             for target, row in cells:
                 fooled[target, row] = masks[target]
-        diagnostics = {}
-        for target, model in targets.items():
-            transfers = [fooled[target, transfer_row(name)] for name in all_sources]
-            attacks_run = [fooled[target, row] for row in (WHITE_BOX, short_row(config), SQUARE)]
-            fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)
-            fooled[target, WORST_CASE] = torch.stack([*attacks_run, *transfers]).any(0)
-            black_box = fooled[target, WORST_TRANSFER] | fooled[target, SQUARE]
-            gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.attack_batch, config.seed)
-            diagnostics[target] = {
-                "mean_input_gradient_norm": gradient_norm,
-                "mean_logit_margin": margin,
-                "black_box_only_percent": (100.0 * (black_box & ~fooled[target, WHITE_BOX]).float().mean(1)).tolist(),
-                "white_box_at_largest_eps_percent": 100.0 * float(fooled[target, WHITE_BOX][-1].float().mean()),
-            }
+        with eval_mode(reference, *targets.values(), *all_sources.values()):
+            diagnostics = _diagnostics(fooled, targets, all_sources, images, labels, config)
+        return _result(fooled, diagnostics, targets, reference, sources, labels, config)
+
+    return result
+
+
+def _diagnostics(fooled: dict[tuple[str, str], Tensor], targets: Mapping[str, nn.Module], all_sources: Mapping,
+                 images: Tensor, labels: Tensor, config: SecurityConfig) -> dict[str, dict]:  # fmt: skip
+    """Adds each target's worst-transfer and worst-case rows to ``fooled``; returns its
+    masking diagnostics."""
+    diagnostics = {}
+    for target, model in targets.items():
+        transfers = [fooled[target, transfer_row(name)] for name in all_sources]
+        attacks_run = [fooled[target, row] for row in (WHITE_BOX, short_row(config), SQUARE)]
+        fooled[target, WORST_TRANSFER] = torch.stack(transfers).any(0)
+        fooled[target, WORST_CASE] = torch.stack([*attacks_run, *transfers]).any(0)
+        black_box = fooled[target, WORST_TRANSFER] | fooled[target, SQUARE]
+        gradient_norm, margin = _gradient_norm_and_margin(model, images, labels, config.attack_batch, config.seed)
+        diagnostics[target] = {
+            "mean_input_gradient_norm": gradient_norm,
+            "mean_logit_margin": margin,
+            "black_box_only_percent": (100.0 * (black_box & ~fooled[target, WHITE_BOX]).float().mean(1)).tolist(),
+            "white_box_at_largest_eps_percent": 100.0 * float(fooled[target, WHITE_BOX][-1].float().mean()),
+        }
+    return diagnostics
+
+
+def _result(fooled: dict[tuple[str, str], Tensor], diagnostics: dict, targets: Mapping[str, nn.Module],
+            reference: nn.Module, sources: Mapping, labels: Tensor, config: SecurityConfig) -> SecurityResult:  # fmt: skip
+    """The :class:`SecurityResult`: the rows in the report's order, with the metadata."""
+    eps = list(config.security_eps)
     order = [WHITE_BOX, short_row(config), SQUARE,
-             *(transfer_row(name) for name in all_sources), WORST_TRANSFER, WORST_CASE]  # fmt: skip
+             *(transfer_row(name) for name in (REFERENCE, *sources)), WORST_TRANSFER, WORST_CASE]  # fmt: skip
     fooled = {(target, row): fooled[target, row] for target in targets for row in order}
     metadata = {
         "config": dataclasses.asdict(config) | {"security_eps": eps},

@@ -15,7 +15,10 @@ Per study seed (:mod:`orthocore.study.seeds` gives every model its own seed):
    vs the orthogonal models, perturbations crafted on K.
 5. **Security evaluation** (beyond the paper) — see :func:`security_section`.
 
-Then every table is summarised over the seeds (means and extremes), the security
+Every seed's models are trained first, side by side on the workers; then each seed's
+attacks are queued behind the previous seed's without waiting for them, so that the
+workers do not idle while a seed's last attacks finish, and the results are collected in
+seed order. Then every table is summarised over the seeds (means and extremes), the security
 verdicts are read over the seeds, and **Figs. 3/4** — Grad-CAM of the same images under
 K and the orthogonal models, clean and adversarial images over the ε grid — are drawn
 from the first seed's models.
@@ -46,7 +49,7 @@ from orthocore.digests import file_digest, fingerprint
 from orthocore.evaluate.batches import DRAWS
 from orthocore.evaluate.defenses import defense_evaluation
 from orthocore.evaluate.panels import first_images, write_panels
-from orthocore.evaluate.security import defended_name, security_evaluation, with_defenses
+from orthocore.evaluate.security import defended_name, start_security_evaluation, with_defenses
 from orthocore.evaluate.settings import (
     DefenseConfig,
     DefenseSettings,
@@ -283,14 +286,15 @@ def defense_rows(config: StudyConfig, seed: int, models: list[StudyModel], test_
 
 
 def security_section(config: StudyConfig, seed: int, models: list[StudyModel], test_set, device, cache, progress,
-                     workers: Workers) -> dict:  # fmt: skip
+                     workers: Workers) -> Callable[[], dict]:  # fmt: skip
     """The security evaluation (beyond the paper) of the ordinary, orthogonal and
     secret-reference models for one study seed: white-box, Square, transfer from K, from
     independent surrogates (the study's and ``surrogates`` more, and their ensemble)
     and from adaptive surrogates (trained here with the study's largest λ, orthogonal to
     K and to an attacker's own model, from the seed's attacker seeds), worst cases and
-    diagnostics, its attacks run side by side on ``workers``. The verdicts are read over
-    all seeds by :func:`run_study`."""
+    diagnostics. Its attacks start on ``workers``; the returned function waits for them
+    and gives the seed's record. The verdicts are read over all seeds by
+    :func:`run_study`."""
     reference = models[0]
     surrogate = next(m for m in models if m.role == "surrogate")
     targets = {m.name: m.model for m in models if m.role in ("ordinary", "orthogonal", "secret")}
@@ -303,21 +307,26 @@ def security_section(config: StudyConfig, seed: int, models: list[StudyModel], t
     checkpoints += [*trained.ordinary, *trained.adaptive, *trained.adaptive_without_k]
     key = fingerprint("security", dataclasses.asdict(settings), [file_digest(p) for p in checkpoints], DRAWS)
     cached = cache.get("security", key)
-    if cached is None:
-        load = lambda path: load_model(path, map_location=device)  # noqa: E731
-        independent = {"": surrogate.model, **{f"#{i + 1}": load(p) for i, p in enumerate(trained.ordinary)}}
-        attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
-                                     [load(p) for p in trained.adaptive_without_k])  # fmt: skip
-        result = security_evaluation(targets, reference.model, test_set, settings, sources=attackers.sources,
-                                     device=device, workers=workers, progress=progress)  # fmt: skip
-        cached = cache.put("security", key, {
+    if cached is not None:
+        return lambda: cached
+    load = lambda path: load_model(path, map_location=device)  # noqa: E731
+    independent = {"": surrogate.model, **{f"#{i + 1}": load(p) for i, p in enumerate(trained.ordinary)}}
+    attackers = attacker_sources(independent, [load(p) for p in trained.adaptive],
+                                 [load(p) for p in trained.adaptive_without_k])  # fmt: skip
+    evaluation = start_security_evaluation(targets, reference.model, test_set, settings, sources=attackers.sources,
+                                           device=device, workers=workers, progress=progress)  # fmt: skip
+
+    def record() -> dict:
+        result = evaluation()
+        return cache.put("security", key, {
             "eps": list(result.eps), "images": result.metadata["images"], "rows": result.rows(),
             "diagnostics": result.diagnostics, "white_box": result.metadata["white_box"],
             "adaptive_lambda": method.lam,
             "attackers": {"surrogates": attackers.surrogates, "adaptive": attackers.adaptive,
                           "adaptive_without_k": attackers.adaptive_without_k},
         })  # fmt: skip
-    return cached
+
+    return record
 
 
 def security_summary(per_seed: list[dict], models: list[StudyModel], config: StudyConfig) -> dict:
@@ -345,17 +354,18 @@ def panels(config: StudyConfig, seed: int, models: list[StudyModel], test_set, d
                         config.attacks, config.eps, seed)  # fmt: skip
 
 
-def run_seed(config: StudyConfig, seed: int, test_set, device, progress: bool, timings: dict,
-             workers: Workers) -> dict:  # fmt: skip
-    """Every stage of study seed ``seed`` (its models trained or loaded first); adds each
-    stage's seconds to ``timings``. The transfer and defense stages' attacks run on
-    ``workers`` beside the security evaluation's, so the three are timed together
-    (``"attacks"``).
+def start_seed(config: StudyConfig, seed: int, test_set, device, progress: bool, timings: dict,
+               workers: Workers) -> Callable[[], dict]:  # fmt: skip
+    """Study seed ``seed``: its models loaded (trained by :func:`train_every_model`) and
+    Tables I/II computed now, its transfer, defense and security attacks started on
+    ``workers``; adds the seconds of the first two stages to ``timings``. The returned
+    function waits for the attacks, so that the next seed's attacks can be queued behind
+    this one's before the workers run out of this seed's work.
 
     Returns:
-        ``seed``, the trained ``models`` (:class:`StudyModel`) and the stages' records:
-        ``similarity``, ``transfer``, ``defenses`` (empty when off) and ``security``
-        (None when off).
+        A function giving ``seed``, the trained ``models`` (:class:`StudyModel`) and the
+        stages' records: ``similarity``, ``transfer``, ``defenses`` (empty when off) and
+        ``security`` (None when off).
     """
     cache = StageCache(config.out, f"seed-{seed}")
 
@@ -365,18 +375,18 @@ def run_seed(config: StudyConfig, seed: int, test_set, device, progress: bool, t
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
         return value
 
-    def attacks() -> tuple[list[dict], list[dict], dict | None]:
-        stage_args = (config, seed, models, test_set, device, cache, progress, workers)
-        transfer = transfer_rows(*stage_args)  # started; waited for below
-        defenses = defense_rows(*stage_args) if config.defenses else list
-        security = security_section(*stage_args) if config.security else None
-        return transfer(), defenses(), security
-
     models = timed("models", lambda: train_models(config, seed, progress))
     similarity = timed("similarity", lambda: similarity_table(models, test_set, device, cache))
-    transfer, defenses, security = timed("attacks", attacks)
-    return {"seed": seed, "models": models, "similarity": similarity, "transfer": transfer, "defenses": defenses,
-            "security": security}  # fmt: skip
+    stage_args = (config, seed, models, test_set, device, cache, progress, workers)
+    transfer = transfer_rows(*stage_args)
+    defenses = defense_rows(*stage_args) if config.defenses else list
+    security = security_section(*stage_args) if config.security else lambda: None
+
+    def finish() -> dict:
+        return {"seed": seed, "models": models, "similarity": similarity, "transfer": transfer(),
+                "defenses": defenses(), "security": security()}  # fmt: skip
+
+    return finish
 
 
 def run_study(config: StudyConfig, *, progress: bool = True) -> dict:
@@ -414,7 +424,11 @@ def _run_study(config: StudyConfig, progress: bool) -> dict:
         start = time.perf_counter()
         train_every_model(config, workers, progress)
         timings["training"] = time.perf_counter() - start
-        runs = [run_seed(config, seed, test_set, device, progress, timings, workers) for seed in config.seeds]
+        start = time.perf_counter()
+        started = [start_seed(config, seed, test_set, device, progress, timings, workers) for seed in config.seeds]
+        runs = [finish() for finish in started]
+        # the wall time after training that the main process did not spend on models and Tables I/II
+        timings["attacks"] = time.perf_counter() - start - timings["models"] - timings["similarity"]
     if not world.main:  # the others trained and attacked their shares; rank 0 writes the results
         return distributed.broadcast(None)
 
