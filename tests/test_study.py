@@ -99,10 +99,21 @@ def test_secret_model_is_trained_against_k_and_the_private_reference(finished):
     assert [Path(r).parent.name.split("-")[0] for r in references] == ["reference", "private"]
 
 
-def test_several_seeds_are_summarised_and_verdicts_read_over_them(tmp_path):
+def test_several_seeds_are_summarised_and_verdicts_read_over_them(tmp_path, monkeypatch):
     config = _tiny(tmp_path / "run")
     config.seeds, config.secret_references, config.defenses = [0, 1], 0, False
+    events = []  # every seed's security attacks are started before the first seed's are waited for
+    start = pipeline.start_security_evaluation
+
+    def recorded(*args, **kwargs):
+        seed = args[3].seed
+        events.append(("start", seed))
+        wait = start(*args, **kwargs)
+        return lambda: events.append(("wait", seed)) or wait()
+
+    monkeypatch.setattr(pipeline, "start_security_evaluation", recorded)
     results = run_study(config, progress=False)
+    assert events == [("start", 0), ("start", 1), ("wait", 0), ("wait", 1)]
     assert results["seeds"] == [0, 1] and [s["seed"] for s in results["per_seed"]] == [0, 1]
     folders = {p.parent.name for p in (tmp_path / "run").glob("models/*/model.ckpt")}
     assert len(folders) == 8, "each seed trains its own models"
