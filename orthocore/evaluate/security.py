@@ -262,7 +262,8 @@ def start_security_evaluation(
     all_sources = {REFERENCE: reference, **{name: as_source(model) for name, model in sources.items()}}
     eps = list(config.security_eps)
     workers = workers or Workers(1)
-    with eval_mode(reference, *targets.values(), *all_sources.values()):
+    every_model = (reference, *targets.values(), *all_sources.values())
+    with eval_mode(*every_model):
         images, labels = select_correct([*targets.values(), reference], dataset, config.n_images, config.seed,
                                         config.attack_batch, device)  # fmt: skip
         runs = []  # (the (target, row) of each target it counts on, attack, seed, targets)
@@ -298,7 +299,7 @@ def start_security_evaluation(
             masks = job.result()
             for target, row in cells:
                 fooled[target, row] = masks[target]
-        with eval_mode(reference, *targets.values(), *all_sources.values()):
+        with eval_mode(*every_model):
             diagnostics = _diagnostics(fooled, targets, all_sources, images, labels, config)
         return _result(fooled, diagnostics, targets, reference, sources, labels, config)
 

@@ -135,9 +135,7 @@ def _conv2d_op(x: Tensor, weight: Tensor, bias: Tensor | None, stride: list[int]
     return _forward(x, weight, bias, stride, padding, dilation, groups)
 
 
-@_conv2d_op.register_fake
-def _(x, weight, bias, stride, padding, dilation, groups):
-    return F.conv2d(x, weight, bias, stride, padding, dilation, groups)  # fake tensors propagate shapes and strides
+_conv2d_op.register_fake(_forward)  # fake tensors propagate shapes and strides through F.conv2d
 
 
 def _setup_context(ctx, inputs, output) -> None:
