@@ -37,6 +37,7 @@ queries the deployed defense, a fresh transformation each time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 
@@ -149,44 +150,66 @@ class _Search:
         self.seed = generator.initial_seed() if generator is not None else 0
         self.calls = 0
 
-    def evaluate(self, x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    def evaluate(self, x: Tensor, rows: _Rows) -> tuple[Tensor, Tensor]:
         """Margin and loss of ``x`` (the candidates of ``rows``), one query each. The first
         call (the clean check of every row) also checks the labels against the logits."""
-        cpu_rows, call = rows.cpu(), self.calls
+        call = self.calls
         self.calls += 1
 
         def keys(part: slice) -> Tensor:  # made only if a randomized model asks
-            images = self.image_of_row[cpu_rows[part]]
-            return draws.row_keys(self.seed, images, call, self.stage, draw=cpu_rows[part] // self.batch)
+            return draws.row_keys(self.seed, rows.images[part], call, self.stage, draw=rows.cpu[part] // self.batch)
 
         logits = []
         for i in range(0, len(rows), self.max_batch):
             part = slice(i, i + self.max_batch)
             with draws.keyed(lambda part=part: keys(part)):
                 logits.append(self.model(x[part]))
-        logits = torch.cat(logits)
+        logits = logits[0] if len(logits) == 1 else torch.cat(logits)
         if not self.checked:
-            checks.check_logits(logits, self.labels[rows])
+            checks.check_logits(logits, rows.labels)
             self.checked = True
-        self.queries[cpu_rows] += 1
-        return _margin_and_loss(logits, self.labels[rows], self.settings)
+        self.queries[rows.cpu] += 1
+        return _margin_and_loss(logits, rows.labels, self.settings)
 
-    def per_image(self, values: Tensor, rows: Tensor, like: Tensor) -> Tensor:
+    def per_image(self, values: Tensor, rows: _Rows, like: Tensor) -> Tensor:
         """The values drawn per image, one per row of ``rows`` (its image's), as ``like``'s
         dtype and device."""
-        return values[self.image_of_row[rows.cpu()]].to(device=like.device, dtype=like.dtype)
+        return values[rows.images].to(device=like.device, dtype=like.dtype)
 
 
-def _initial_linf(search: _Search, rows: Tensor) -> Tensor:
-    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
-    batch = search.batch
+class _Rows:
+    """Some rows of a :class:`_Search` (``index``, increasing, on the images' device) with
+    what every step reads of them gathered once: the search keeps the rows not fooled yet
+    as one of these, and gathers a new one only when some become fooled."""
+
+    def __init__(self, search: _Search, index: Tensor) -> None:
+        self.index = index
+        self.cpu = index.cpu()
+        self.images = search.image_of_row[self.cpu]  # (n,) CPU: each row's image
+        self.clean = search.clean[index]  # (n, C, H, W)
+        self.eps = search.eps[index].view(-1, 1, 1, 1)
+        self.labels = search.labels[index]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @functools.cached_property
+    def box(self) -> tuple[Tensor, Tensor]:
+        """The L∞ ball around the clean rows within [0, 1]: lower and upper bounds
+        :math:`(n, C, H, W)`. Clamping to them equals clamping to the ball and then to
+        [0, 1], bit for bit (min and max round nothing)."""
+        return (self.clean - self.eps).clamp(0, 1), (self.clean + self.eps).clamp(0, 1)
+
+
+def _initial_linf(search: _Search, rows: _Rows) -> Tensor:
+    clean, eps = rows.clean, rows.eps
     _, channels, _, width = clean.shape
-    stripes = _signs((batch, channels, 1, width), search.generator)  # vertical stripes per image
+    stripes = _signs((search.batch, channels, 1, width), search.generator)  # vertical stripes per image
     return (clean + eps * search.per_image(stripes, rows, clean)).clamp(0, 1)
 
 
-def _initial_l2(search: _Search, rows: Tensor) -> Tensor:
-    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
+def _initial_l2(search: _Search, rows: _Rows) -> Tensor:
+    clean, eps = rows.clean, rows.eps
     batch = search.batch
     _, channels, height, width = clean.shape
     size = max(height // 5, 1)
@@ -204,27 +227,30 @@ def _initial_l2(search: _Search, rows: Tensor) -> Tensor:
     return (clean + direction * eps).clamp(0, 1)
 
 
-def _step_linf(search: _Search, rows: Tensor, best: Tensor, step: int) -> Tensor:
-    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
-    batch = search.batch
-    _, channels, height, width = clean.shape
+def _step_linf(search: _Search, rows: _Rows, best: Tensor, step: int) -> Tensor:
+    """``best`` with one square of ±2ε added and clamped to the ball: only the square's
+    pixels change, ``best`` being inside the ball already."""
+    _, channels, height, width = best.shape
     side = min(max(round(math.sqrt(search.settings.fraction(step) * height * width)), 1), height, width)
     top, left = _position(height - side, search.generator), _position(width - side, search.generator)
-    signs = search.per_image(_signs((batch, channels, 1, 1), search.generator), rows, clean)
+    signs = search.per_image(_signs((search.batch, channels, 1, 1), search.generator), rows, best)
+    window = (slice(None), slice(None), slice(top, top + side), slice(left, left + side))
+    low, high = rows.box
     candidate = best.clone()
-    candidate[:, :, top : top + side, left : left + side] += 2 * eps * signs
-    return torch.minimum(torch.maximum(candidate, clean - eps), clean + eps).clamp(0, 1)
+    square = candidate[window]
+    square += 2 * rows.eps * signs
+    square.clamp_(low[window], high[window])
+    return candidate
 
 
-def _step_l2(search: _Search, rows: Tensor, best: Tensor, step: int) -> Tensor:
-    clean, eps = search.clean[rows], search.eps[rows].view(-1, 1, 1, 1)
-    batch = search.batch
+def _step_l2(search: _Search, rows: _Rows, best: Tensor, step: int) -> Tensor:
+    clean, eps = rows.clean, rows.eps
     _, channels, height, width = clean.shape
     side = max(round(math.sqrt(search.settings.fraction(step) * height * width)), 3)
     side = min(side + (side % 2 == 0), height, width)
     top, left = _position(height - side, search.generator), _position(width - side, search.generator)
     top2, left2 = _position(height - side, search.generator), _position(width - side, search.generator)
-    signs = search.per_image(_signs((batch, channels, 1, 1), search.generator), rows, clean)
+    signs = search.per_image(_signs((search.batch, channels, 1, 1), search.generator), rows, clean)
     transpose = bool(torch.randint(0, 2, (1,), generator=search.generator))
 
     delta = best - clean
@@ -272,33 +298,44 @@ def _search(model, images: Tensor, labels: Tensor, values: Sequence[float], sett
     their margins :math:`(E·B,)` (≤ 0: fooled) and the search state (its query counts).
     ``images_to_search`` (CPU indices, default all): the only images searched, the
     others left clean with no query (their margin ``-inf``); the draws are made for every
-    image all the same. ``stage`` keys a randomized model's draws."""
+    image all the same. ``stage`` keys a randomized model's draws.
+
+    The rows still searched are held compacted (:class:`_Rows`, with their points, margins
+    and losses), in the order of their indices, and written back when they are fooled or
+    the budget ends: every forward pass sees the rows it would see indexed afresh."""
     initial, step = (_initial_linf, _step_linf) if settings.norm == "inf" else (_initial_l2, _step_l2)
     search = _Search(model, images, labels, values, settings, generator, max_batch, stage)
-    every = torch.arange(len(search.labels), device=images.device)
-    searched = every
+    searched = torch.arange(len(search.labels), device=images.device)
     if images_to_search is not None:
         chosen = torch.zeros(images.shape[0], dtype=torch.bool)
         chosen[images_to_search] = True
-        searched = every[chosen.repeat(len(values)).to(images.device)]
-    margin = torch.full((len(every),), float("-inf"), device=images.device)
-    loss = torch.zeros(len(every), device=images.device)
-    margin[searched], loss[searched] = search.evaluate(search.clean[searched], searched)
+        searched = searched[chosen.repeat(len(values)).to(images.device)]
+    margin = torch.full((len(search.labels),), float("-inf"), device=images.device)
+    loss = torch.zeros(len(search.labels), device=images.device)
+    rows = _Rows(search, searched)
+    margin[searched], loss[searched] = search.evaluate(rows.clean, rows)
     best = search.clean.clone()
-    todo = searched[margin[searched] > 0]  # the clean check already succeeds elsewhere
-    if len(todo):
-        best[todo] = initial(search, todo)
-        margin[todo], loss[todo] = search.evaluate(best[todo], todo)
-    for iteration in range(settings.n_queries - 2):
-        todo = every[margin > 0]
-        if len(todo) == 0:
-            break
-        candidate = step(search, todo, best[todo], iteration)
-        new_margin, new_loss = search.evaluate(candidate, todo)
-        better = (new_loss < loss[todo]) | (new_margin <= 0)
-        loss[todo] = torch.minimum(new_loss, loss[todo])
-        margin[todo] = torch.where(better, new_margin, margin[todo])
-        best[todo] = torch.where(better.view(-1, 1, 1, 1), candidate, best[todo])
+    rows = _Rows(search, searched[margin[searched] > 0])  # the clean check already succeeds elsewhere
+    if len(rows):
+        point = initial(search, rows)
+        row_margin, row_loss = search.evaluate(point, rows)
+        for iteration in range(settings.n_queries - 2):
+            searching = row_margin > 0
+            if not bool(searching.all()):  # some rows are fooled: store them, search on without them
+                done = ~searching
+                best[rows.index[done]], margin[rows.index[done]], loss[rows.index[done]] = (
+                    point[done], row_margin[done], row_loss[done])  # fmt: skip
+                rows = _Rows(search, rows.index[searching])
+                point, row_margin, row_loss = point[searching], row_margin[searching], row_loss[searching]
+                if not len(rows):
+                    break
+            candidate = step(search, rows, point, iteration)
+            new_margin, new_loss = search.evaluate(candidate, rows)
+            better = (new_loss < row_loss) | (new_margin <= 0)
+            row_loss = torch.minimum(new_loss, row_loss)
+            row_margin = torch.where(better, new_margin, row_margin)
+            point = torch.where(better.view(-1, 1, 1, 1), candidate, point)
+        best[rows.index], margin[rows.index], loss[rows.index] = point, row_margin, row_loss
     return best, margin, search
 
 
