@@ -86,7 +86,9 @@ SHAPES = [
     (2, 3, 33, 1),  # one column
     (3, 2, 13, 17),  # two channels: the general path
     (2, 4, 9, 35),  # four channels
-    (4, 3, 32, 32),  # a CIFAR batch
+    (4, 3, 32, 32),  # a CIFAR batch (its 32-pixel rows: a backward compiled for that width)
+    (3, 1, 8, 8),  # digits (8-pixel rows: the backward's other compiled-in widths, with 28)
+    (2, 1, 6, 28),  # Fashion-MNIST's rows
     (0, 3, 8, 8),  # empty batch
 ]
 
@@ -134,7 +136,7 @@ def test_backward_backends_match_reference(device, shape, dtype, window):
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
-@pytest.mark.parametrize(("shape", "window"), [((2, 3, 5, 6), 5), ((1, 1, 3, 4), 9), ((2, 2, 4, 1), 3)], ids=str)
+@pytest.mark.parametrize(("shape", "window"), [((2, 3, 5, 6), 5), ((1, 1, 3, 4), 9), ((2, 2, 4, 1), 3), ((1, 2, 3, 8), 5)], ids=str)
 def test_gradcheck_float64(device, backend, shape, window):
     if backend != "reference" and backend not in BACKWARD_BACKENDS.compiled_for(device):
         pytest.skip(f"{backend} unavailable on {device}")
