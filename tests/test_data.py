@@ -25,6 +25,26 @@ def test_digits_split_is_fixed_disjoint_and_complete():
     assert image.dtype == torch.float32 and 0 <= image.min() and image.max() <= 1 and 0 <= label < 10
 
 
+@pytest.mark.parametrize("shipped_file", [True, False], ids=["shipped-file", "sklearn-fallback"])
+def test_digits_are_scikit_learns(monkeypatch, shipped_file):
+    """Read from the file scikit-learn ships (without importing it), or through its own
+    reader where that file is not where expected: scikit-learn's load_digits either way."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from orthocore.data import digits
+
+    if not shipped_file:
+        monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
+    digits._digits_arrays.cache_clear()
+    try:
+        pixels, targets = digits._digits_arrays()
+    finally:
+        digits._digits_arrays.cache_clear()
+    bunch = sklearn_digits()
+    assert np.array_equal(pixels, bunch.images) and np.array_equal(targets, bunch.target)
+    assert load_digits("all").images.flatten(1).mul(16).tolist() == bunch.data.tolist()
+
+
 def write_cifar_batch(path, images, labels, protocol=2):
     """A batch in the official format: dict with bytes keys, uint8 (N, 3072) data."""
     with open(path, "wb") as file:

@@ -356,9 +356,9 @@ def panels(config: StudyConfig, seed: int, models: list[StudyModel], test_set, d
 
 def start_seed(config: StudyConfig, seed: int, test_set, device, progress: bool, timings: dict,
                workers: Workers) -> Callable[[], dict]:  # fmt: skip
-    """Study seed ``seed``: its models loaded (trained by :func:`train_every_model`) and
-    Tables I/II computed now, its transfer, defense and security attacks started on
-    ``workers``; adds the seconds of the first two stages to ``timings``. The returned
+    """Study seed ``seed``: its models loaded (trained by :func:`train_every_model`), its
+    transfer, defense and security attacks started on ``workers`` and Tables I/II
+    computed now; adds the seconds of the first two stages to ``timings``. The returned
     function waits for the attacks, so that the next seed's attacks can be queued behind
     this one's before the workers run out of this seed's work.
 
@@ -376,11 +376,12 @@ def start_seed(config: StudyConfig, seed: int, test_set, device, progress: bool,
         return value
 
     models = timed("models", lambda: train_models(config, seed, progress))
-    similarity = timed("similarity", lambda: similarity_table(models, test_set, device, cache))
     stage_args = (config, seed, models, test_set, device, cache, progress, workers)
     transfer = transfer_rows(*stage_args)
     defenses = defense_rows(*stage_args) if config.defenses else list
     security = security_section(*stage_args) if config.security else lambda: None
+    # after the attacks are queued: the workers, idle since training ended, start on them
+    similarity = timed("similarity", lambda: similarity_table(models, test_set, device, cache))
 
     def finish() -> dict:
         return {"seed": seed, "models": models, "similarity": similarity, "transfer": transfer(),
