@@ -112,9 +112,11 @@ def test_a_second_writer_is_refused_in_one_line_and_changes_nothing(tmp_path, mo
 
 def test_two_concurrent_trains_the_second_is_refused_and_the_first_model_is_whole(tmp_path):
     out = tmp_path / "same"
-    first = subprocess.Popen([sys.executable, str(WORKER), "train", "--out", str(out), "--max-epochs", "4", "--seed",
-                              "1", "--no-progress"], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)  # fmt: skip
+    # 150 epochs, one evaluation: several seconds of holding the folder, longer than the
+    # second process takes to start and ask (4 epochs were over before it asked)
+    first = subprocess.Popen([sys.executable, str(WORKER), "train", "--out", str(out), "--max-epochs", "150",
+                              "--eval-every", "150", "--seed", "1", "--no-progress"], env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     _wait_for(out / LOCK_NAME, first)
     second = run_orthocore(["train", "--out", out, "--max-epochs", "1", "--seed", "2", "--no-progress"])
     assert second.returncode == 2
