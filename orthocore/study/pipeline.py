@@ -358,9 +358,10 @@ def start_seed(config: StudyConfig, seed: int, test_set, device, progress: bool,
                workers: Workers) -> Callable[[], dict]:  # fmt: skip
     """Study seed ``seed``: its models loaded (trained by :func:`train_every_model`), its
     transfer, defense and security attacks started on ``workers`` and Tables I/II
-    computed now; adds the seconds of the first two stages to ``timings``. The returned
-    function waits for the attacks, so that the next seed's attacks can be queued behind
-    this one's before the workers run out of this seed's work.
+    computed now; adds the seconds of loading the models and of Tables I/II to
+    ``timings``. The returned function waits for the attacks, so that the next seed's
+    attacks can be queued behind this one's before the workers run out of this seed's
+    work.
 
     Returns:
         A function giving ``seed``, the trained ``models`` (:class:`StudyModel`) and the
